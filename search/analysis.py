@@ -1,0 +1,149 @@
+"""Language analysis shared by indexing, query parsing and highlighting.
+
+One analyzer per language, built as a whoosh pipeline::
+
+    RegexTokenizer | LowercaseFilter | StopFilter(lang) | SnowballFilter(lang) | FoldFilter
+
+Stemming comes from PyStemmer (the C Snowball stemmers); folding runs after stemming so that
+"Großbritannien", "Grossbritannien" and "Grossbritanien"'s stems meet on the same ASCII form
+whatever the stemmer did to umlauts and ß.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Iterable, Iterator
+from functools import lru_cache
+from typing import Any
+
+from whoosh.analysis import Filter, LowercaseFilter, RegexTokenizer, StopFilter
+from whoosh.analysis.analyzers import Analyzer
+
+from .errors import SearchError
+
+# Languages with both a whoosh stoplist and a Snowball stemmer.
+LANG_NAMES = {
+    "da": "danish",
+    "de": "german",
+    "en": "english",
+    "es": "spanish",
+    "fi": "finnish",
+    "fr": "french",
+    "hu": "hungarian",
+    "it": "italian",
+    "nl": "dutch",
+    "no": "norwegian",
+    "pt": "portuguese",
+    "ru": "russian",
+    "sv": "swedish",
+    "tr": "turkish",
+}
+FALLBACK_LANG = "en"
+_SPECIAL_FOLDS = str.maketrans({"ß": "ss", "ẞ": "ss", "æ": "ae", "œ": "oe", "ø": "o", "đ": "d", "ł": "l"})
+
+
+def fold(text: str) -> str:
+    """Lowercase ASCII-ish form: ß→ss, accents and umlauts dropped (ä→a)."""
+    text = text.translate(_SPECIAL_FOLDS)
+    if text.isascii():
+        return text
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+class SnowballFilter(Filter):
+    """Stems tokens with PyStemmer's Snowball algorithm for ``lang``."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+        self._stem = _stemmer(lang)
+
+    def __getstate__(self) -> dict[str, Any]:  # whoosh stores the schema with pickle
+        return {"lang": self.lang}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["lang"])  # type: ignore[misc]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SnowballFilter) and other.lang == self.lang
+
+    def __hash__(self) -> int:
+        return hash(("snowball", self.lang))
+
+    def __call__(self, tokens: Iterable[Any]) -> Iterator[Any]:
+        stem = self._stem
+        for t in tokens:
+            if not t.stopped:
+                t.text = stem(t.text)
+            yield t
+
+
+class FoldFilter(Filter):
+    """Folds umlauts, accents and ß so spelling variants meet."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, FoldFilter)
+
+    def __hash__(self) -> int:
+        return hash("fold")
+
+    def __call__(self, tokens: Iterable[Any]) -> Iterator[Any]:
+        for t in tokens:
+            t.text = fold(t.text)
+            yield t
+
+
+@lru_cache(maxsize=None)
+def _stemmer(lang: str) -> Any:
+    import Stemmer
+
+    stemmer = Stemmer.Stemmer(LANG_NAMES[lang])
+    return lru_cache(maxsize=50_000)(stemmer.stemWord)
+
+
+def check_lang(lang: str) -> str:
+    """``lang`` if the engine can analyse it, else a :class:`SearchError` listing the choices."""
+    if lang not in LANG_NAMES:
+        raise SearchError(f"unsupported language {lang!r}; choose one of: {', '.join(sorted(LANG_NAMES))}")
+    return lang
+
+
+@lru_cache(maxsize=None)
+def language_analyzer(lang: str) -> Analyzer:
+    """The analyzer for ``lang``; the same object serves indexing, parsing and highlighting."""
+    from whoosh.lang.stopwords import stoplists
+
+    check_lang(lang)
+    return (
+        RegexTokenizer()
+        | LowercaseFilter()
+        | StopFilter(stoplist=stoplists[lang], minsize=1)
+        | SnowballFilter(lang)
+        | FoldFilter()
+    )
+
+
+def analyze(text: str, lang: str) -> list[str]:
+    """The index terms of ``text`` in ``lang`` (stopwords removed, stemmed, folded)."""
+    return [t.text for t in language_analyzer(lang)(text)]
+
+
+def term_spans(text: str, lang: str) -> Iterator[tuple[str, int, int]]:
+    """Each index term of ``text`` with its character span in ``text``."""
+    for t in language_analyzer(lang)(text, chars=True):
+        yield t.text, t.startchar, t.endchar
+
+
+def detect_language(text: str, default: str = FALLBACK_LANG) -> str:
+    """The document's language by py3langid, limited to the languages we can analyse."""
+    lang, _ = _identifier().classify(text[:5000])
+    return lang if lang in LANG_NAMES else default
+
+
+@lru_cache(maxsize=1)
+def _identifier() -> Any:
+    from py3langid.langid import MODEL_FILE, LanguageIdentifier
+
+    ident = LanguageIdentifier.from_model_file(MODEL_FILE, norm_probs=False)
+    ident.set_languages(sorted(LANG_NAMES))
+    return ident

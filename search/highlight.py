@@ -1,0 +1,41 @@
+"""Evidence: where the query's terms occur in a passage, found by the same analyzer as the index.
+
+Highlighting needs no index: any text can be marked for any analysed term set, so a passage the
+vector index found still shows the words it shares with the query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .analysis import term_spans
+
+Spans = list[tuple[int, int]]
+
+
+def highlight_spans(text: str, terms: Mapping[str, frozenset[str]]) -> Spans:
+    """Character spans of ``text`` whose analysed form (per language) is one of ``terms``."""
+    spans: set[tuple[int, int]] = set()
+    for lang, wanted in terms.items():
+        if not wanted:
+            continue
+        for term, start, end in term_spans(text, lang):
+            if term in wanted:
+                spans.add((start, end))
+    return merge(sorted(spans))
+
+
+def merge(spans: Spans) -> Spans:
+    """Overlapping or touching spans joined; input sorted by start."""
+    out: Spans = []
+    for start, end in spans:
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def matched_words(text: str, spans: Spans) -> tuple[str, ...]:
+    """The distinct surface words under ``spans``, in order of first appearance."""
+    return tuple(dict.fromkeys(text[s:e] for s, e in spans))

@@ -1,0 +1,213 @@
+"""The keyword index: whoosh with BM25F, one text field per language.
+
+Each chunk is one whoosh document with its chunk id, its document id and its sentence in the field
+``text_<lang>`` (analysed by that language's analyzer). A query is analysed once per language of
+the index and the per-language queries are OR-ed, so a German question finds German sentences by
+German stems and English ones by English stems.
+
+Questions are read as questions: unless the user clearly writes query syntax ("phrases",
+AND/OR/NOT, field:term, fuzzy~, parentheses), the words are analysed and OR-ed, and characters
+such as ``?`` or ``:`` carry no meaning.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+from whoosh import index as whoosh_index
+from whoosh import query as Q
+from whoosh import scoring
+from whoosh.fields import ID, TEXT, Schema
+from whoosh.qparser import FuzzyTermPlugin, OrGroup, QueryParser
+
+from .analysis import analyze, language_analyzer
+from .errors import IndexFormatError, QueryError
+from .types import Hit
+
+Syntax = Literal["auto", "on", "off"]
+SEARCH_FIELDS = ("text", "title")
+_SYNTAX = re.compile(r'"[^"]+"|\b(?:AND|OR|NOT|ANDNOT)\b|\b(?:text|title|doc):\S|\w~\d*(?:\s|$)|[()]')
+
+
+@dataclass(frozen=True)
+class KeywordRecord:
+    """What the keyword side stores for one chunk."""
+
+    chunk_id: int
+    doc_id: str
+    lang: str
+    title: str
+    text: str
+
+
+@dataclass(frozen=True)
+class ParsedQuery:
+    """A query ready to run, with the analysed terms it can highlight, per language."""
+
+    query: Q.Query | None
+    terms: dict[str, frozenset[str]]
+    syntax: bool
+
+
+def schema_for(langs: Iterable[str]) -> Schema:
+    fields: dict[str, Any] = {"chunk": ID(stored=True, unique=True), "doc": ID(stored=True)}
+    for lang in langs:
+        analyzer = language_analyzer(lang)
+        fields[f"text_{lang}"] = TEXT(analyzer=analyzer, phrase=True)
+        fields[f"title_{lang}"] = TEXT(analyzer=analyzer, phrase=True)
+    return Schema(**fields)
+
+
+@lru_cache(maxsize=None)
+def _parser(lang: str) -> QueryParser:
+    """A parser over the user-facing field names, analysing with ``lang``'s analyzer."""
+    analyzer = language_analyzer(lang)
+    schema = Schema(text=TEXT(analyzer=analyzer), title=TEXT(analyzer=analyzer), doc=ID(), chunk=ID())
+    parser = QueryParser("text", schema, group=OrGroup)
+    parser.add_plugin(FuzzyTermPlugin())
+    return parser
+
+
+def looks_like_syntax(text: str) -> bool:
+    """True where the user clearly wrote query syntax rather than a plain question."""
+    return bool(_SYNTAX.search(text))
+
+
+def _rename_fields(q: Q.Query, lang: str) -> Q.Query:
+    for leaf in q.leaves():
+        name = getattr(leaf, "fieldname", None)
+        if name in SEARCH_FIELDS:
+            leaf.fieldname = f"{name}_{lang}"
+    if q.is_leaf() and getattr(q, "fieldname", None) in SEARCH_FIELDS:
+        q.fieldname = f"{q.fieldname}_{lang}"
+    return q
+
+
+def _positive_leaves(q: Q.Query) -> Iterator[Q.Query]:
+    """Leaves that count as matches (everything not under a NOT)."""
+    if isinstance(q, Q.Not):
+        return
+    if isinstance(q, Q.AndNot):
+        yield from _positive_leaves(q.a)
+        return
+    if q.is_leaf():
+        yield q
+        return
+    for child in q.children():
+        yield from _positive_leaves(child)
+
+
+def parse_query(text: str, langs: Iterable[str], syntax: Syntax = "auto") -> ParsedQuery:
+    """Turn the user's text into a whoosh query over the index's languages."""
+    langs = list(langs)
+    use_syntax = syntax == "on" or (syntax == "auto" and looks_like_syntax(text))
+    parts: list[Q.Query] = []
+    if use_syntax:
+        for lang in langs:
+            try:
+                q = _parser(lang).parse(text)
+            except Exception as exc:  # whoosh raises many kinds; all mean "bad syntax"
+                raise QueryError(f"cannot parse query syntax ({exc}); use --syntax off to search plain words") from None
+            if q is not Q.NullQuery:
+                parts.append(_rename_fields(q, lang))
+    else:
+        for lang in langs:
+            terms = dict.fromkeys(analyze(text, lang))
+            if terms:
+                parts.append(Q.Or([Q.Term(f"text_{lang}", t) for t in terms]))
+    if not parts:
+        return ParsedQuery(None, {}, use_syntax)
+    final = parts[0] if len(parts) == 1 else Q.Or(parts)
+    return ParsedQuery(final, {}, use_syntax)
+
+
+class KeywordIndex:
+    """A whoosh index in a folder; searcher opened once and reused."""
+
+    def __init__(self, ix: Any, langs: list[str]) -> None:
+        self.ix = ix
+        self.langs = langs
+        self.searcher = ix.searcher(weighting=scoring.BM25F(B=0.75, K1=1.2))
+
+    @classmethod
+    def build(cls, folder: Path, langs: list[str], records: Iterable[KeywordRecord]) -> int:
+        """Write every record into a new whoosh index in ``folder``; returns the count."""
+        folder.mkdir(parents=True, exist_ok=True)
+        ix = whoosh_index.create_in(str(folder), schema_for(langs))
+        writer = ix.writer(limitmb=256)
+        n = 0
+        try:
+            for rec in records:
+                doc: dict[str, str] = {"chunk": str(rec.chunk_id), "doc": rec.doc_id, f"text_{rec.lang}": rec.text}
+                if rec.title:
+                    doc[f"title_{rec.lang}"] = rec.title
+                writer.add_document(**doc)
+                n += 1
+        except BaseException:
+            writer.cancel()
+            raise
+        writer.commit()
+        return n
+
+    @classmethod
+    def open(cls, folder: Path, langs: list[str]) -> KeywordIndex:
+        try:
+            ix = whoosh_index.open_dir(str(folder))
+        except Exception as exc:
+            raise IndexFormatError(f"cannot open the keyword index {folder} ({exc}); rebuild with `search index`") from None
+        return cls(ix, langs)
+
+    def close(self) -> None:
+        self.searcher.close()
+
+    def parse(self, text: str, syntax: Syntax = "auto") -> ParsedQuery:
+        parsed = parse_query(text, self.langs, syntax)
+        if parsed.query is None:
+            return parsed
+        return ParsedQuery(parsed.query, self._match_terms(parsed.query), parsed.syntax)
+
+    def _match_terms(self, q: Q.Query) -> dict[str, frozenset[str]]:
+        """Analysed terms per language that count as evidence (wildcards and fuzzy expanded)."""
+        reader = self.searcher.reader()
+        out: dict[str, set[str]] = {}
+        for leaf in _positive_leaves(q):
+            try:
+                pairs = leaf.existing_terms(reader, expand=True)
+            except Exception:
+                pairs = set(leaf.iter_all_terms())
+            for field, term in pairs:
+                if "_" not in field:
+                    continue
+                lang = field.rsplit("_", 1)[1]
+                out.setdefault(lang, set()).add(term.decode() if isinstance(term, bytes) else str(term))
+        return {lang: frozenset(ts) for lang, ts in out.items()}
+
+    def search(self, parsed: ParsedQuery, k: int) -> list[Hit]:
+        if parsed.query is None or k <= 0:
+            return []
+        results = self.searcher.search(parsed.query, limit=k)
+        return [Hit(int(hit["chunk"]), float(hit.score)) for hit in results]
+
+    def scores_for(self, parsed: ParsedQuery, chunk_ids: Iterable[int]) -> dict[int, float]:
+        """BM25F scores of the given chunks (0 where the query does not match them)."""
+        ids = list(chunk_ids)
+        if parsed.query is None or not ids:
+            return {}
+        docnums = set()
+        for cid in ids:
+            num = self.searcher.document_number(chunk=str(cid))
+            if num is not None:
+                docnums.add(num)
+        if not docnums:
+            return {}
+        results = self.searcher.search(parsed.query, limit=len(docnums), filter=docnums)
+        return {int(hit["chunk"]): float(hit.score) for hit in results}
+
+    @property
+    def count(self) -> int:
+        return int(self.searcher.doc_count())

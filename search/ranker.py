@@ -1,0 +1,121 @@
+"""The hybrid ranker: run a query on both sides, fuse, and build passages with evidence."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import TYPE_CHECKING
+
+from .chunking import passage_span
+from .errors import QueryError, SearchError
+from .fusion import get_fusion
+from .highlight import highlight_spans, matched_words
+from .keyword import ParsedQuery, Syntax
+from .types import MODES, Evidence, Result
+
+if TYPE_CHECKING:
+    from .index import Index
+
+MAX_QUERY_CHARS = 10_000
+DEFAULT_K = 10
+DEFAULT_CANDIDATES = 100
+DEFAULT_FUSION = "convex"
+DEFAULT_ALPHA = 0.5
+DEFAULT_RRF_K = 60
+
+
+def clean_query(text: str) -> str:
+    """The query with control characters removed and whitespace collapsed; checks its length."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(f"query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}")
+    text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
+    text = " ".join(text.split())
+    if not text:
+        raise QueryError("empty query; type some words or a question")
+    return text
+
+
+def search(
+    index: Index,
+    query: str,
+    *,
+    mode: str = "hybrid",
+    k: int = DEFAULT_K,
+    fusion: str = DEFAULT_FUSION,
+    alpha: float = DEFAULT_ALPHA,
+    rrf_k: int = DEFAULT_RRF_K,
+    candidates: int = DEFAULT_CANDIDATES,
+    window: int | None = None,
+    syntax: Syntax = "auto",
+) -> list[Result]:
+    """Rank passages of ``index`` for ``query``.
+
+    ``mode`` picks the sides; ``fusion`` (``convex`` or ``rrf``) and ``alpha`` (the semantic
+    side's weight) combine them in hybrid mode. Each side contributes ``candidates`` chunks, and
+    every candidate is scored by both sides, so a passage only one side retrieved is still
+    compared fairly. ``window`` is the number of neighbouring sentences on each side of the
+    matched one (default: the index's setting).
+    """
+    if mode not in MODES:
+        raise SearchError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    if k < 1:
+        raise SearchError("k must be at least 1")
+    if not 0.0 <= alpha <= 1.0:
+        raise SearchError(f"alpha must be between 0 and 1, not {alpha}")
+    fuse = get_fusion(fusion)
+    text = clean_query(query)
+    window = index.manifest["chunking"]["window"] if window is None else max(0, window)
+    depth = max(candidates, k)
+
+    parsed: ParsedQuery = index.keyword.parse(text, syntax)
+    keyword: dict[int, float] = {}
+    semantic: dict[int, float] = {}
+    if mode in ("keyword", "hybrid"):
+        keyword = {h.chunk_id: h.score for h in index.keyword.search(parsed, depth)}
+    if mode in ("semantic", "hybrid"):
+        qvec = index.encoder.encode_queries([text])[0]
+        semantic = {h.chunk_id: h.score for h in index.vectors.search(qvec, depth)}
+        if mode == "hybrid":
+            semantic.update(index.vectors.similarities(qvec, [c for c in keyword if c not in semantic]))
+            keyword.update(index.keyword.scores_for(parsed, [c for c in semantic if c not in keyword]))
+
+    if mode == "keyword":
+        fused = keyword
+    elif mode == "semantic":
+        fused = semantic
+    else:
+        fused = fuse(keyword, semantic, k=rrf_k, alpha=alpha)
+    order = sorted(fused, key=lambda c: (-fused[c], c))[:k]
+    return [
+        _result(index, rank, cid, fused[cid], keyword.get(cid), semantic.get(cid), parsed, window, mode)
+        for rank, cid in enumerate(order, 1)
+    ]
+
+
+def _result(index: Index, rank: int, chunk_id: int, score: float, kw: float | None, sem: float | None,
+            parsed: ParsedQuery, window: int, mode: str) -> Result:
+    chunk = index.chunk(chunk_id)
+    doc = index.documents[chunk.doc]
+    span = passage_span(index.sentences(chunk.doc), chunk.position, window)
+    passage = doc.text[span.start : span.end]
+    spans = highlight_spans(passage, parsed.terms)
+    sentence = (chunk.start - span.start, chunk.end - span.start) if sem is not None else None
+    if mode == "keyword":
+        sem = None
+    elif mode == "semantic":
+        kw = None
+    elif kw is None:
+        kw = 0.0  # hybrid: the keyword side scored this chunk and found no query term
+    return Result(
+        rank=rank,
+        doc=doc.id,
+        title=doc.title,
+        passage=passage,
+        start=span.start,
+        end=span.end,
+        score=float(score),
+        keyword_score=kw,
+        semantic_score=sem,
+        highlights=tuple(spans),
+        evidence=Evidence(matched_words(passage, spans), sentence, sem),
+        chunk_id=chunk_id,
+    )

@@ -1,0 +1,90 @@
+"""Small frozen records that travel between the modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Mode = Literal["keyword", "semantic", "hybrid"]
+MODES: tuple[str, ...] = ("keyword", "semantic", "hybrid")
+
+
+@dataclass(frozen=True)
+class Document:
+    """One document of the corpus: its id (path or ``_id``), title and full text."""
+
+    id: str
+    title: str
+    text: str
+    lang: str = ""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One sentence of a document, located by character offsets into ``Document.text``."""
+
+    id: int
+    doc: int  # position of the document in the store
+    start: int
+    end: int
+    position: int  # sentence number inside its document
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A chunk found by one side of the index with that side's raw score."""
+
+    chunk_id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Why a passage matched.
+
+    ``terms`` are the query terms (as written in the passage) that matched by the analyzer;
+    ``sentence`` locates, inside the passage, the sentence that carried the semantic match,
+    with its cosine similarity to the query.
+    """
+
+    terms: tuple[str, ...] = ()
+    sentence: tuple[int, int] | None = None
+    similarity: float | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """One ranked passage: the matched sentence with its neighbours and the evidence."""
+
+    rank: int
+    doc: str
+    title: str
+    passage: str
+    start: int  # passage start in the document text
+    end: int
+    score: float
+    keyword_score: float | None
+    semantic_score: float | None
+    highlights: tuple[tuple[int, int], ...] = ()
+    evidence: Evidence = field(default_factory=Evidence)
+    chunk_id: int = -1
+
+    def to_json(self) -> dict[str, object]:
+        """The JSON shape promised to users (``search query --json``)."""
+        ev = self.evidence
+        return {
+            "rank": self.rank,
+            "doc": self.doc,
+            "title": self.title,
+            "passage": self.passage,
+            "start": self.start,
+            "end": self.end,
+            "score": self.score,
+            "scores": {"keyword": self.keyword_score, "semantic": self.semantic_score},
+            "highlights": [list(span) for span in self.highlights],
+            "evidence": {
+                "terms": list(ev.terms),
+                "sentence": list(ev.sentence) if ev.sentence else None,
+                "similarity": ev.similarity,
+            },
+        }
