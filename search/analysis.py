@@ -123,6 +123,14 @@ def language_analyzer(lang: str) -> Analyzer:
     )
 
 
+@lru_cache(maxsize=None)
+def stopwords(lang: str) -> frozenset[str]:
+    """The stoplist the analyzer of ``lang`` uses."""
+    from whoosh.lang.stopwords import stoplists
+
+    return frozenset(stoplists[lang])
+
+
 def analyze(text: str, lang: str) -> list[str]:
     """The index terms of ``text`` in ``lang`` (stopwords removed, stemmed, folded)."""
     return [t.text for t in language_analyzer(lang)(text)]

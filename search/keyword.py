@@ -25,12 +25,13 @@ from whoosh import scoring
 from whoosh.fields import ID, TEXT, Schema
 from whoosh.qparser import FuzzyTermPlugin, OrGroup, QueryParser
 
-from .analysis import analyze, language_analyzer
+from .analysis import analyze, detect_language, language_analyzer, stopwords
 from .errors import IndexFormatError, QueryError
 from .types import Hit
 
 Syntax = Literal["auto", "on", "off"]
 SEARCH_FIELDS = ("text", "title")
+_WORD = re.compile(r"\w+(?:\.?\w+)*")
 _SYNTAX = re.compile(r'"[^"]+"|\b(?:AND|OR|NOT|ANDNOT)\b|\b(?:text|title|doc):\S|\w~\d*(?:\s|$)|[()]')
 
 
@@ -116,8 +117,12 @@ def parse_query(text: str, langs: Iterable[str], syntax: Syntax = "auto") -> Par
             if q is not Q.NullQuery:
                 parts.append(_rename_fields(q, lang))
     else:
+        # A word that is a stopword in any language in play is dropped before analysis, so an
+        # English "and" never matches the German stem of "ändern" in a German index.
+        stops = frozenset().union(*(stopwords(lg) for lg in {*langs, detect_language(text)}))
+        words = " ".join(w for w in _WORD.findall(text) if w.lower() not in stops)
         for lang in langs:
-            terms = dict.fromkeys(analyze(text, lang))
+            terms = dict.fromkeys(analyze(words, lang))
             if terms:
                 parts.append(Q.Or([Q.Term(f"text_{lang}", t) for t in terms]))
     if not parts:

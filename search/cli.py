@@ -1,0 +1,232 @@
+"""The ``search`` command: a thin typer layer over :mod:`search.index` and :mod:`search.ranker`."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
+
+from .errors import SearchError
+from .index import DEFAULT_INDEX, DEFAULT_WINDOW
+
+app = typer.Typer(
+    help="Hybrid keyword + semantic search over your own documents (German and English), "
+    "with highlighted evidence for every match.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+class ModeChoice(str, Enum):
+    keyword = "keyword"
+    semantic = "semantic"
+    hybrid = "hybrid"
+
+
+class FusionChoice(str, Enum):
+    convex = "convex"
+    rrf = "rrf"
+
+
+class SyntaxChoice(str, Enum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+IndexOpt = Annotated[Path, typer.Option("--index", help="Index folder.", show_default=True)]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Embedding model: multilingual-e5-small (default), all-MiniLM-L6-v2, "
+        "or a sentence-transformers folder. At query time it must match the index's model.",
+    ),
+]
+
+
+class _RichProgress:
+    """Adapts rich's progress bar to the library's Progress protocol."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.task: Any = None
+
+    def start(self, task: str, total: int) -> None:
+        self.task = self.progress.add_task(task, total=total)
+
+    def advance(self, n: int) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task, n)
+
+
+def _fail(exc: SearchError) -> None:
+    err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+@app.command()
+def index(
+    corpus: Annotated[Path, typer.Argument(help="A file or folder of .txt, .md, .html or .jsonl (BEIR) documents.")],
+    index_dir: IndexOpt = DEFAULT_INDEX,
+    model: ModelOpt = None,
+    lang: Annotated[str, typer.Option(help="Document language: de, en, … or auto (detected per document).")] = "auto",
+    window: Annotated[int, typer.Option(min=0, max=10, help="Neighbouring sentences shown on each side of a match.")] = DEFAULT_WINDOW,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+) -> None:
+    """Build an index (keyword + vector) from CORPUS, replacing any index in the folder."""
+    from .index import build_index
+
+    try:
+        with Progress(
+            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TimeRemainingColumn(), console=err, disable=quiet, transient=True,
+        ) as bar:
+            status = bar.add_task("reading corpus and loading model", total=None)
+            progress = _RichProgress(bar)
+            original_start = progress.start
+
+            def start(task: str, total: int) -> None:
+                bar.remove_task(status)
+                original_start(task, total)
+
+            progress.start = start  # type: ignore[method-assign]
+            report = build_index(corpus, index_dir, model=model, lang=lang, window=window, progress=progress)
+    except SearchError as exc:
+        _fail(exc)
+        return
+    for s in report.skipped:
+        err.print(f"[yellow]skipped[/] {s.source}: {s.reason}", soft_wrap=True)
+    if not quiet:
+        langs = ", ".join(f"{k} {v}" for k, v in report.languages.items())
+        err.print(
+            f"[green]indexed[/] {report.documents} documents, {report.chunks} sentences ({langs}) "
+            f"into {report.folder} in {report.seconds['total']:.1f} s"
+            + (f"; skipped {len(report.skipped)}" if report.skipped else "")
+        )
+
+
+def _render(result: Any) -> Text:
+    text = Text(result.passage)
+    ev = result.evidence
+    if ev.sentence:
+        text.stylize("italic on grey15", *ev.sentence)
+    for start, end in result.highlights:
+        text.stylize("bold black on yellow", start, end)
+    return text
+
+
+def _score(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+@app.command()
+def query(
+    text: Annotated[str, typer.Argument(help='Words, a question, or query syntax: "phrase", AND/OR/NOT, field:term, term~.')],
+    index_dir: IndexOpt = DEFAULT_INDEX,
+    mode: Annotated[ModeChoice, typer.Option(help="Which side ranks: keyword, semantic or both fused.")] = ModeChoice.hybrid,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of passages to return.")] = 10,
+    fusion: Annotated[FusionChoice, typer.Option(help="How hybrid mode fuses: convex (normalised scores) or rrf (ranks).")] = FusionChoice.convex,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of the semantic side in hybrid mode.")] = 0.7,
+    window: Annotated[int | None, typer.Option(min=0, max=10, help="Neighbouring sentences around the match (default: the index's).")] = None,
+    syntax: Annotated[SyntaxChoice, typer.Option(help="Query syntax: auto (only where clearly meant), on, or off (plain words).")] = SyntaxChoice.auto,
+    candidates: Annotated[int, typer.Option(min=1, max=10000, help="Candidates each side contributes before fusion.")] = 100,
+    model: ModelOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+) -> None:
+    """Search the index and show passages with highlighted evidence."""
+    from .index import Index
+
+    try:
+        with Index.open(index_dir, model=model) as ix:
+            results = ix.search(
+                text, mode=mode.value, k=k, fusion=fusion.value, alpha=alpha, window=window,
+                syntax=syntax.value, candidates=candidates,
+            )
+    except SearchError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        payload = {"query": text, "mode": mode.value, "results": [r.to_json() for r in results]}
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+        return
+    if not results:
+        out.print(f"no passages match {text!r} in {mode.value} mode")
+        return
+    for r in results:
+        head = Text.assemble(
+            (f"{r.rank:>2}. ", "bold"), (r.doc, "bold cyan"), f"  chars {r.start}–{r.end}   ",
+            ("score ", "dim"), f"{r.score:.3f}   ", ("keyword ", "dim"), _score(r.keyword_score),
+            ("   semantic ", "dim"), _score(r.semantic_score),
+        )
+        out.print(head)
+        out.print(_render(r), soft_wrap=False)
+        if r.evidence.terms:
+            out.print(Text.assemble(("    matched: ", "dim"), ", ".join(r.evidence.terms)))
+        out.print()
+
+
+@app.command()
+def info(
+    index_dir: IndexOpt = DEFAULT_INDEX,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Show what is in the index: documents, sentences, model, analyzer and sizes."""
+    from .index import Index
+
+    try:
+        with Index.open(index_dir) as ix:
+            report = ix.info()
+    except SearchError as exc:
+        _fail(exc)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+        return
+    table = Table(show_header=False, box=None)
+    counts, model, analyzer = report["counts"], report["model"], report["analyzer"]
+    rows = [
+        ("index", report["folder"]),
+        ("created", report["created"]),
+        ("documents", str(counts["documents"])),
+        ("sentences", str(counts["chunks"])),
+        ("languages", ", ".join(f"{k}: {v}" for k, v in report["languages"].items())),
+        ("model", f"{model['name']} ({model['dim']} dims, fingerprint {model['fingerprint']})"),
+        ("analyzer", analyzer["pipeline"]),
+        ("scoring", analyzer["scoring"]),
+        ("chunking", f"{report['chunking']['unit']} ({report['chunking']['splitter']}), window {report['chunking']['window']}"),
+        ("size", ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in report["sizes"].items())
+         + f"; total {report['total_bytes'] / 1024:.0f} KiB"),
+    ]
+    for key, value in rows:
+        table.add_row(Text(key, style="bold"), value)
+    out.print(table)
+
+
+def main() -> None:
+    """Entry point: runs the app and turns unexpected failures into one line."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except SearchError as exc:  # raised outside a command body
+        err.print(f"error: {exc}")
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if os.environ.get("SEARCH_DEBUG"):
+            raise
+        err.print(f"internal error: {type(exc).__name__}: {exc} (set SEARCH_DEBUG=1 for a traceback)")
+        sys.exit(70)

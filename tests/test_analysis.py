@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from search.analysis import analyze, detect_language, fold, term_spans
+
+
+def test_german_stems_meet_inflected_forms() -> None:
+    assert analyze("Soldat", "de") == analyze("Soldaten", "de")
+    assert analyze("britische", "de") == analyze("britischen", "de")
+    assert analyze("Truppe", "de") == analyze("Truppen", "de")
+
+
+def test_sharp_s_and_umlaut_folding() -> None:
+    assert analyze("Großbritannien", "de") == analyze("Grossbritannien", "de")
+    assert analyze("Großbritannien", "en") == analyze("Grossbritannien", "en")
+    assert fold("Übergröße") == "Ubergrosse"
+    assert analyze("Müller", "de") == analyze("Muller", "de")
+
+
+def test_stopwords_removed_and_english_stemming() -> None:
+    assert analyze("der die das und", "de") == []
+    assert analyze("the soldiers are sent", "en") == ["soldier", "sent"]
+    assert analyze("cooperation cooperating", "en") == ["cooper", "cooper"]
+
+
+def test_numbers_stay_whole() -> None:
+    assert "30.000" in analyze("30.000 Soldaten", "de")
+
+
+def test_term_spans_are_offsets_into_the_text() -> None:
+    text = "Großbritanniens Soldaten"
+    spans = list(term_spans(text, "de"))
+    assert [(t, text[s:e]) for t, s, e in spans] == [
+        (analyze("Großbritanniens", "de")[0], "Großbritanniens"),
+        ("soldat", "Soldaten"),
+    ]
+
+
+def test_language_detection() -> None:
+    assert detect_language("Der britische Verteidigungsminister sprach über die Truppen.") == "de"
+    assert detect_language("The defence secretary talked about sending troops.") == "en"

@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from search.corpus import Skipped, read_corpus
+from search.errors import CorpusError
+
+
+def test_reads_txt_md_html(tiny_corpus: Path) -> None:
+    docs = {d.id: d for d in read_corpus(tiny_corpus)}
+    assert set(docs) == {"animals.txt", "sea.md", "page.html"}
+    assert docs["sea.md"].title == "Meer"
+    html = docs["page.html"]
+    assert html.title == "Ocean page"
+    assert "The ocean is deep and blue." in html.text
+    assert "var x" not in html.text and "p{}" not in html.text
+
+
+def test_jsonl_beir_lines_and_bad_lines_reported(tmp_path: Path) -> None:
+    path = tmp_path / "corpus.jsonl"
+    lines = [
+        json.dumps({"_id": "d1", "title": "One", "text": "First document."}),
+        "{not json",
+        json.dumps({"_id": "d2", "text": "Second document."}),
+        json.dumps(["a", "list"]),
+        json.dumps({"_id": "d1", "text": "duplicate id"}),
+        json.dumps({"_id": "d3", "text": "   "}),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    skipped: list[Skipped] = []
+    docs = list(read_corpus(path, skipped))
+    assert [(d.id, d.title) for d in docs] == [("d1", "One"), ("d2", "")]
+    reasons = {s.source.rsplit(":", 1)[-1] if s.source.count(":") else s.source: s.reason for s in skipped}
+    assert "malformed JSON" in reasons["2"]
+    assert "not a JSON object" in reasons["4"]
+    assert any("duplicate document id" in s.reason for s in skipped)
+    assert "empty document" in reasons["6"]
+
+
+def test_bad_files_skipped_with_reason_rest_read(tmp_path: Path) -> None:
+    (tmp_path / "good.txt").write_text("Ein guter Satz.", encoding="utf-8")
+    (tmp_path / "binary.txt").write_bytes(b"\x00\x01\x02binary\x00")
+    (tmp_path / "latin1.txt").write_bytes("Grüße aus Köln".encode("latin-1"))
+    (tmp_path / "empty.md").write_text("   \n", encoding="utf-8")
+    (tmp_path / "image.png").write_bytes(b"\x89PNG")
+    skipped: list[Skipped] = []
+    docs = list(read_corpus(tmp_path, skipped))
+    assert [d.id for d in docs] == ["good.txt"]
+    why = {Path(s.source).name: s.reason for s in skipped}
+    assert why["binary.txt"].startswith("binary")
+    assert why["latin1.txt"].startswith("not UTF-8")
+    assert why["empty.md"] == "empty file"
+    assert "image.png" not in why  # unknown suffixes are not corpus files at all
+
+
+def test_symlink_loop_is_not_followed_forever(tmp_path: Path) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "doc.txt").write_text("Text.", encoding="utf-8")
+    (tmp_path / "a" / "loop").symlink_to(tmp_path / "a")
+    docs = list(read_corpus(tmp_path))
+    assert [d.id for d in docs] == ["a/doc.txt"]
+
+
+def test_missing_path_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(CorpusError, match="not found"):
+        list(read_corpus(tmp_path / "nope"))

@@ -1,0 +1,142 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search import Index, build_index
+from search.errors import CorpusError, IndexFormatError, IndexNotFoundError, ModelMismatchError, QueryError, SearchError
+from search.store import FORMAT_VERSION, MANIFEST
+
+from .conftest import FakeEncoder
+
+
+@pytest.fixture
+def built(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> Path:
+    folder = tmp_path / "idx"
+    build_index(tiny_corpus, folder, encoder=fake_encoder)
+    return folder
+
+
+def test_manifest_round_trip(built: Path, fake_encoder: FakeEncoder) -> None:
+    manifest = json.loads((built / MANIFEST).read_text())
+    assert manifest["format_version"] == FORMAT_VERSION
+    assert manifest["model"] == {"name": "fake", "fingerprint": "fake-1", "dim": fake_encoder.dim}
+    assert manifest["counts"]["documents"] == 3
+    assert manifest["languages"] == {"de": 1, "en": 2}
+    assert manifest["chunking"]["window"] == 1
+    with Index.open(built, encoder=fake_encoder) as ix:
+        assert ix.manifest == manifest
+        assert ix.keyword.count == ix.vectors.count == manifest["counts"]["chunks"] == len(ix.chunks)
+        info = ix.info()
+        assert info["sizes"]["vectors.faiss"] > 0 and info["total_bytes"] >= sum(info["sizes"].values())
+    assert not any(p.name.endswith(".pkl") for p in built.rglob("*"))
+
+
+def test_ids_shared_by_both_sides(built: Path, fake_encoder: FakeEncoder) -> None:
+    with Index.open(built, encoder=fake_encoder) as ix:
+        ids = set(int(i) for i in ix.chunks[:, 0])
+        stored = {int(f["chunk"]) for f in ix.keyword.searcher.all_stored_fields()}
+        assert stored == ids
+        for cid in ids:
+            assert ix.vectors.index.reconstruct(cid).shape == (fake_encoder.dim,)
+
+
+def test_modes_and_json_shape(built: Path, fake_encoder: FakeEncoder) -> None:
+    with Index.open(built, encoder=fake_encoder) as ix:
+        kw = ix.search("Soldaten", mode="keyword", k=3)
+        assert kw[0].semantic_score is None and kw[0].keyword_score and kw[0].keyword_score > 0
+        sem = ix.search("ocean", mode="semantic", k=2)
+        assert sem[0].keyword_score is None
+        assert "ocean" in sem[0].passage[slice(*sem[0].evidence.sentence)].lower()
+        hyb = ix.search("Soldaten", mode="hybrid", k=3)
+        obj = hyb[0].to_json()
+        assert set(obj) == {"rank", "doc", "title", "passage", "start", "end", "score", "scores", "highlights", "evidence"}
+        assert set(obj["scores"]) == {"keyword", "semantic"}
+        doc = next(d for d in ix.documents if d.id == obj["doc"])
+        assert doc.text[obj["start"] : obj["end"]] == obj["passage"]
+        for s, e in obj["highlights"]:
+            assert obj["passage"][s:e] == "Soldaten"
+
+
+def test_semantic_match_without_shared_word_marks_its_sentence(built: Path, fake_encoder: FakeEncoder) -> None:
+    with Index.open(built, encoder=fake_encoder) as ix:
+        # "sea" is in the fake vocabulary, and only the HTML page mentions it; no query word is in the text
+        top = ix.search("where is the sea?", mode="hybrid", k=1)[0]
+        assert top.doc == "page.html"
+        sentence = top.passage[slice(*top.evidence.sentence)]
+        assert sentence == "Mountains rise above the sea."
+
+
+def test_passage_window_option(built: Path, fake_encoder: FakeEncoder) -> None:
+    with Index.open(built, encoder=fake_encoder) as ix:
+        narrow = ix.search("Berg", mode="keyword", k=1, window=0)[0]
+        wide = ix.search("Berg", mode="keyword", k=1, window=1)[0]
+        assert narrow.passage == "Der Berg ist hoch."
+        assert narrow.passage in wide.passage and len(wide.passage) > len(narrow.passage)
+
+
+def test_model_mismatch_is_a_clear_error(built: Path) -> None:
+    other = FakeEncoder(["cat"], name="other", fingerprint="other-9")
+    with pytest.raises(ModelMismatchError, match="built with model 'fake'"):
+        Index.open(built, encoder=other)
+
+
+def test_bad_queries(built: Path, fake_encoder: FakeEncoder) -> None:
+    with Index.open(built, encoder=fake_encoder) as ix:
+        with pytest.raises(QueryError, match="empty"):
+            ix.search("  \x00\t ")
+        with pytest.raises(QueryError, match="limit"):
+            ix.search("x" * 10_001)
+        with pytest.raises(SearchError, match="mode"):
+            ix.search("cat", mode="fuzzy")
+        assert ix.search("cat\x07 dog", mode="keyword")  # control characters are dropped, not fatal
+
+
+def test_failed_build_keeps_the_old_index(built: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> None:
+    class Broken(FakeEncoder):
+        def encode_passages(self, texts, progress=None):  # type: ignore[no-untyped-def]
+            raise RuntimeError("killed mid-build")
+
+    before = (built / MANIFEST).read_text()
+    with pytest.raises(RuntimeError):
+        build_index(tiny_corpus, built, encoder=Broken(["cat"]))
+    assert (built / MANIFEST).read_text() == before
+    assert not [p for p in built.parent.iterdir() if p.name.startswith(".")]
+    with Index.open(built, encoder=fake_encoder) as ix:
+        assert ix.search("cat", mode="keyword")
+
+
+def test_missing_and_foreign_folders(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> None:
+    with pytest.raises(IndexNotFoundError, match="no index"):
+        Index.open(tmp_path / "none")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "keep.txt").write_text("mine")
+    with pytest.raises(CorpusError, match="not an index"):
+        build_index(tiny_corpus, foreign, encoder=fake_encoder)
+    assert (foreign / "keep.txt").read_text() == "mine"
+
+
+def test_other_format_version_is_refused(built: Path) -> None:
+    manifest = json.loads((built / MANIFEST).read_text())
+    manifest["format_version"] = 999
+    (built / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="format 999"):
+        Index.open(built)
+
+
+def test_empty_corpus_is_an_error(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "empty.txt").write_text("")
+    with pytest.raises(CorpusError, match="nothing to index"):
+        build_index(tmp_path / "c", tmp_path / "idx", encoder=fake_encoder)
+    assert not (tmp_path / "idx").exists()
+
+
+def test_vectors_are_normalised(built: Path, fake_encoder: FakeEncoder) -> None:
+    with Index.open(built, encoder=fake_encoder) as ix:
+        v = ix.vectors.index.reconstruct(int(ix.chunks[0, 0]))
+        assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
