@@ -7,7 +7,14 @@ from .index import DEFAULT_INDEX, BuildReport, Index, build_index
 from .types import Chunk, Document, Evidence, Result
 
 __all__ = [
-    "DEFAULT_INDEX", "BuildReport", "Chunk", "Document", "Evidence", "Index", "Result",
-    "SearchError", "build_index",
+    "DEFAULT_INDEX",
+    "BuildReport",
+    "Chunk",
+    "Document",
+    "Evidence",
+    "Index",
+    "Result",
+    "SearchError",
+    "build_index",
 ]
 __version__ = "0.1.0"

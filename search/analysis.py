@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterable, Iterator
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any
 
 from whoosh.analysis import Filter, LowercaseFilter, RegexTokenizer, StopFilter
@@ -93,7 +93,7 @@ class FoldFilter(Filter):
             yield t
 
 
-@lru_cache(maxsize=None)
+@cache
 def _stemmer(lang: str) -> Any:
     import Stemmer
 
@@ -108,7 +108,7 @@ def check_lang(lang: str) -> str:
     return lang
 
 
-@lru_cache(maxsize=None)
+@cache
 def language_analyzer(lang: str) -> Analyzer:
     """The analyzer for ``lang``; the same object serves indexing, parsing and highlighting."""
     from whoosh.lang.stopwords import stoplists
@@ -123,7 +123,7 @@ def language_analyzer(lang: str) -> Analyzer:
     )
 
 
-@lru_cache(maxsize=None)
+@cache
 def stopwords(lang: str) -> frozenset[str]:
     """The stoplist the analyzer of ``lang`` uses."""
     from whoosh.lang.stopwords import stoplists

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,18 +29,18 @@ out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 
 
-class ModeChoice(str, Enum):
+class ModeChoice(StrEnum):
     keyword = "keyword"
     semantic = "semantic"
     hybrid = "hybrid"
 
 
-class FusionChoice(str, Enum):
+class FusionChoice(StrEnum):
     convex = "convex"
     rrf = "rrf"
 
 
-class SyntaxChoice(str, Enum):
+class SyntaxChoice(StrEnum):
     auto = "auto"
     on = "on"
     off = "off"
@@ -83,7 +83,9 @@ def index(
     index_dir: IndexOpt = DEFAULT_INDEX,
     model: ModelOpt = None,
     lang: Annotated[str, typer.Option(help="Document language: de, en, … or auto (detected per document).")] = "auto",
-    window: Annotated[int, typer.Option(min=0, max=10, help="Neighbouring sentences shown on each side of a match.")] = DEFAULT_WINDOW,
+    window: Annotated[
+        int, typer.Option(min=0, max=10, help="Neighbouring sentences shown on each side of a match.")
+    ] = DEFAULT_WINDOW,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Build an index (keyword + vector) from CORPUS, replacing any index in the folder."""
@@ -91,8 +93,13 @@ def index(
 
     try:
         with Progress(
-            TextColumn("[progress.description]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TimeRemainingColumn(), console=err, disable=quiet, transient=True,
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            disable=quiet,
+            transient=True,
         ) as bar:
             status = bar.add_task("reading corpus and loading model", total=None)
             progress = _RichProgress(bar)
@@ -134,15 +141,27 @@ def _score(value: float | None) -> str:
 
 @app.command()
 def query(
-    text: Annotated[str, typer.Argument(help='Words, a question, or query syntax: "phrase", AND/OR/NOT, field:term, term~.')],
+    text: Annotated[
+        str, typer.Argument(help='Words, a question, or query syntax: "phrase", AND/OR/NOT, field:term, term~.')
+    ],
     index_dir: IndexOpt = DEFAULT_INDEX,
-    mode: Annotated[ModeChoice, typer.Option(help="Which side ranks: keyword, semantic or both fused.")] = ModeChoice.hybrid,
+    mode: Annotated[
+        ModeChoice, typer.Option(help="Which side ranks: keyword, semantic or both fused.")
+    ] = ModeChoice.hybrid,
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of passages to return.")] = 10,
-    fusion: Annotated[FusionChoice, typer.Option(help="How hybrid mode fuses: convex (normalised scores) or rrf (ranks).")] = FusionChoice.convex,
+    fusion: Annotated[
+        FusionChoice, typer.Option(help="How hybrid mode fuses: convex (normalised scores) or rrf (ranks).")
+    ] = FusionChoice.convex,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of the semantic side in hybrid mode.")] = 0.7,
-    window: Annotated[int | None, typer.Option(min=0, max=10, help="Neighbouring sentences around the match (default: the index's).")] = None,
-    syntax: Annotated[SyntaxChoice, typer.Option(help="Query syntax: auto (only where clearly meant), on, or off (plain words).")] = SyntaxChoice.auto,
-    candidates: Annotated[int, typer.Option(min=1, max=10000, help="Candidates each side contributes before fusion.")] = 100,
+    window: Annotated[
+        int | None, typer.Option(min=0, max=10, help="Neighbouring sentences around the match (default: the index's).")
+    ] = None,
+    syntax: Annotated[
+        SyntaxChoice, typer.Option(help="Query syntax: auto (only where clearly meant), on, or off (plain words).")
+    ] = SyntaxChoice.auto,
+    candidates: Annotated[
+        int, typer.Option(min=1, max=10000, help="Candidates each side contributes before fusion.")
+    ] = 100,
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
@@ -152,8 +171,14 @@ def query(
     try:
         with Index.open(index_dir, model=model) as ix:
             results = ix.search(
-                text, mode=mode.value, k=k, fusion=fusion.value, alpha=alpha, window=window,
-                syntax=syntax.value, candidates=candidates,
+                text,
+                mode=mode.value,
+                k=k,
+                fusion=fusion.value,
+                alpha=alpha,
+                window=window,
+                syntax=syntax.value,
+                candidates=candidates,
             )
     except SearchError as exc:
         _fail(exc)
@@ -167,9 +192,15 @@ def query(
         return
     for r in results:
         head = Text.assemble(
-            (f"{r.rank:>2}. ", "bold"), (r.doc, "bold cyan"), f"  chars {r.start}–{r.end}   ",
-            ("score ", "dim"), f"{r.score:.3f}   ", ("keyword ", "dim"), _score(r.keyword_score),
-            ("   semantic ", "dim"), _score(r.semantic_score),
+            (f"{r.rank:>2}. ", "bold"),
+            (r.doc, "bold cyan"),
+            f"  chars {r.start}–{r.end}   ",
+            ("score ", "dim"),
+            f"{r.score:.3f}   ",
+            ("keyword ", "dim"),
+            _score(r.keyword_score),
+            ("   semantic ", "dim"),
+            _score(r.semantic_score),
         )
         out.print(head)
         out.print(_render(r), soft_wrap=False)
@@ -206,9 +237,15 @@ def info(
         ("model", f"{model['name']} ({model['dim']} dims, fingerprint {model['fingerprint']})"),
         ("analyzer", analyzer["pipeline"]),
         ("scoring", analyzer["scoring"]),
-        ("chunking", f"{report['chunking']['unit']} ({report['chunking']['splitter']}), window {report['chunking']['window']}"),
-        ("size", ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in report["sizes"].items())
-         + f"; total {report['total_bytes'] / 1024:.0f} KiB"),
+        (
+            "chunking",
+            f"{report['chunking']['unit']} ({report['chunking']['splitter']}), window {report['chunking']['window']}",
+        ),
+        (
+            "size",
+            ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in report["sizes"].items())
+            + f"; total {report['total_bytes'] / 1024:.0f} KiB",
+        ),
     ]
     for key, value in rows:
         table.add_row(Text(key, style="bold"), value)

@@ -92,7 +92,7 @@ def read_packed(path: Path) -> PackedModel:
     scores = np.frombuffer(r.raw(4 * n), dtype="<f4")
     blob = r.raw(int(bloblen))
     pieces = [(blob[offs[i] : offs[i + 1]].decode("utf-8"), float(scores[i])) for i in range(n)]
-    (n_norm,) = r.take("i")
+    (_n_norm,) = r.take("i")
     (norm_bytes,) = r.take("I")
     r.raw(int(norm_bytes))  # reproduced by NFKC plus the two classes above
     (ndir,) = r.take("i")
@@ -116,8 +116,14 @@ def read_packed(path: Path) -> PackedModel:
         if tensors[name].size != count:
             raise ModelError(f"{path}: tensor {name} has {tensors[name].size} values, expected {count}")
     config = {
-        "hidden": hidden, "layers": layers, "heads": heads, "ffn": ffn,
-        "vocab": vocab, "maxpos": maxpos, "types": types, "eps": float(eps),
+        "hidden": hidden,
+        "layers": layers,
+        "heads": heads,
+        "ffn": ffn,
+        "vocab": vocab,
+        "maxpos": maxpos,
+        "types": types,
+        "eps": float(eps),
     }
     special = {"bos": bos, "eos": eos, "pad": pad, "unk": unk}
     return PackedModel(config, pieces, special, tensors)
@@ -147,9 +153,14 @@ def bert_state_dict(packed: PackedModel) -> dict[str, np.ndarray]:
         "pooler.dense.bias": np.zeros(h, np.float32),
     }
     names = {
-        "q": "attention.self.query", "k": "attention.self.key", "v": "attention.self.value",
-        "ao": "attention.output.dense", "aln": "attention.output.LayerNorm",
-        "fi": "intermediate.dense", "fo": "output.dense", "oln": "output.LayerNorm",
+        "q": "attention.self.query",
+        "k": "attention.self.key",
+        "v": "attention.self.value",
+        "ao": "attention.output.dense",
+        "aln": "attention.output.LayerNorm",
+        "fi": "intermediate.dense",
+        "fo": "output.dense",
+        "oln": "output.LayerNorm",
     }
     for layer in range(int(packed.config["layers"])):
         for short, long in names.items():
@@ -190,19 +201,34 @@ def _write_folder(packed: PackedModel, out: Path, source: Path, source_sha: str)
     c = packed.config
     save_file(bert_state_dict(packed), str(out / "model.safetensors"), metadata={"format": "pt"})
     config = {
-        "architectures": ["BertModel"], "model_type": "bert",
-        "vocab_size": c["vocab"], "hidden_size": c["hidden"], "num_hidden_layers": c["layers"],
-        "num_attention_heads": c["heads"], "intermediate_size": c["ffn"], "hidden_act": "gelu",
-        "max_position_embeddings": c["maxpos"], "type_vocab_size": c["types"],
-        "layer_norm_eps": c["eps"], "pad_token_id": packed.special["pad"],
-        "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1,
-        "position_embedding_type": "absolute", "initializer_range": 0.02,
+        "architectures": ["BertModel"],
+        "model_type": "bert",
+        "vocab_size": c["vocab"],
+        "hidden_size": c["hidden"],
+        "num_hidden_layers": c["layers"],
+        "num_attention_heads": c["heads"],
+        "intermediate_size": c["ffn"],
+        "hidden_act": "gelu",
+        "max_position_embeddings": c["maxpos"],
+        "type_vocab_size": c["types"],
+        "layer_norm_eps": c["eps"],
+        "pad_token_id": packed.special["pad"],
+        "hidden_dropout_prob": 0.1,
+        "attention_probs_dropout_prob": 0.1,
+        "position_embedding_type": "absolute",
+        "initializer_range": 0.02,
     }
     build_tokenizer(packed).save(str(out / "tokenizer.json"))  # type: ignore[attr-defined]
     tok_config = {
-        "tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": c["maxpos"],
-        "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>",
-        "cls_token": "<s>", "sep_token": "</s>", "mask_token": "<mask>",
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "model_max_length": c["maxpos"],
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "unk_token": "<unk>",
+        "pad_token": "<pad>",
+        "cls_token": "<s>",
+        "sep_token": "</s>",
+        "mask_token": "<mask>",
     }
     files = {
         "config.json": config,

@@ -100,9 +100,7 @@ class Encoder(Protocol):
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray: ...
 
-    def encode_passages(
-        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
-    ) -> np.ndarray: ...
+    def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray: ...
 
 
 class SentenceTransformerEncoder:
@@ -133,9 +131,7 @@ class SentenceTransformerEncoder:
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(list(texts), self.query_prompt)
 
-    def encode_passages(
-        self, texts: Sequence[str], progress: Callable[[int], None] | None = None
-    ) -> np.ndarray:
+    def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         texts = list(texts)
         # longest first keeps padding waste low inside each batch; order is restored below
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))

@@ -50,7 +50,7 @@ def convex(keyword: Scores, semantic: Scores, k: int = 60, alpha: float = 0.5) -
 
 
 Fusion = Callable[..., dict[int, float]]
-FUSIONS: dict[str, Fusion] = {"rrf": rrf, "convex": convex}
+FUSIONS: dict[str, Fusion] = {"convex": convex, "rrf": rrf}
 
 
 def get_fusion(name: str) -> Fusion:

@@ -27,8 +27,18 @@ from .encoder import Encoder, fingerprint, load_encoder, resolve_model
 from .errors import CorpusError, ModelMismatchError
 from .keyword import KeywordIndex, KeywordRecord
 from .store import (
-    CHUNKS, DOCS, FORMAT_VERSION, KEYWORD, MANIFEST, VECTORS,
-    load_chunks, load_documents, read_manifest, save_chunks, save_documents, write_json,
+    CHUNKS,
+    DOCS,
+    FORMAT_VERSION,
+    KEYWORD,
+    MANIFEST,
+    VECTORS,
+    load_chunks,
+    load_documents,
+    read_manifest,
+    save_chunks,
+    save_documents,
+    write_json,
 )
 from .types import Chunk, Document
 from .vectors import VectorIndex
@@ -122,7 +132,12 @@ def build_index(
         KeywordIndex.build(
             tmp / KEYWORD,
             langs,
-            (KeywordRecord(c.id, docs[c.doc].id, docs[c.doc].lang, docs[c.doc].title, docs[c.doc].text[c.start : c.end]) for c in chunks),
+            (
+                KeywordRecord(
+                    c.id, docs[c.doc].id, docs[c.doc].lang, docs[c.doc].title, docs[c.doc].text[c.start : c.end]
+                )
+                for c in chunks
+            ),
         )
         timings["keyword"] = time.perf_counter() - t1
 
@@ -172,8 +187,9 @@ def _swap_in(new: Path, folder: Path) -> None:
 class Index:
     """An opened index folder. The embedding model loads on the first semantic query."""
 
-    def __init__(self, folder: Path, manifest: dict[str, Any], model: str | None = None,
-                 encoder: Encoder | None = None) -> None:
+    def __init__(
+        self, folder: Path, manifest: dict[str, Any], model: str | None = None, encoder: Encoder | None = None
+    ) -> None:
         self.folder = folder
         self.manifest = manifest
         self.documents = load_documents(folder / DOCS)
@@ -194,8 +210,9 @@ class Index:
         self._doc_rows: dict[int, np.ndarray] = {}
 
     @classmethod
-    def open(cls, folder: str | Path = DEFAULT_INDEX, *, model: str | None = None,
-             encoder: Encoder | None = None) -> Index:
+    def open(
+        cls, folder: str | Path = DEFAULT_INDEX, *, model: str | None = None, encoder: Encoder | None = None
+    ) -> Index:
         folder = Path(folder)
         return cls(folder, read_manifest(folder), model=model, encoder=encoder)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,7 +64,7 @@ def schema_for(langs: Iterable[str]) -> Schema:
     return Schema(**fields)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _parser(lang: str) -> QueryParser:
     """A parser over the user-facing field names, analysing with ``lang``'s analyzer."""
     analyzer = language_analyzer(lang)
@@ -164,7 +164,9 @@ class KeywordIndex:
         try:
             ix = whoosh_index.open_dir(str(folder))
         except Exception as exc:
-            raise IndexFormatError(f"cannot open the keyword index {folder} ({exc}); rebuild with `search index`") from None
+            raise IndexFormatError(
+                f"cannot open the keyword index {folder} ({exc}); rebuild with `search index`"
+            ) from None
         return cls(ix, langs)
 
     def close(self) -> None:

@@ -91,8 +91,17 @@ def search(
     ]
 
 
-def _result(index: Index, rank: int, chunk_id: int, score: float, kw: float | None, sem: float | None,
-            parsed: ParsedQuery, window: int, mode: str) -> Result:
+def _result(
+    index: Index,
+    rank: int,
+    chunk_id: int,
+    score: float,
+    kw: float | None,
+    sem: float | None,
+    parsed: ParsedQuery,
+    window: int,
+    mode: str,
+) -> Result:
     chunk = index.chunk(chunk_id)
     doc = index.documents[chunk.doc]
     span = passage_span(index.sentences(chunk.doc), chunk.position, window)

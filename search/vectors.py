@@ -36,7 +36,7 @@ class VectorIndex:
             return []
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         scores, ids = self.index.search(q, min(k, self.count))  # type: ignore[attr-defined]
-        return [Hit(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if i >= 0]
+        return [Hit(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=False) if i >= 0]
 
     def similarities(self, query: np.ndarray, ids: list[int]) -> dict[int, float]:
         """Exact cosine of ``query`` to each of ``ids`` (to score candidates the other side found)."""
@@ -44,7 +44,7 @@ class VectorIndex:
             return {}
         vecs = np.vstack([self.index.reconstruct(int(i)) for i in ids])  # type: ignore[attr-defined]
         sims = vecs @ np.asarray(query, dtype=np.float32).reshape(-1)
-        return {int(i): float(s) for i, s in zip(ids, sims)}
+        return {int(i): float(s) for i, s in zip(ids, sims, strict=False)}
 
     @property
     def count(self) -> int:

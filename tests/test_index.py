@@ -53,7 +53,18 @@ def test_modes_and_json_shape(built: Path, fake_encoder: FakeEncoder) -> None:
         assert "ocean" in sem[0].passage[slice(*sem[0].evidence.sentence)].lower()
         hyb = ix.search("Soldaten", mode="hybrid", k=3)
         obj = hyb[0].to_json()
-        assert set(obj) == {"rank", "doc", "title", "passage", "start", "end", "score", "scores", "highlights", "evidence"}
+        assert set(obj) == {
+            "rank",
+            "doc",
+            "title",
+            "passage",
+            "start",
+            "end",
+            "score",
+            "scores",
+            "highlights",
+            "evidence",
+        }
         assert set(obj["scores"]) == {"keyword", "semantic"}
         doc = next(d for d in ix.documents if d.id == obj["doc"])
         assert doc.text[obj["start"] : obj["end"]] == obj["passage"]

@@ -1,0 +1,62 @@
+"""Hybrid search on the example corpus with the real default model: the right sentence in the top 3.
+
+The judged questions live in ``queries/koalition.jsonl``: German with the document's own words,
+inflected forms and paraphrases without shared words, and English questions against the German text.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import ROOT
+
+pytestmark = pytest.mark.model
+QUERIES = [json.loads(line) for line in (ROOT / "queries" / "koalition.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def matched_sentence(ix, result) -> str:  # type: ignore[no-untyped-def]
+    chunk = ix.chunk(result.chunk_id)
+    return ix.documents[chunk.doc].text[chunk.start : chunk.end]
+
+
+@pytest.mark.parametrize("q", QUERIES, ids=[q["_id"] for q in QUERIES])
+def test_right_sentence_in_top_3_hybrid(example_index, q) -> None:  # type: ignore[no-untyped-def]
+    results = example_index.search(q["text"], mode="hybrid", k=3)
+    sentences = [matched_sentence(example_index, r) for r in results]
+    assert any(rel in s for s in sentences for rel in q["relevant"]), (q["text"], sentences)
+
+
+def test_query_set_covers_every_kind() -> None:
+    kinds = {q["kind"] for q in QUERIES}
+    assert {"exact", "inflected", "paraphrase", "cross-lingual"} <= kinds
+    assert sum(q["lang"] == "en" for q in QUERIES) >= 5 and sum(q["lang"] == "de" for q in QUERIES) >= 5
+
+
+def test_semantic_evidence_marks_sentence_without_shared_words(example_index) -> None:  # type: ignore[no-untyped-def]
+    # no word of this English question occurs in the German article
+    top = example_index.search("mine clearance in the Black Sea", mode="hybrid", k=3)
+    hit = next(r for r in top if "Räumung von Minen" in matched_sentence(example_index, r))
+    start, end = hit.evidence.sentence
+    assert "Räumung von Minen im Schwarzen Meer" in hit.passage[start:end]
+    assert hit.evidence.similarity is not None and hit.evidence.similarity > 0.7
+
+
+def test_inflected_and_folded_terms_highlight(example_index) -> None:  # type: ignore[no-untyped-def]
+    top = example_index.search("Grossbritannien Soldat", mode="keyword", k=5)
+    words = {w for r in top for w in r.evidence.terms}
+    assert "Großbritannien" in words or "Großbritanniens" in words
+    assert "Soldaten" in words
+    for r in top:
+        for s, e in r.highlights:
+            assert r.passage[s:e] in r.evidence.terms
+
+
+def test_keyword_answers_fast_without_loading_the_model(tmp_path: Path, example_index) -> None:  # type: ignore[no-untyped-def]
+    from search import Index
+
+    with Index.open(example_index.folder) as ix:
+        assert ix.search('"Koalition der Willigen" AND Healey', mode="keyword")
+        assert ix._encoder is None  # keyword mode never needs the embedding model
