@@ -162,6 +162,7 @@ def query(
     candidates: Annotated[
         int, typer.Option(min=1, max=10000, help="Candidates each side contributes before fusion.")
     ] = 100,
+    dedupe: Annotated[bool, typer.Option(help="Skip a passage that lies wholly inside a better-ranked one.")] = True,
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
@@ -179,6 +180,7 @@ def query(
                 window=window,
                 syntax=syntax.value,
                 candidates=candidates,
+                dedupe=dedupe,
             )
     except SearchError as exc:
         _fail(exc)

@@ -46,6 +46,7 @@ def search(
     candidates: int = DEFAULT_CANDIDATES,
     window: int | None = None,
     syntax: Syntax = "auto",
+    dedupe: bool = True,
 ) -> list[Result]:
     """Rank passages of ``index`` for ``query``.
 
@@ -53,7 +54,8 @@ def search(
     side's weight) combine them in hybrid mode. Each side contributes ``candidates`` chunks, and
     every candidate is scored by both sides, so a passage only one side retrieved is still
     compared fairly. ``window`` is the number of neighbouring sentences on each side of the
-    matched one (default: the index's setting).
+    matched one (default: the index's setting). With ``dedupe`` a passage that lies wholly inside a
+    better-ranked passage of the same document is passed over, so no result only repeats another.
     """
     if mode not in MODES:
         raise SearchError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
@@ -84,11 +86,20 @@ def search(
         fused = semantic
     else:
         fused = fuse(keyword, semantic, k=rrf_k, alpha=alpha)
-    order = sorted(fused, key=lambda c: (-fused[c], c))[:k]
-    return [
-        _result(index, rank, cid, fused[cid], keyword.get(cid), semantic.get(cid), parsed, window, mode)
-        for rank, cid in enumerate(order, 1)
-    ]
+    results: list[Result] = []
+    shown: dict[int, list[tuple[int, int]]] = {}
+    for cid in sorted(fused, key=lambda c: (-fused[c], c)):
+        if len(results) == k:
+            break
+        result = _result(
+            index, len(results) + 1, cid, fused[cid], keyword.get(cid), semantic.get(cid), parsed, window, mode
+        )
+        doc = index.chunk(cid).doc
+        if dedupe and any(s <= result.start and result.end <= e for s, e in shown.get(doc, ())):
+            continue
+        shown.setdefault(doc, []).append((result.start, result.end))
+        results.append(result)
+    return results
 
 
 def _result(

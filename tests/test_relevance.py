@@ -24,9 +24,20 @@ def matched_sentence(ix, result) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.mark.parametrize("q", QUERIES, ids=[q["_id"] for q in QUERIES])
 def test_right_sentence_in_top_3_hybrid(example_index, q) -> None:  # type: ignore[no-untyped-def]
-    results = example_index.search(q["text"], mode="hybrid", k=3)
+    # ranking of sentences, so every candidate counts even when its neighbour's passage shows it
+    results = example_index.search(q["text"], mode="hybrid", k=3, dedupe=False)
     sentences = [matched_sentence(example_index, r) for r in results]
     assert any(rel in s for s in sentences for rel in q["relevant"]), (q["text"], sentences)
+
+
+def test_passages_do_not_repeat_a_matched_sentence(example_index) -> None:  # type: ignore[no-untyped-def]
+    results = example_index.search("Koalition der Willigen", mode="hybrid", k=10, window=3)
+    assert len(results) == 10
+    for i, r in enumerate(results):
+        for earlier in results[:i]:
+            assert not (earlier.start <= r.start and r.end <= earlier.end)
+    raw = example_index.search("Koalition der Willigen", mode="hybrid", k=10, dedupe=False, window=3)
+    assert any(a.start <= b.start and b.end <= a.end for a in raw for b in raw if a is not b)
 
 
 def test_query_set_covers_every_kind() -> None:
