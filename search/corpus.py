@@ -87,29 +87,43 @@ def _markdown_title(text: str) -> str:
     return ""
 
 
-def _read_jsonl(path: Path, text: str, skipped: list[Skipped]) -> Iterator[Document]:
-    for lineno, line in enumerate(text.split("\n"), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            skipped.append(Skipped(where, f"malformed JSON ({exc.msg})"))
-            continue
-        if not isinstance(obj, dict):
-            skipped.append(Skipped(where, "line is not a JSON object"))
-            continue
-        doc_id = obj.get("_id", obj.get("id"))
-        body = obj.get("text")
-        title = obj.get("title") or ""
-        if doc_id is None or not isinstance(body, str) or not isinstance(title, str):
-            skipped.append(Skipped(where, 'needs "_id" and a string "text"'))
-            continue
-        if not body.strip() and not title.strip():
-            skipped.append(Skipped(where, "empty document"))
-            continue
-        yield Document(id=str(doc_id), title=title, text=body)
+def _read_jsonl(path: Path, skipped: list[Skipped]) -> Iterator[Document]:
+    """Documents of a JSONL file, read line by line so its size is not limited by memory."""
+    with path.open("rb") as f:
+        if b"\x00" in f.read(8192):
+            skipped.append(Skipped(str(path), "binary file (NUL bytes)"))
+            return
+        f.seek(0)
+        for lineno, raw in enumerate(f, 1):
+            where = f"{path}:{lineno}"
+            if len(raw) > MAX_FILE_BYTES:
+                skipped.append(Skipped(where, f"line longer than {MAX_FILE_BYTES // 2**20} MiB"))
+                continue
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                skipped.append(Skipped(where, f"not UTF-8 (byte {exc.start})"))
+                continue
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                skipped.append(Skipped(where, f"malformed JSON ({exc.msg})"))
+                continue
+            if not isinstance(obj, dict):
+                skipped.append(Skipped(where, "line is not a JSON object"))
+                continue
+            doc_id = obj.get("_id", obj.get("id"))
+            body = obj.get("text")
+            title = obj.get("title") or ""
+            if doc_id is None or not isinstance(body, str) or not isinstance(title, str):
+                skipped.append(Skipped(where, 'needs "_id" and a string "text"'))
+                continue
+            if not body.strip() and not title.strip():
+                skipped.append(Skipped(where, "empty document"))
+                continue
+            yield Document(id=str(doc_id), title=title, text=body.replace("\r\n", "\n"))
 
 
 def read_corpus(path: str | Path, skipped: list[Skipped] | None = None) -> Iterator[Document]:
@@ -124,20 +138,22 @@ def read_corpus(path: str | Path, skipped: list[Skipped] | None = None) -> Itera
     seen_ids: set[str] = set()
     base = root if root.is_dir() else root.parent
     for file in iter_files(root):
-        try:
-            size = file.stat().st_size
-            if size > MAX_FILE_BYTES:
-                sink.append(Skipped(str(file), f"larger than {MAX_FILE_BYTES // 2**20} MiB"))
-                continue
-            raw = file.read_bytes()
-            text = _decode(raw)
-        except (OSError, ValueError) as exc:
-            sink.append(Skipped(str(file), str(exc) if isinstance(exc, ValueError) else exc.strerror or str(exc)))
-            continue
         suffix = file.suffix.lower()
+        docs: Iterator[Document]
         if suffix in JSONL_SUFFIXES:
-            docs: Iterator[Document] = _read_jsonl(file, text, sink)
+            docs = _read_jsonl(file, sink)
         else:
+            try:
+                if file.stat().st_size > MAX_FILE_BYTES:
+                    sink.append(Skipped(str(file), f"larger than {MAX_FILE_BYTES // 2**20} MiB"))
+                    continue
+                text = _decode(file.read_bytes())
+            except ValueError as exc:
+                sink.append(Skipped(str(file), str(exc)))
+                continue
+            except OSError as exc:
+                sink.append(Skipped(str(file), exc.strerror or str(exc)))
+                continue
             if suffix in HTML_SUFFIXES:
                 title, text = html_to_text(text)
             else:
@@ -147,9 +163,16 @@ def read_corpus(path: str | Path, skipped: list[Skipped] | None = None) -> Itera
                 continue
             rel = file.relative_to(base).as_posix() if file.is_relative_to(base) else str(file)
             docs = iter([Document(id=rel, title=title or file.stem, text=text)])
-        for doc in docs:
-            if doc.id in seen_ids:
-                sink.append(Skipped(f"{file}", f"duplicate document id {doc.id!r}"))
-                continue
-            seen_ids.add(doc.id)
-            yield doc
+        try:
+            yield from _unique(docs, seen_ids, file, sink)
+        except OSError as exc:
+            sink.append(Skipped(str(file), exc.strerror or str(exc)))
+
+
+def _unique(docs: Iterator[Document], seen_ids: set[str], file: Path, sink: list[Skipped]) -> Iterator[Document]:
+    for doc in docs:
+        if doc.id in seen_ids:
+            sink.append(Skipped(f"{file}", f"duplicate document id {doc.id!r}"))
+            continue
+        seen_ids.add(doc.id)
+        yield doc

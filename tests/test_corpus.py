@@ -67,3 +67,31 @@ def test_symlink_loop_is_not_followed_forever(tmp_path: Path) -> None:
 def test_missing_path_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="not found"):
         list(read_corpus(tmp_path / "nope"))
+
+
+def test_jsonl_undecodable_line_reported_with_number(tmp_path: Path) -> None:
+    path = tmp_path / "c.jsonl"
+    good = json.dumps({"_id": "ok", "text": "Grüße"}, ensure_ascii=False).encode()
+    bad = json.dumps({"_id": "bad", "text": "x"}).encode().replace(b"x", b"\xff")
+    path.write_bytes(good + b"\n" + bad + b"\n" + good.replace(b"ok", b"ok2") + b"\n")
+    skipped: list[Skipped] = []
+    assert [d.id for d in read_corpus(path, skipped)] == ["ok", "ok2"]
+    assert [(s.source.endswith(":2"), s.reason.startswith("not UTF-8")) for s in skipped] == [(True, True)]
+
+
+def test_binary_jsonl_is_one_skip(tmp_path: Path) -> None:
+    (tmp_path / "blob.jsonl").write_bytes(b"\x00\x01" * 5000 + b"\n" * 100)
+    skipped: list[Skipped] = []
+    assert list(read_corpus(tmp_path, skipped)) == []
+    assert len(skipped) == 1 and skipped[0].reason.startswith("binary")
+
+
+def test_oversized_file_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import search.corpus
+
+    monkeypatch.setattr(search.corpus, "MAX_FILE_BYTES", 100)
+    (tmp_path / "big.txt").write_text("Satz. " * 50, encoding="utf-8")
+    (tmp_path / "small.txt").write_text("Kurz.", encoding="utf-8")
+    skipped: list[Skipped] = []
+    assert [d.id for d in read_corpus(tmp_path, skipped)] == ["small.txt"]
+    assert "larger than" in skipped[0].reason
