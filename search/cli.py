@@ -58,18 +58,21 @@ ModelOpt = Annotated[
 
 
 class _RichProgress:
-    """Adapts rich's progress bar to the library's Progress protocol."""
+    """Adapts rich's progress bar to the library's Progress protocol.
 
-    def __init__(self, progress: Progress) -> None:
+    Until the first counted task starts, a spinner says what is happening (reading, model load).
+    """
+
+    def __init__(self, progress: Progress, waiting: str) -> None:
         self.progress = progress
-        self.task: Any = None
+        self.task: Any = progress.add_task(waiting, total=None)
 
     def start(self, task: str, total: int) -> None:
+        self.progress.remove_task(self.task)
         self.task = self.progress.add_task(task, total=total)
 
     def advance(self, n: int) -> None:
-        if self.task is not None:
-            self.progress.advance(self.task, n)
+        self.progress.advance(self.task, n)
 
 
 def _fail(exc: SearchError) -> None:
@@ -102,15 +105,7 @@ def index(
             disable=quiet,
             transient=True,
         ) as bar:
-            status = bar.add_task("reading corpus and loading model", total=None)
-            progress = _RichProgress(bar)
-            original_start = progress.start
-
-            def start(task: str, total: int) -> None:
-                bar.remove_task(status)
-                original_start(task, total)
-
-            progress.start = start  # type: ignore[method-assign]
+            progress = _RichProgress(bar, "reading corpus and loading model")
             report = build_index(corpus, index_dir, model=model, lang=lang, window=window, progress=progress)
     except SearchError as exc:
         _fail(exc)

@@ -91,6 +91,11 @@ def fingerprint(path: Path) -> str:
     return value
 
 
+def ref_fingerprint(ref: ModelRef) -> str:
+    """The fingerprint an encoder loaded from ``ref`` reports (a hub name stands for itself)."""
+    return fingerprint(ref.path) if ref.path.is_dir() else ref.name
+
+
 class Encoder(Protocol):
     """What the index needs from an embedding model."""
 
@@ -120,7 +125,7 @@ class SentenceTransformerEncoder:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load model {ref.name!r}: {first}") from None
         self.name = ref.name
-        self.fingerprint = fingerprint(ref.path) if ref.path.is_dir() else ref.name
+        self.fingerprint = ref_fingerprint(ref)
         dim_fn = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
         self.dim = int(dim_fn())
         prompts = getattr(self.model, "prompts", {}) or {}

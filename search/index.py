@@ -23,7 +23,7 @@ import numpy as np
 from .analysis import check_lang, detect_language
 from .chunking import Span, split_sentences
 from .corpus import Skipped, read_corpus
-from .encoder import Encoder, fingerprint, load_encoder, resolve_model
+from .encoder import Encoder, SentenceTransformerEncoder, load_encoder, ref_fingerprint, resolve_model
 from .errors import CorpusError, ModelMismatchError
 from .keyword import KeywordIndex, KeywordRecord
 from .store import (
@@ -199,13 +199,12 @@ class Index:
         self.dim = int(manifest["model"]["dim"])
         self._vectors: VectorIndex | None = None
         self._encoder = encoder
-        self._model = model
+        self._ref = resolve_model(model) if model is not None and encoder is None else None
         self._row = {int(cid): i for i, cid in enumerate(self.chunks[:, 0])}
         if encoder is not None:
             self._check_model(encoder.name, encoder.fingerprint)
-        elif model is not None:
-            ref = resolve_model(model)
-            self._check_model(ref.name, fingerprint(ref.path) if ref.path.is_dir() else ref.name)
+        elif self._ref is not None:  # fail before loading a model that cannot serve this index
+            self._check_model(self._ref.name, ref_fingerprint(self._ref))
         # the sentences of each document, in order, for passage windows
         self._doc_rows: dict[int, np.ndarray] = {}
 
@@ -236,13 +235,9 @@ class Index:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            name = self._model or self.manifest["model"]["name"]
-            ref = resolve_model(name)
-            if ref.path.is_dir():
-                self._check_model(ref.name, fingerprint(ref.path))
-            enc = load_encoder(name)
-            self._check_model(enc.name, enc.fingerprint)
-            self._encoder = enc
+            ref = self._ref or resolve_model(self.manifest["model"]["name"])
+            self._check_model(ref.name, ref_fingerprint(ref))
+            self._encoder = SentenceTransformerEncoder(ref)
         return self._encoder
 
     @property

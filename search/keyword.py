@@ -80,12 +80,10 @@ def looks_like_syntax(text: str) -> bool:
 
 
 def _rename_fields(q: Q.Query, lang: str) -> Q.Query:
-    for leaf in q.leaves():
+    for leaf in q.leaves():  # a leaf query yields itself
         name = getattr(leaf, "fieldname", None)
         if name in SEARCH_FIELDS:
             leaf.fieldname = f"{name}_{lang}"
-    if q.is_leaf() and getattr(q, "fieldname", None) in SEARCH_FIELDS:
-        q.fieldname = f"{q.fieldname}_{lang}"
     return q
 
 
