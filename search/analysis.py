@@ -111,13 +111,11 @@ def check_lang(lang: str) -> str:
 @cache
 def language_analyzer(lang: str) -> Analyzer:
     """The analyzer for ``lang``; the same object serves indexing, parsing and highlighting."""
-    from whoosh.lang.stopwords import stoplists
-
     check_lang(lang)
     return (
         RegexTokenizer()
         | LowercaseFilter()
-        | StopFilter(stoplist=stoplists[lang], minsize=1)
+        | StopFilter(stoplist=stopwords(lang), minsize=1)
         | SnowballFilter(lang)
         | FoldFilter()
     )

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from .errors import SearchError
 from .index import DEFAULT_INDEX, DEFAULT_WINDOW
+from .ranker import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_K
 
 app = typer.Typer(
     help="Hybrid keyword + semantic search over your own documents (German and English), "
@@ -144,11 +145,13 @@ def query(
     mode: Annotated[
         ModeChoice, typer.Option(help="Which side ranks: keyword, semantic or both fused.")
     ] = ModeChoice.hybrid,
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of passages to return.")] = 10,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of passages to return.")] = DEFAULT_K,
     fusion: Annotated[
         FusionChoice, typer.Option(help="How hybrid mode fuses: convex (normalised scores) or rrf (ranks).")
     ] = FusionChoice.convex,
-    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Weight of the semantic side in hybrid mode.")] = 0.7,
+    alpha: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Weight of the semantic side in hybrid mode.")
+    ] = DEFAULT_ALPHA,
     window: Annotated[
         int | None, typer.Option(min=0, max=10, help="Neighbouring sentences around the match (default: the index's).")
     ] = None,
@@ -157,7 +160,7 @@ def query(
     ] = SyntaxChoice.auto,
     candidates: Annotated[
         int, typer.Option(min=1, max=10000, help="Candidates each side contributes before fusion.")
-    ] = 100,
+    ] = DEFAULT_CANDIDATES,
     dedupe: Annotated[bool, typer.Option(help="Skip a passage that lies wholly inside a better-ranked one.")] = True,
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
