@@ -14,6 +14,16 @@ ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "corpus" / "koalition-der-willigen.txt"
 
 
+RESULT_KEYS = {"rank", "doc", "title", "passage", "start", "end", "score", "scores", "highlights", "evidence"}
+
+
+def assert_result_json(obj: dict, doc_text: str) -> None:
+    """One result of the promised JSON shape, its passage located exactly in its document."""
+    assert set(obj) == RESULT_KEYS
+    assert set(obj["scores"]) == {"keyword", "semantic"}
+    assert doc_text[obj["start"] : obj["end"]] == obj["passage"]
+
+
 class FakeEncoder:
     """Maps known keywords to one-hot dimensions: similarity is explainable by hand."""
 

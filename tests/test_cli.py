@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from search.cli import app
 
-from .conftest import EXAMPLE, ROOT
+from .conftest import EXAMPLE, ROOT, assert_result_json
 
 runner = CliRunner()
 
@@ -49,21 +49,8 @@ def test_query_json_shape(cli_index: Path) -> None:
     payload = json.loads(result.stdout)
     assert payload["query"] == query and payload["mode"] == "keyword"
     first = payload["results"][0]
-    assert set(first) >= {
-        "rank",
-        "doc",
-        "title",
-        "passage",
-        "start",
-        "end",
-        "score",
-        "scores",
-        "highlights",
-        "evidence",
-    }
+    assert_result_json(first, EXAMPLE.read_text(encoding="utf-8"))
     assert first["scores"]["semantic"] is None and first["scores"]["keyword"] > 0
-    text = EXAMPLE.read_text(encoding="utf-8")
-    assert text[first["start"] : first["end"]] == first["passage"]
     marked = {first["passage"][s:e] for s, e in first["highlights"]}
     assert {"Koalition", "Willigen", "Healey"} <= marked
 
