@@ -81,6 +81,19 @@ def _fail(exc: SearchError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+def _bar(quiet: bool) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+        transient=True,
+    )
+
+
 @app.command()
 def index(
     corpus: Annotated[Path, typer.Argument(help="A file or folder of .txt, .md, .html or .jsonl (BEIR) documents.")],
@@ -90,24 +103,34 @@ def index(
     window: Annotated[
         int, typer.Option(min=0, max=10, help="Neighbouring sentences shown on each side of a match.")
     ] = DEFAULT_WINDOW,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Remove indexed documents that are no longer in CORPUS.")
+    ] = False,
+    rebuild: Annotated[
+        bool,
+        typer.Option("--rebuild", help="Start from nothing: re-read and re-embed everything (new model, old format)."),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
-    """Build an index (keyword + vector) from CORPUS, replacing any index in the folder."""
+    """Build the index from CORPUS, or update it: new and changed documents are indexed, unchanged ones cost nothing.
+
+    Each run commits atomically; an interrupted run leaves the previous index as it was.
+    """
     from .index import build_index
 
     try:
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeRemainingColumn(),
-            console=err,
-            disable=quiet,
-            transient=True,
-        ) as bar:
-            progress = _RichProgress(bar, "reading corpus and loading model")
-            report = build_index(corpus, index_dir, model=model, lang=lang, window=window, progress=progress)
+        with _bar(quiet) as bar:
+            progress = _RichProgress(bar, "reading corpus")
+            report = build_index(
+                corpus,
+                index_dir,
+                model=model,
+                lang=lang,
+                window=window,
+                progress=progress,
+                prune=prune,
+                rebuild=rebuild,
+            )
     except SearchError as exc:
         _fail(exc)
         return
@@ -115,11 +138,54 @@ def index(
         err.print(f"[yellow]skipped[/] {s.source}: {s.reason}", soft_wrap=True)
     if not quiet:
         langs = ", ".join(f"{k} {v}" for k, v in report.languages.items())
+        changes = (
+            f"{report.added} added, {report.updated} updated, {report.removed} removed, {report.unchanged} unchanged"
+        )
+        verb = "[green]indexed[/]" if report.committed else "[green]up to date[/]"
         err.print(
-            f"[green]indexed[/] {report.documents} documents, {report.chunks} sentences ({langs}) "
-            f"into {report.folder} in {report.seconds['total']:.1f} s"
+            f"{verb} {changes}: {report.documents} documents, {report.chunks} sentences ({langs}) "
+            f"in {report.folder} ({report.seconds['total']:.1f} s)"
             + (f"; skipped {len(report.skipped)}" if report.skipped else "")
         )
+
+
+@app.command()
+def remove(
+    doc_ids: Annotated[list[str], typer.Argument(help="Ids of documents to remove (as `search query` shows them).")],
+    index_dir: IndexOpt = DEFAULT_INDEX,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+) -> None:
+    """Remove documents from the index (both halves, atomically)."""
+    from .writer import remove_documents
+
+    try:
+        report, missing = remove_documents(index_dir, doc_ids)
+    except SearchError as exc:
+        _fail(exc)
+        return
+    for doc_id in missing:
+        err.print(f"[yellow]not in the index:[/] {doc_id}", soft_wrap=True)
+    if not quiet:
+        err.print(f"removed {report.removed} documents; {report.documents} documents, {report.chunks} sentences left")
+    if missing and not report.removed:
+        raise typer.Exit(2)
+
+
+@app.command()
+def compact(
+    index_dir: IndexOpt = DEFAULT_INDEX,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+) -> None:
+    """Reclaim space after many updates and removals: merge keyword segments, drop old generations."""
+    from .writer import compact_index
+
+    try:
+        before, after = compact_index(index_dir)
+    except SearchError as exc:
+        _fail(exc)
+        return
+    if not quiet:
+        err.print(f"compacted {index_dir}: {before / 2**20:.1f} MiB → {after / 2**20:.1f} MiB")
 
 
 def _render(result: Any) -> Text:
@@ -214,10 +280,19 @@ def query(
 def info(
     index_dir: IndexOpt = DEFAULT_INDEX,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check", help="Verify that keyword index, vectors, chunk table and manifest agree (exit 3 if not)."
+        ),
+    ] = False,
 ) -> None:
     """Show what is in the index: documents, sentences, model, analyzer and sizes."""
     from .index import Index
 
+    if check:
+        _check(index_dir, as_json)
+        return
     try:
         with Index.open(index_dir) as ix:
             report = ix.info()
@@ -232,6 +307,7 @@ def info(
     rows = [
         ("index", report["folder"]),
         ("created", report["created"]),
+        ("updated", f"{report['updated']} (generation {report['generation']})"),
         ("documents", str(counts["documents"])),
         ("sentences", str(counts["chunks"])),
         ("languages", ", ".join(f"{k}: {v}" for k, v in report["languages"].items())),
@@ -245,12 +321,32 @@ def info(
         (
             "size",
             ", ".join(f"{k} {v / 1024:.0f} KiB" for k, v in report["sizes"].items())
-            + f"; total {report['total_bytes'] / 1024:.0f} KiB",
+            + f"; total {report['total_bytes'] / 1024:.0f} KiB"
+            + f"; folder {report['folder_bytes'] / 1024:.0f} KiB",
         ),
     ]
     for key, value in rows:
         table.add_row(Text(key, style="bold"), value)
     out.print(table)
+
+
+def _check(index_dir: Path, as_json: bool) -> None:
+    from .check import check_index
+    from .errors import IndexFormatError
+
+    checks = check_index(index_dir)
+    ok = all(c.ok for c in checks)
+    if as_json:
+        payload = {"index": str(index_dir), "ok": ok, "checks": [c.__dict__ for c in checks]}
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+    else:
+        table = Table(show_header=False, box=None)
+        for c in checks:
+            table.add_row(Text("ok" if c.ok else "FAIL", style="green" if c.ok else "bold red"), c.name, c.detail)
+        out.print(table)
+        out.print(f"{index_dir}: " + ("consistent" if ok else f"{sum(not c.ok for c in checks)} checks failed"))
+    if not ok:
+        raise typer.Exit(IndexFormatError.exit_code)
 
 
 def main() -> None:

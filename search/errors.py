@@ -44,6 +44,12 @@ class ModelError(SearchError):
     exit_code = 4
 
 
+class IndexBusyError(SearchError):
+    """Another process is writing the index."""
+
+    exit_code = 6
+
+
 class QueryError(SearchError):
     """The query is empty, too long or cannot be parsed."""
 

@@ -11,191 +11,46 @@ This is the library API the CLI wraps::
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from .analysis import check_lang, detect_language
-from .chunking import Span, split_sentences
-from .corpus import Skipped, read_corpus
-from .encoder import Encoder, SentenceTransformerEncoder, load_encoder, ref_fingerprint, resolve_model
-from .errors import CorpusError, ModelMismatchError
-from .keyword import KeywordIndex, KeywordRecord
-from .store import (
-    CHUNKS,
-    DOCS,
-    FORMAT_VERSION,
-    KEYWORD,
-    MANIFEST,
-    VECTORS,
-    load_chunks,
-    load_documents,
-    read_manifest,
-    save_chunks,
-    save_documents,
-    write_json,
-)
+from .chunking import Span
+from .encoder import Encoder, SentenceTransformerEncoder, ref_fingerprint, resolve_model
+from .errors import IndexFormatError, ModelMismatchError
+from .keyword import KeywordIndex
+from .locks import pin_generation, unpin
+from .store import CHUNKS, DOCS, KEYWORD, MANIFEST, VECTORS, load_chunks, load_documents, read_manifest
 from .types import Chunk, Document
 from .vectors import VectorIndex
+from .writer import DEFAULT_INDEX, DEFAULT_WINDOW, BuildReport, Progress, build_index, folder_bytes
 
-DEFAULT_INDEX = Path("indexes/default")
-DEFAULT_WINDOW = 1
-
-
-class Progress(Protocol):
-    """Where long work reports how far it is (the CLI passes a rich progress bar)."""
-
-    def start(self, task: str, total: int) -> None: ...
-
-    def advance(self, n: int) -> None: ...
-
-
-class _NoProgress:
-    def start(self, task: str, total: int) -> None:
-        pass
-
-    def advance(self, n: int) -> None:
-        pass
-
-
-@dataclass(frozen=True)
-class BuildReport:
-    """What a build did: counts, skipped inputs and timings in seconds."""
-
-    folder: Path
-    documents: int
-    chunks: int
-    skipped: list[Skipped]
-    languages: dict[str, int]
-    seconds: dict[str, float] = field(default_factory=dict)
-
-
-def _languages(docs: list[Document], lang: str) -> list[Document]:
-    if lang == "auto":
-        return [Document(d.id, d.title, d.text, detect_language(f"{d.title}\n{d.text}")) for d in docs]
-    check_lang(lang)
-    return [Document(d.id, d.title, d.text, lang) for d in docs]
-
-
-def _chunk(docs: list[Document]) -> list[Chunk]:
-    chunks: list[Chunk] = []
-    for di, doc in enumerate(docs):
-        for pos, span in enumerate(split_sentences(doc.text, doc.lang)):
-            chunks.append(Chunk(len(chunks), di, span.start, span.end, pos))
-    return chunks
-
-
-def build_index(
-    corpus: str | Path,
-    folder: str | Path = DEFAULT_INDEX,
-    *,
-    model: str | None = None,
-    lang: str = "auto",
-    window: int = DEFAULT_WINDOW,
-    encoder: Encoder | None = None,
-    progress: Progress | None = None,
-) -> BuildReport:
-    """Read ``corpus``, chunk it into sentences and write a keyword + vector index to ``folder``.
-
-    The new index is written beside the target and swapped in only when complete, so an
-    interrupted build never leaves a half-written index where the old one was.
-    """
-    folder = Path(folder)
-    progress = progress or _NoProgress()
-    if folder.exists() and any(folder.iterdir()) and not (folder / MANIFEST).exists():
-        raise CorpusError(f"{folder} exists and is not an index; choose another --index folder")
-    if lang != "auto":
-        check_lang(lang)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    skipped: list[Skipped] = []
-    docs = _languages(list(read_corpus(corpus, skipped)), lang)
-    if not docs:
-        reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:3])
-        raise CorpusError(f"nothing to index in {corpus}" + (f" ({reasons})" if reasons else ""))
-    chunks = _chunk(docs)
-    timings["read_and_chunk"] = time.perf_counter() - t0
-
-    encoder = encoder or load_encoder(model)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = folder.parent / f".{folder.name}.building-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    try:
-        langs = sorted({d.lang for d in docs})
-        t1 = time.perf_counter()
-        KeywordIndex.build(
-            tmp / KEYWORD,
-            langs,
-            (
-                KeywordRecord(
-                    c.id, docs[c.doc].id, docs[c.doc].lang, docs[c.doc].title, docs[c.doc].text[c.start : c.end]
-                )
-                for c in chunks
-            ),
-        )
-        timings["keyword"] = time.perf_counter() - t1
-
-        t2 = time.perf_counter()
-        progress.start("embedding sentences", len(chunks))
-        texts = [docs[c.doc].text[c.start : c.end] for c in chunks]
-        vectors = encoder.encode_passages(texts, progress=progress.advance)
-        vec = VectorIndex(encoder.dim)
-        vec.add(vectors, np.array([c.id for c in chunks], dtype=np.int64))
-        vec.save(tmp / VECTORS)
-        timings["embedding"] = time.perf_counter() - t2
-
-        save_documents(tmp / DOCS, docs)
-        save_chunks(tmp / CHUNKS, chunks)
-        languages = {lg: sum(d.lang == lg for d in docs) for lg in langs}
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "model": {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": encoder.dim},
-            "analyzer": {
-                "languages": langs,
-                "lang_option": lang,
-                "pipeline": "regex tokens | lowercase | stopwords | snowball stem | fold umlauts, accents, ß",
-                "scoring": "BM25F B=0.75 K1=1.2",
-            },
-            "chunking": {"unit": "sentence", "splitter": "pysbd", "window": window},
-            "counts": {"documents": len(docs), "chunks": len(chunks), "skipped": len(skipped)},
-            "languages": languages,
-            "corpus": str(Path(corpus).resolve()),
-        }
-        write_json(tmp / MANIFEST, manifest)
-        _swap_in(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    timings["total"] = time.perf_counter() - t0
-    return BuildReport(folder, len(docs), len(chunks), skipped, languages, timings)
-
-
-def _swap_in(new: Path, folder: Path) -> None:
-    old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(new, folder)
-    shutil.rmtree(old, ignore_errors=True)
+__all__ = ["DEFAULT_INDEX", "DEFAULT_WINDOW", "BuildReport", "Index", "Progress", "build_index"]
+OPEN_ATTEMPTS = 20
 
 
 class Index:
     """An opened index folder. The embedding model loads on the first semantic query."""
 
     def __init__(
-        self, folder: Path, manifest: dict[str, Any], model: str | None = None, encoder: Encoder | None = None
+        self,
+        folder: Path,
+        manifest: dict[str, Any],
+        model: str | None = None,
+        encoder: Encoder | None = None,
+        pin: int | None = None,
     ) -> None:
         self.folder = folder
         self.manifest = manifest
-        self.documents = load_documents(folder / DOCS)
-        self.chunks = load_chunks(folder / CHUNKS)
+        self.generation = folder / manifest["generation"]
+        self._pin = pin
+        stored = load_documents(self.generation / DOCS)
+        self.documents: list[Document] = [s.doc for s in stored]
+        self.docs_by_num: dict[int, Document] = {s.num: s.doc for s in stored}
+        self.chunks = load_chunks(self.generation / CHUNKS)
         self.langs: list[str] = list(manifest["analyzer"]["languages"])
-        self.keyword = KeywordIndex.open(folder / KEYWORD, self.langs)
+        self.keyword = KeywordIndex.open(self.generation / KEYWORD, self.langs)
         self.dim = int(manifest["model"]["dim"])
         self._vectors: VectorIndex | None = None
         self._encoder = encoder
@@ -213,7 +68,26 @@ class Index:
         cls, folder: str | Path = DEFAULT_INDEX, *, model: str | None = None, encoder: Encoder | None = None
     ) -> Index:
         folder = Path(folder)
-        return cls(folder, read_manifest(folder), model=model, encoder=encoder)
+        for _ in range(OPEN_ATTEMPTS):  # a writer may commit and delete the generation we just read of
+            manifest = read_manifest(folder)
+            pin = pin_generation(folder / manifest["generation"])
+            if pin is None:
+                continue
+            try:
+                return cls(folder, manifest, model=model, encoder=encoder, pin=pin)
+            except BaseException:
+                unpin(pin)
+                raise
+        raise IndexFormatError(
+            f"{folder}: the generation named in {MANIFEST} is missing; rebuild with `search index --rebuild`"
+        )
+
+    def is_current(self) -> bool:
+        """False once a writer has committed a newer generation (reopen to see it)."""
+        try:
+            return read_manifest(self.folder)["generation"] == self.manifest["generation"]
+        except Exception:
+            return True  # a damaged manifest: keep serving what is open
 
     def __enter__(self) -> Index:
         return self
@@ -223,6 +97,8 @@ class Index:
 
     def close(self) -> None:
         self.keyword.close()
+        unpin(self._pin)
+        self._pin = None
 
     def _check_model(self, name: str, fp: str) -> None:
         built = self.manifest["model"]
@@ -243,13 +119,16 @@ class Index:
     @property
     def vectors(self) -> VectorIndex:
         if self._vectors is None:
-            self._vectors = VectorIndex.load(self.folder / VECTORS, self.dim)
+            self._vectors = VectorIndex.load(self.generation / VECTORS, self.dim)
         return self._vectors
 
     # -- chunk lookups -------------------------------------------------------------------
     def chunk(self, chunk_id: int) -> Chunk:
         row = self.chunks[self._row[chunk_id]]
         return Chunk(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]))
+
+    def document(self, num: int) -> Document:
+        return self.docs_by_num[num]
 
     def sentences(self, doc: int) -> list[Span]:
         rows = self._doc_rows.get(doc)
@@ -269,9 +148,15 @@ class Index:
         """The manifest plus sizes on disk, for ``search info``."""
         sizes = {}
         for name in (DOCS, CHUNKS, VECTORS, KEYWORD):
-            path = self.folder / name
+            path = self.generation / name
             if path.is_dir():
                 sizes[name] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
             elif path.exists():
                 sizes[name] = path.stat().st_size
-        return {**self.manifest, "folder": str(self.folder), "sizes": sizes, "total_bytes": sum(sizes.values())}
+        return {
+            **self.manifest,
+            "folder": str(self.folder),
+            "sizes": sizes,
+            "total_bytes": sum(sizes.values()),
+            "folder_bytes": folder_bytes(self.folder),
+        }

@@ -13,7 +13,7 @@ such as ``?`` or ``:`` carry no meaning.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -138,23 +138,70 @@ class KeywordIndex:
         self.searcher = ix.searcher(weighting=scoring.BM25F(B=0.75, K1=1.2))
 
     @classmethod
-    def build(cls, folder: Path, langs: list[str], records: Iterable[KeywordRecord]) -> int:
+    def build(
+        cls,
+        folder: Path,
+        langs: list[str],
+        records: Iterable[KeywordRecord],
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
         """Write every record into a new whoosh index in ``folder``; returns the count."""
         folder.mkdir(parents=True, exist_ok=True)
         ix = whoosh_index.create_in(str(folder), schema_for(langs))
+        return cls._write(ix, langs, (), records, progress)
+
+    @classmethod
+    def update(
+        cls,
+        folder: Path,
+        langs: list[str],
+        delete_docs: Iterable[str],
+        records: Iterable[KeywordRecord],
+        progress: Callable[[int], None] | None = None,
+        optimize: bool = False,
+    ) -> int:
+        """Delete every chunk of ``delete_docs``, add ``records``, commit; returns the count added.
+
+        ``folder`` is the new generation's copy, so nothing a reader uses is touched. With
+        ``optimize`` all segments are merged into one and deleted chunks are dropped for good.
+        """
+        ix = whoosh_index.open_dir(str(folder))
+        return cls._write(ix, langs, delete_docs, records, progress, optimize)
+
+    @staticmethod
+    def _write(
+        ix: Any,
+        langs: list[str],
+        delete_docs: Iterable[str],
+        records: Iterable[KeywordRecord],
+        progress: Callable[[int], None] | None,
+        optimize: bool = False,
+    ) -> int:
         writer = ix.writer(limitmb=256)
         n = 0
         try:
+            have = set(writer.schema.names())
+            for lang in langs:  # a language new to this index gets its fields
+                analyzer = language_analyzer(lang)
+                for name in (f"text_{lang}", f"title_{lang}"):
+                    if name not in have:
+                        writer.add_field(name, TEXT(analyzer=analyzer, phrase=True))
+            for doc_id in delete_docs:
+                writer.delete_by_term("doc", doc_id)
             for rec in records:
                 doc: dict[str, str] = {"chunk": str(rec.chunk_id), "doc": rec.doc_id, f"text_{rec.lang}": rec.text}
                 if rec.title:
                     doc[f"title_{rec.lang}"] = rec.title
                 writer.add_document(**doc)
                 n += 1
+                if progress and n % 1000 == 0:
+                    progress(1000)
         except BaseException:
             writer.cancel()
             raise
-        writer.commit()
+        writer.commit(optimize=optimize)
+        if progress and n % 1000:
+            progress(n % 1000)
         return n
 
     @classmethod
@@ -212,6 +259,10 @@ class KeywordIndex:
             return {}
         results = self.searcher.search(parsed.query, limit=len(docnums), filter=docnums)
         return {int(hit["chunk"]): float(hit.score) for hit in results}
+
+    def stored(self) -> list[tuple[int, str]]:
+        """(chunk id, document id) of every live chunk, for consistency checks."""
+        return [(int(f["chunk"]), f["doc"]) for f in self.searcher.all_stored_fields()]
 
     @property
     def count(self) -> int:

@@ -114,7 +114,7 @@ def _result(
     mode: str,
 ) -> Result:
     chunk = index.chunk(chunk_id)
-    doc = index.documents[chunk.doc]
+    doc = index.document(chunk.doc)
     span = passage_span(index.sentences(chunk.doc), chunk.position, window)
     passage = doc.text[span.start : span.end]
     spans = highlight_spans(passage, parsed.terms)

@@ -1,30 +1,89 @@
-"""The index folder on disk: manifest, documents and chunk table. No pickle anywhere.
+"""The index folder on disk. No pickle in any file of ours (whoosh keeps its own schema in its TOC).
 
-``manifest.json`` is written last, so a folder with a manifest is a finished index.
+An index folder holds generations; each generation is a complete, immutable index::
+
+    indexes/default/
+        manifest.json        the commit point: names the current generation, counts, model, settings
+        .lock                held (flock) by the one writer at work, with its PID inside
+        g000007/             the current generation
+            docs.jsonl       one line per document: num, id, title, lang, content hash, text
+            chunks.npy       int64 table, one row per sentence chunk: id, doc num, start, end, position
+            vectors.faiss    faiss IndexIDMap2 over the chunk ids
+            keyword/         whoosh index over the same chunk ids
+            .readers         readers hold a shared flock on it while they use the generation
+
+A writer builds generation N+1 next to N (whoosh segments are hard-linked, never rewritten),
+fsyncs every file, and then replaces ``manifest.json`` by an atomic rename. That rename is the
+commit: a crash before it leaves N untouched and current, a crash after it leaves N+1 complete.
+Generations no reader holds are deleted after the commit, or by the next writer.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
+import shutil
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .errors import IndexFormatError, IndexNotFoundError
-from .types import Chunk, Document
+from .types import Document
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+LOCK = ".lock"
+READERS = ".readers"
 DOCS = "docs.jsonl"
 CHUNKS = "chunks.npy"
 VECTORS = "vectors.faiss"
 KEYWORD = "keyword"
+GENERATION = re.compile(r"^g(\d{6,})$")
+CHUNK_COLUMNS = 5  # id, doc num, start, end, position
+
+
+def generation_name(n: int) -> str:
+    return f"g{n:06d}"
+
+
+def generations(folder: Path) -> list[Path]:
+    """Generation folders present in ``folder``, oldest first (committed or not)."""
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if p.is_dir() and GENERATION.match(p.name)]
+    return sorted(found, key=lambda p: int(p.name[1:]))
+
+
+def rebuild_hint(folder: Path) -> str:
+    return f"rebuild it with `search index CORPUS --index {folder} --rebuild`"
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file and folder under ``root`` (a new generation before its commit)."""
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            fd = os.open(Path(dirpath) / name, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(dirpath))
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Write JSON through a temporary file and an fsync, then rename into place."""
+    """Write JSON through a temporary file and an fsync, then rename into place atomically."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     with tmp.open("w", encoding="utf-8") as f:
         json.dump(obj, f, ensure_ascii=False, indent=2)
@@ -32,6 +91,36 @@ def write_json(path: Path, obj: Any) -> None:
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def link_tree(src: Path, dst: Path) -> None:
+    """Copy ``src`` to ``dst`` by hard links (whoosh never rewrites a segment file).
+
+    Small files (whoosh's TOC, lock files) are copied instead, so nothing the new generation's
+    writer touches can be shared with the old one. Falls back to copying across file systems.
+    """
+    dst.mkdir(parents=True)
+    for entry in src.iterdir():
+        target = dst / entry.name
+        if entry.is_dir():
+            link_tree(entry, target)
+        elif entry.name.endswith(".toc") or "LOCK" in entry.name or entry.stat().st_size < 65536:
+            shutil.copy2(entry, target)
+        else:
+            try:
+                os.link(entry, target)
+            except OSError:
+                shutil.copy2(entry, target)
+
+
+def content_hash(doc: Document, lang_option: str) -> str:
+    """What decides whether a document changed: its title, text and the language setting."""
+    h = hashlib.blake2b(digest_size=16)
+    for part in (lang_option, doc.title, doc.text):
+        h.update(part.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    return h.hexdigest()
 
 
 def read_manifest(folder: Path) -> dict[str, Any]:
@@ -43,42 +132,57 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise IndexFormatError(f"cannot read {path} ({exc}); rebuild the index with `search index`") from None
+        raise IndexFormatError(f"cannot read {path} ({exc}); {rebuild_hint(folder)}") from None
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
     if version != FORMAT_VERSION:
         raise IndexFormatError(
-            f"{folder} has index format {version!r}, this version reads format {FORMAT_VERSION}; "
-            "rebuild it with `search index`"
+            f"{folder} has index format {version!r}, this version reads format {FORMAT_VERSION}; {rebuild_hint(folder)}"
         )
+    gen = manifest.get("generation")
+    if not isinstance(gen, str) or not GENERATION.match(gen):
+        raise IndexFormatError(f"{path} names no generation; {rebuild_hint(folder)}")
     return manifest
 
 
-def save_documents(path: Path, docs: list[Document]) -> None:
+@dataclass(frozen=True)
+class StoredDoc:
+    """A document as the index keeps it: a number that chunks refer to, and its content hash."""
+
+    num: int
+    hash: str
+    doc: Document
+
+
+def save_documents(path: Path, docs: list[StoredDoc]) -> None:
     with path.open("w", encoding="utf-8") as f:
-        for d in docs:
-            f.write(json.dumps({"id": d.id, "title": d.title, "lang": d.lang, "text": d.text}, ensure_ascii=False))
+        for s in docs:
+            d = s.doc
+            row = {"num": s.num, "id": d.id, "title": d.title, "lang": d.lang, "hash": s.hash, "text": d.text}
+            f.write(json.dumps(row, ensure_ascii=False))
             f.write("\n")
 
 
-def load_documents(path: Path) -> list[Document]:
+def load_documents(path: Path) -> list[StoredDoc]:
     try:
         with path.open(encoding="utf-8") as f:
-            return [Document(o["id"], o["title"], o["text"], o["lang"]) for o in map(json.loads, f)]
-    except (OSError, ValueError, KeyError) as exc:
-        raise IndexFormatError(f"cannot read documents {path} ({exc}); rebuild with `search index`") from None
+            return [
+                StoredDoc(int(o["num"]), o["hash"], Document(o["id"], o["title"], o["text"], o["lang"]))
+                for o in map(json.loads, f)
+            ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise IndexFormatError(f"cannot read documents {path} ({exc}); {rebuild_hint(path.parent.parent)}") from None
 
 
-def save_chunks(path: Path, chunks: list[Chunk]) -> None:
-    table = np.array([(c.id, c.doc, c.start, c.end, c.position) for c in chunks], dtype=np.int64).reshape(-1, 5)
-    np.save(path, table, allow_pickle=False)
+def save_chunks(path: Path, table: np.ndarray) -> None:
+    np.save(path, np.asarray(table, dtype=np.int64).reshape(-1, CHUNK_COLUMNS), allow_pickle=False)
 
 
 def load_chunks(path: Path) -> np.ndarray:
-    """The chunk table, one row per chunk: id, document, start, end, position."""
+    """The chunk table, one row per chunk: id, document num, start, end, position."""
     try:
         table = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
-        raise IndexFormatError(f"cannot read chunk table {path} ({exc}); rebuild with `search index`") from None
-    if table.ndim != 2 or table.shape[1] != 5:
-        raise IndexFormatError(f"chunk table {path} has shape {table.shape}; rebuild with `search index`")
+        raise IndexFormatError(f"cannot read chunk table {path} ({exc}); {rebuild_hint(path.parent.parent)}") from None
+    if table.ndim != 2 or table.shape[1] != CHUNK_COLUMNS:
+        raise IndexFormatError(f"chunk table {path} has shape {table.shape}; {rebuild_hint(path.parent.parent)}")
     return table

@@ -31,6 +31,16 @@ class VectorIndex:
         self._faiss.normalize_L2(vectors)
         self.index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))  # type: ignore[attr-defined]
 
+    def remove(self, ids: np.ndarray) -> int:
+        """Drop the vectors of ``ids``; returns how many were there."""
+        if len(ids) == 0:
+            return 0
+        return int(self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))  # type: ignore[attr-defined]
+
+    def ids(self) -> np.ndarray:
+        """Every id held, in storage order."""
+        return self._faiss.vector_to_array(self.index.id_map).astype(np.int64)  # type: ignore[attr-defined]
+
     def search(self, query: np.ndarray, k: int) -> list[Hit]:
         if self.count == 0 or k <= 0:
             return []

@@ -19,7 +19,7 @@ QUERIES = [json.loads(line) for line in (ROOT / "queries" / "koalition.jsonl").r
 
 def matched_sentence(ix, result) -> str:  # type: ignore[no-untyped-def]
     chunk = ix.chunk(result.chunk_id)
-    return ix.documents[chunk.doc].text[chunk.start : chunk.end]
+    return ix.document(chunk.doc).text[chunk.start : chunk.end]
 
 
 @pytest.mark.parametrize("q", QUERIES, ids=[q["_id"] for q in QUERIES])

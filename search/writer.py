@@ -1,0 +1,518 @@
+"""Writing an index: first build, incremental update, removal and compaction.
+
+Every write produces a new generation beside the current one and commits it by renaming
+``manifest.json`` (see :mod:`search.store`). An update reuses what did not change: whoosh segments
+are hard-linked, vectors of unchanged documents are copied, and only new or changed documents are
+chunked, analysed and embedded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .analysis import check_lang, detect_language
+from .chunking import split_sentences
+from .corpus import Skipped, read_corpus
+from .encoder import Encoder, ModelRef, SentenceTransformerEncoder, ref_fingerprint, resolve_model
+from .errors import CorpusError, IndexNotFoundError, ModelMismatchError
+from .keyword import KeywordIndex, KeywordRecord
+from .locks import WriterLock, remove_if_unused
+from .store import (
+    CHUNK_COLUMNS,
+    CHUNKS,
+    DOCS,
+    FORMAT_VERSION,
+    KEYWORD,
+    LOCK,
+    MANIFEST,
+    READERS,
+    VECTORS,
+    StoredDoc,
+    content_hash,
+    fsync_tree,
+    generation_name,
+    generations,
+    link_tree,
+    load_chunks,
+    load_documents,
+    read_manifest,
+    save_chunks,
+    save_documents,
+    write_json,
+)
+from .types import Document
+from .vectors import VectorIndex
+
+DEFAULT_INDEX = Path("indexes/default")
+DEFAULT_WINDOW = 1
+CRASH_ENV = "SEARCH_CRASH_AT"  # fault injection for tests: the writer kills itself at this point
+
+
+class Progress(Protocol):
+    """Where long work reports how far it is (the CLI passes a rich progress bar)."""
+
+    def start(self, task: str, total: int) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+
+class _NoProgress:
+    def start(self, task: str, total: int) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """What a write did: counts after it, what changed, skipped inputs and timings in seconds."""
+
+    folder: Path
+    documents: int
+    chunks: int
+    skipped: list[Skipped]
+    languages: dict[str, int]
+    seconds: dict[str, float] = field(default_factory=dict)
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    embedded: int = 0
+    generation: str = ""
+    committed: bool = True
+
+
+def _crash_point(name: str) -> None:
+    if os.environ.get(CRASH_ENV) == name:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dataclass
+class _State:
+    """The committed index a writer starts from (empty for a first build)."""
+
+    manifest: dict[str, Any] | None
+    docs: list[StoredDoc]
+    chunks: np.ndarray
+
+    @property
+    def gen(self) -> str | None:
+        return self.manifest["generation"] if self.manifest else None
+
+
+def _check_folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise CorpusError(f"{folder} is a file, not an index folder; choose another --index")
+    ours = (folder / MANIFEST).exists() or (folder / LOCK).exists()
+    if folder.is_dir() and not ours and any(folder.iterdir()):
+        raise CorpusError(f"{folder} exists and is not an index; choose another --index folder")
+
+
+def _load_state(folder: Path, rebuild: bool) -> _State:
+    empty = _State(None, [], np.zeros((0, CHUNK_COLUMNS), dtype=np.int64))
+    if rebuild or not (folder / MANIFEST).exists():
+        return empty
+    manifest = read_manifest(folder)
+    gen = folder / manifest["generation"]
+    return _State(manifest, load_documents(gen / DOCS), load_chunks(gen / CHUNKS))
+
+
+def _committed_generation(folder: Path) -> str | None:
+    """The generation the manifest names, read leniently (a rebuild must not delete it before its commit)."""
+    try:
+        gen = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("generation")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return gen if isinstance(gen, str) else None
+
+
+def _collect_garbage(folder: Path, keep: str | None) -> None:
+    """Remove generations other than ``keep`` that no reader holds, and leftovers of crashes."""
+    for gen in generations(folder):
+        if gen.name != keep:
+            remove_if_unused(gen)
+    for stray in folder.iterdir():
+        if stray.name.startswith(".trash-") or stray.name == MANIFEST + ".tmp":
+            if stray.is_dir():
+                shutil.rmtree(stray, ignore_errors=True)
+            else:
+                stray.unlink(missing_ok=True)
+
+
+class _LazyEncoder:
+    """The model of a write, checked against the index's model but loaded only if something is embedded."""
+
+    def __init__(self, state: _State, model: str | None, encoder: Encoder | None, folder: Path) -> None:
+        self._encoder = encoder
+        self._ref: ModelRef | None = None
+        built = state.manifest["model"] if state.manifest else None
+        if encoder is not None:
+            name, fp = encoder.name, encoder.fingerprint
+        else:
+            self._ref = resolve_model(model if model is not None else (built["name"] if built else None))
+            name, fp = self._ref.name, ref_fingerprint(self._ref)
+        if built and fp != built["fingerprint"]:
+            raise ModelMismatchError(
+                f"index {folder} was built with model {built['name']!r} (fingerprint {built['fingerprint']}), "
+                f"not {name!r} ({fp}); add --rebuild to re-embed everything with {name!r}"
+            )
+        self.name, self.fingerprint = name, fp
+        self._dim = int(built["dim"]) if built else None
+
+    def get(self) -> Encoder:
+        if self._encoder is None:
+            assert self._ref is not None
+            self._encoder = SentenceTransformerEncoder(self._ref)
+        return self._encoder
+
+    @property
+    def dim(self) -> int:
+        return self._dim if self._dim is not None else self.get().dim
+
+
+def _chunk_docs(docs: list[StoredDoc], first_id: int) -> np.ndarray:
+    rows: list[tuple[int, int, int, int, int]] = []
+    for s in docs:
+        for pos, span in enumerate(split_sentences(s.doc.text, s.doc.lang)):
+            rows.append((first_id + len(rows), s.num, span.start, span.end, pos))
+    return np.array(rows, dtype=np.int64).reshape(-1, CHUNK_COLUMNS)
+
+
+def _write_generation(
+    folder: Path,
+    state: _State,
+    *,
+    keep: list[StoredDoc],
+    add: list[StoredDoc],
+    encoder: _LazyEncoder,
+    settings: dict[str, Any],
+    progress: Progress,
+    timings: dict[str, float],
+    optimize: bool = False,
+) -> tuple[str, int, dict[str, Any]]:
+    """Write and commit the next generation: ``keep`` (already indexed) plus ``add`` (new text).
+
+    Returns the generation's name, the number of chunks embedded, and the committed manifest.
+    """
+    kept_nums = {s.num for s in keep}
+    old_chunks = state.chunks
+    live = np.isin(old_chunks[:, 1], np.fromiter(kept_nums, dtype=np.int64, count=len(kept_nums)))
+    dropped_ids = old_chunks[~live, 0]
+    next_chunk = int(state.manifest["next_chunk_id"]) if state.manifest else 0
+    new_chunks = _chunk_docs(add, next_chunk)
+    chunks = np.vstack([old_chunks[live], new_chunks])
+    docs = sorted([*keep, *add], key=lambda s: s.num)
+    by_num = {s.num: s.doc for s in add}
+    langs = sorted({s.doc.lang for s in docs} | set(state.manifest["analyzer"]["languages"] if state.manifest else ()))
+
+    existing = [int(g.name[1:]) for g in generations(folder)]
+    gen_name = generation_name(max([0, *existing]) + 1)
+    gen = folder / gen_name
+    gen.mkdir()
+    (gen / READERS).touch()
+    try:
+        t = time.perf_counter()
+        records = (
+            KeywordRecord(int(cid), by_num[num].id, by_num[num].lang, by_num[num].title, by_num[num].text[start:end])
+            for cid, num, start, end in new_chunks[:, :4].tolist()
+        )
+        progress.start("indexing keywords", len(new_chunks))
+        if state.manifest:
+            link_tree(folder / state.manifest["generation"] / KEYWORD, gen / KEYWORD)
+            dropped_docs = [s.doc.id for s in state.docs if s.num not in kept_nums]
+            KeywordIndex.update(gen / KEYWORD, langs, dropped_docs, records, progress.advance, optimize=optimize)
+        else:
+            KeywordIndex.build(gen / KEYWORD, langs, records, progress.advance)
+        timings["keyword"] = time.perf_counter() - t
+        _crash_point("keyword")
+
+        t = time.perf_counter()
+        if state.manifest:
+            vectors = VectorIndex.load(folder / state.manifest["generation"] / VECTORS, encoder.dim)
+            vectors.remove(dropped_ids)
+        else:
+            vectors = VectorIndex(encoder.dim)
+        if len(new_chunks):
+            progress.start("embedding sentences", len(new_chunks))
+            texts = [by_num[num].text[start:end] for num, start, end in new_chunks[:, 1:4].tolist()]
+            vectors.add(encoder.get().encode_passages(texts, progress=progress.advance), new_chunks[:, 0])
+        vectors.save(gen / VECTORS)
+        timings["embedding"] = time.perf_counter() - t
+        _crash_point("vectors")
+
+        save_documents(gen / DOCS, docs)
+        save_chunks(gen / CHUNKS, chunks)
+        fsync_tree(gen)
+        _crash_point("before-commit")
+        manifest = _manifest(state, gen_name, docs, chunks, langs, encoder, settings, next_chunk + len(new_chunks))
+        write_json(folder / MANIFEST, manifest)  # the commit
+    except BaseException:
+        shutil.rmtree(gen, ignore_errors=True)
+        raise
+    _crash_point("after-commit")
+    return gen_name, len(new_chunks), manifest
+
+
+def _manifest(
+    state: _State,
+    gen: str,
+    docs: list[StoredDoc],
+    chunks: np.ndarray,
+    langs: list[str],
+    encoder: _LazyEncoder,
+    settings: dict[str, Any],
+    next_chunk: int,
+) -> dict[str, Any]:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    return {
+        "format_version": FORMAT_VERSION,
+        "generation": gen,
+        "created": state.manifest["created"] if state.manifest else now,
+        "updated": now,
+        "model": {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": encoder.dim},
+        "analyzer": {
+            "languages": langs,
+            "lang_option": settings["lang"],
+            "pipeline": "regex tokens | lowercase | stopwords | snowball stem | fold umlauts, accents, ß",
+            "scoring": "BM25F B=0.75 K1=1.2",
+        },
+        "chunking": {"unit": "sentence", "splitter": "pysbd", "window": settings["window"]},
+        "counts": {
+            "documents": len(docs),
+            "chunks": len(chunks),
+            "skipped": settings.get("skipped", state.manifest["counts"].get("skipped", 0) if state.manifest else 0),
+        },
+        "languages": _language_counts(docs),
+        "next_chunk_id": next_chunk,
+        "next_doc_num": max([s.num for s in docs], default=-1) + 1,
+        "corpus": settings.get("corpus", state.manifest.get("corpus") if state.manifest else None),
+    }
+
+
+def _language_counts(docs: list[StoredDoc]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for s in docs:
+        counts[s.doc.lang] = counts.get(s.doc.lang, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def build_index(
+    corpus: str | Path,
+    folder: str | Path = DEFAULT_INDEX,
+    *,
+    model: str | None = None,
+    lang: str = "auto",
+    window: int = DEFAULT_WINDOW,
+    encoder: Encoder | None = None,
+    progress: Progress | None = None,
+    prune: bool = False,
+    rebuild: bool = False,
+) -> BuildReport:
+    """Build the index in ``folder`` from ``corpus``, or bring an existing one up to date.
+
+    New documents are added, changed ones (by content hash) replaced, unchanged ones cost nothing;
+    documents no longer in the corpus are removed only with ``prune``. ``rebuild`` starts from
+    nothing (for a new model or an index of an older format). Interrupted at any point, the last
+    committed index stays as it was.
+    """
+    folder = Path(folder)
+    progress = progress or _NoProgress()
+    _check_folder(folder)
+    if lang != "auto":
+        check_lang(lang)
+    t0 = time.perf_counter()
+    created = not folder.exists()
+    try:
+        return _build(folder, corpus, model, lang, window, encoder, progress, prune, rebuild, t0)
+    except BaseException:
+        if created and not (folder / MANIFEST).exists():  # a first build that failed leaves nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _build(
+    folder: Path,
+    corpus: str | Path,
+    model: str | None,
+    lang: str,
+    window: int,
+    encoder: Encoder | None,
+    progress: Progress,
+    prune: bool,
+    rebuild: bool,
+    t0: float,
+) -> BuildReport:
+    timings: dict[str, float] = {}
+    with WriterLock(folder):
+        state = _load_state(folder, rebuild)
+        _collect_garbage(folder, _committed_generation(folder))
+        enc = _LazyEncoder(state, model, encoder, folder)
+
+        skipped: list[Skipped] = []
+        docs = list(read_corpus(corpus, skipped))
+        if not docs:
+            reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:3])
+            raise CorpusError(f"nothing to index in {corpus}" + (f" ({reasons})" if reasons else ""))
+        old = {s.doc.id: s for s in state.docs}
+        seen = {d.id for d in docs}
+        keep: list[StoredDoc] = []
+        fresh: list[tuple[Document, str]] = []
+        updated = 0
+        for d in docs:
+            h = content_hash(d, lang)
+            prev = old.get(d.id)
+            if prev is not None and prev.hash == h:
+                keep.append(prev)
+            else:
+                updated += prev is not None
+                fresh.append((d, h))
+        vanished = [s for s in state.docs if s.doc.id not in seen]
+        if not prune:
+            keep.extend(vanished)
+        removed = len(vanished) if prune else 0
+        timings["read"] = time.perf_counter() - t0
+
+        settings = {"lang": lang, "window": window, "corpus": str(Path(corpus).resolve()), "skipped": len(skipped)}
+        report = dict(added=len(fresh) - updated, updated=updated, removed=removed, unchanged=len(docs) - len(fresh))
+        if state.manifest and not fresh and not removed:
+            if state.manifest["chunking"]["window"] != window:  # a setting only: same generation, new manifest
+                state.manifest["chunking"]["window"] = window
+                write_json(folder / MANIFEST, state.manifest)
+            timings["total"] = time.perf_counter() - t0
+            return _report(folder, state.manifest, skipped, timings, committed=False, **report)
+
+        t = time.perf_counter()
+        next_num = int(state.manifest["next_doc_num"]) if state.manifest else 0
+        add = [
+            StoredDoc(next_num + i, h, Document(d.id, d.title, d.text, detect_language(f"{d.title}\n{d.text}")))
+            if lang == "auto"
+            else StoredDoc(next_num + i, h, Document(d.id, d.title, d.text, lang))
+            for i, (d, h) in enumerate(fresh)
+        ]
+        timings["language"] = time.perf_counter() - t
+        gen, embedded, manifest = _write_generation(
+            folder, state, keep=keep, add=add, encoder=enc, settings=settings, progress=progress, timings=timings
+        )
+        _collect_garbage(folder, gen)
+        if rebuild:  # files of an index of an older format, now replaced
+            for legacy in (DOCS, CHUNKS, VECTORS, KEYWORD):
+                path = folder / legacy
+                if path.is_dir():
+                    shutil.rmtree(path, ignore_errors=True)
+                elif path.exists():
+                    path.unlink()
+    timings["total"] = time.perf_counter() - t0
+    return _report(folder, manifest, skipped, timings, embedded=embedded, **report)
+
+
+def _report(
+    folder: Path, manifest: dict[str, Any], skipped: list[Skipped], timings: dict[str, float], **counts: Any
+) -> BuildReport:
+    return BuildReport(
+        folder,
+        manifest["counts"]["documents"],
+        manifest["counts"]["chunks"],
+        skipped,
+        dict(manifest["languages"]),
+        timings,
+        generation=manifest["generation"],
+        **counts,
+    )
+
+
+def remove_documents(
+    folder: str | Path, doc_ids: Sequence[str], *, progress: Progress | None = None
+) -> tuple[BuildReport, list[str]]:
+    """Remove documents by id; returns the report and the ids that were not in the index."""
+    folder = Path(folder)
+    t0 = time.perf_counter()
+    with WriterLock(folder):
+        state = _load_state(folder, rebuild=False)
+        if state.manifest is None:
+            raise IndexNotFoundError(f"no index at {folder}")
+        _collect_garbage(folder, state.gen)
+        wanted = set(doc_ids)
+        keep = [s for s in state.docs if s.doc.id not in wanted]
+        missing = sorted(wanted - {s.doc.id for s in state.docs})
+        timings: dict[str, float] = {}
+        if len(keep) == len(state.docs):
+            timings["total"] = time.perf_counter() - t0
+            return _report(folder, state.manifest, [], timings, committed=False), missing
+        enc = _LazyEncoder(state, None, _FixedModel(state.manifest), folder)
+        settings = {"lang": state.manifest["analyzer"]["lang_option"], "window": state.manifest["chunking"]["window"]}
+        gen, _, manifest = _write_generation(
+            folder,
+            state,
+            keep=keep,
+            add=[],
+            encoder=enc,
+            settings=settings,
+            progress=progress or _NoProgress(),
+            timings=timings,
+        )
+        _collect_garbage(folder, gen)
+    timings["total"] = time.perf_counter() - t0
+    return _report(folder, manifest, [], timings, removed=len(state.docs) - len(keep)), missing
+
+
+def compact_index(folder: str | Path, *, progress: Progress | None = None) -> tuple[int, int]:
+    """Merge the keyword segments, drop deleted entries and old generations; returns bytes before, after."""
+    folder = Path(folder)
+    with WriterLock(folder):
+        state = _load_state(folder, rebuild=False)
+        if state.manifest is None:
+            raise IndexNotFoundError(f"no index at {folder}")
+        before = folder_bytes(folder)
+        enc = _LazyEncoder(state, None, _FixedModel(state.manifest), folder)
+        settings = {"lang": state.manifest["analyzer"]["lang_option"], "window": state.manifest["chunking"]["window"]}
+        gen, _, _ = _write_generation(
+            folder,
+            state,
+            keep=list(state.docs),
+            add=[],
+            encoder=enc,
+            settings=settings,
+            progress=progress or _NoProgress(),
+            timings={},
+            optimize=True,
+        )
+        _collect_garbage(folder, gen)
+        return before, folder_bytes(folder)
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes on disk under ``folder``, counting each hard-linked file once."""
+    seen: set[tuple[int, int]] = set()
+    total = 0
+    for dirpath, _dirs, files in os.walk(folder):
+        for name in files:
+            st = os.stat(Path(dirpath) / name)
+            if (st.st_dev, st.st_ino) not in seen:
+                seen.add((st.st_dev, st.st_ino))
+                total += st.st_size
+    return total
+
+
+class _FixedModel:
+    """Stands in for the encoder where nothing is embedded (removal, compaction)."""
+
+    def __init__(self, manifest: dict[str, Any]) -> None:
+        m = manifest["model"]
+        self.name, self.fingerprint, self.dim = m["name"], m["fingerprint"], int(m["dim"])
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        raise AssertionError("nothing is embedded here")
+
+    def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        raise AssertionError("nothing is embedded here")
