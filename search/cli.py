@@ -141,11 +141,12 @@ def index(
         changes = (
             f"{report.added} added, {report.updated} updated, {report.removed} removed, {report.unchanged} unchanged"
         )
-        verb = "[green]indexed[/]" if report.committed else "[green]up to date[/]"
+        verb = "[green]indexed[/]" if report.committed else "[green]up to date:[/]"
         err.print(
-            f"{verb} {changes}: {report.documents} documents, {report.chunks} sentences ({langs}) "
-            f"in {report.folder} ({report.seconds['total']:.1f} s)"
-            + (f"; skipped {len(report.skipped)}" if report.skipped else "")
+            f"{verb} {report.documents} documents, {report.chunks} sentences ({langs}) "
+            f"into {report.folder} in {report.seconds['total']:.1f} s; {changes}"
+            + (f"; skipped {len(report.skipped)}" if report.skipped else ""),
+            soft_wrap=True,
         )
 
 
