@@ -98,7 +98,7 @@ def _checks(ix: Index) -> list[Check]:
     add(
         "languages",
         langs <= set(ix.langs)
-        and ix.manifest["languages"] == {lg: sum(d.lang == lg for d in ix.documents) for lg in ix.langs},
+        and ix.manifest["languages"] == {lg: sum(d.lang == lg for d in ix.documents) for lg in sorted(langs)},
         f"documents in {sorted(langs)}, analyzers for {ix.langs}",
     )
     others = [g.name for g in generations(ix.folder) if g.name != ix.manifest["generation"]]

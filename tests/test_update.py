@@ -1,0 +1,207 @@
+"""Incremental updates, removal, compaction, the writer lock and ``info --check``, on real on-disk indexes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from search import Index, build_index
+from search.check import check_index
+from search.cli import app
+from search.errors import CorpusError, IndexBusyError, IndexFormatError, ModelMismatchError
+from search.locks import WriterLock
+from search.store import MANIFEST, VECTORS, generations
+from search.vectors import VectorIndex
+from search.writer import compact_index, remove_documents
+
+from .conftest import ROOT, FakeEncoder
+
+runner = CliRunner()
+
+
+class CountingEncoder(FakeEncoder):
+    """Records every text it embeds."""
+
+    def __init__(self, vocab: Sequence[str]) -> None:
+        super().__init__(vocab)
+        self.seen: list[str] = []
+
+    def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        self.seen.extend(texts)
+        return super().encode_passages(texts, progress)
+
+
+VOCAB = ["cat", "dog", "ocean", "sea", "mountain", "truppen", "soldaten"]
+
+
+def _ok(folder: Path) -> None:
+    failed = [c for c in check_index(folder) if not c.ok]
+    assert failed == []
+
+
+def test_update_embeds_only_new_and_changed(tmp_path: Path, tiny_corpus: Path) -> None:
+    enc = CountingEncoder(VOCAB)
+    folder = tmp_path / "idx"
+    first = build_index(tiny_corpus, folder, encoder=enc)
+    assert (first.added, first.updated, first.unchanged) == (3, 0, 0)
+    assert len(enc.seen) == first.chunks
+
+    enc.seen.clear()
+    again = build_index(tiny_corpus, folder, encoder=enc)
+    assert not again.committed and enc.seen == [] and again.unchanged == 3
+    assert json.loads((folder / MANIFEST).read_text())["generation"] == first.generation
+
+    (tiny_corpus / "animals.txt").write_text("The cat is hungry today. A dog sleeps.\n", encoding="utf-8")
+    (tiny_corpus / "new.txt").write_text("Mountains and an ocean view.\n", encoding="utf-8")
+    upd = build_index(tiny_corpus, folder, encoder=enc)
+    assert (upd.added, upd.updated, upd.removed, upd.unchanged) == (1, 1, 0, 2)
+    assert sorted(enc.seen) == sorted(["The cat is hungry today.", "A dog sleeps.", "Mountains and an ocean view."])
+    _ok(folder)
+    with Index.open(folder, encoder=enc) as ix:
+        assert {d.id for d in ix.documents} == {"animals.txt", "sea.md", "page.html", "new.txt"}
+        assert ix.search("hungry", mode="keyword")[0].doc == "animals.txt"
+        assert ix.search("sofa", mode="keyword") == []  # the old version's words are gone from both sides
+        assert all("sofa" not in r.passage for r in ix.search("cat", mode="semantic", k=20))
+    assert [g.name for g in generations(folder)] == [upd.generation]  # older generations were collected
+
+
+def test_vanished_documents_stay_unless_pruned(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> None:
+    folder = tmp_path / "idx"
+    build_index(tiny_corpus, folder, encoder=fake_encoder)
+    (tiny_corpus / "page.html").unlink()
+    kept = build_index(tiny_corpus, folder, encoder=fake_encoder)
+    assert kept.documents == 3 and kept.removed == 0
+    pruned = build_index(tiny_corpus, folder, encoder=fake_encoder, prune=True)
+    assert pruned.documents == 2 and pruned.removed == 1
+    _ok(folder)
+    with Index.open(folder, encoder=fake_encoder) as ix:
+        assert ix.search("ocean", mode="keyword") == []
+
+
+def test_remove_and_compact(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> None:
+    folder = tmp_path / "idx"
+    build_index(tiny_corpus, folder, encoder=fake_encoder)
+    report, missing = remove_documents(folder, ["sea.md", "nope.txt"])
+    assert report.removed == 1 and missing == ["nope.txt"]
+    _ok(folder)
+    with Index.open(folder, encoder=fake_encoder) as ix:
+        assert ix.search("Soldaten", mode="keyword") == [] and ix.search("soldaten", mode="semantic", k=5)
+        deleted = ix.keyword.ix.doc_count_all() - ix.keyword.ix.doc_count()
+        assert deleted > 0  # whoosh only marked them deleted
+    before, after = compact_index(folder)
+    assert after <= before
+    _ok(folder)
+    with Index.open(folder, encoder=fake_encoder) as ix:
+        assert ix.keyword.ix.doc_count_all() == ix.keyword.ix.doc_count() == len(ix.chunks)
+    result = runner.invoke(app, ["remove", "nope.txt", "--index", str(folder)])
+    assert result.exit_code == 2 and "not in the index" in result.output
+
+
+def test_new_language_in_an_update(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "de.txt").write_text("Die Soldaten stehen am Meer und warten auf den Befehl.\n", encoding="utf-8")
+    folder = tmp_path / "idx"
+    build_index(corpus, folder, encoder=fake_encoder)
+    (corpus / "fr.txt").write_text("Les soldats attendent au bord de la mer depuis le matin.\n", encoding="utf-8")
+    report = build_index(corpus, folder, encoder=fake_encoder)
+    assert set(report.languages) == {"de", "fr"}
+    _ok(folder)
+    with Index.open(folder, encoder=fake_encoder) as ix:
+        assert [r.doc for r in ix.search("matins", mode="keyword")] == ["fr.txt"]
+
+
+def test_other_model_needs_rebuild(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> None:
+    folder = tmp_path / "idx"
+    build_index(tiny_corpus, folder, encoder=fake_encoder)
+    other = FakeEncoder(VOCAB, name="other", fingerprint="other-1")
+    with pytest.raises(ModelMismatchError, match="--rebuild"):
+        build_index(tiny_corpus, folder, encoder=other)
+    report = build_index(tiny_corpus, folder, encoder=other, rebuild=True)
+    assert report.added == 3
+    assert json.loads((folder / MANIFEST).read_text())["model"]["name"] == "other"
+    _ok(folder)
+
+
+def test_old_format_says_rebuild_and_rebuild_replaces_it(
+    tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder
+) -> None:
+    folder = tmp_path / "idx"
+    folder.mkdir()
+    (folder / MANIFEST).write_text(json.dumps({"format_version": 1}))
+    (folder / "docs.jsonl").write_text("{}\n")
+    (folder / "keyword").mkdir()
+    with pytest.raises(IndexFormatError, match="--rebuild"):
+        build_index(tiny_corpus, folder, encoder=fake_encoder)
+    with pytest.raises(IndexFormatError, match="--rebuild"):
+        Index.open(folder)
+    build_index(tiny_corpus, folder, encoder=fake_encoder, rebuild=True)
+    assert not (folder / "docs.jsonl").exists() and not (folder / "keyword").exists()
+    _ok(folder)
+
+
+def test_second_writer_is_refused_with_the_pid(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> None:
+    folder = tmp_path / "idx"
+    build_index(tiny_corpus, folder, encoder=fake_encoder)
+    with WriterLock(folder):
+        with pytest.raises(IndexBusyError, match=f"PID {os.getpid()}"):
+            build_index(tiny_corpus, folder, encoder=fake_encoder)
+        result = runner.invoke(app, ["compact", "--index", str(folder)])
+        assert result.exit_code == 6 and "being written by PID" in result.output
+        with Index.open(folder, encoder=fake_encoder) as ix:  # readers are not blocked
+            assert ix.search("cat", mode="keyword")
+    build_index(tiny_corpus, folder, encoder=fake_encoder, prune=True)  # released
+
+
+def test_dead_writer_leaves_no_stuck_lock(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> None:
+    folder = tmp_path / "idx"
+    build_index(tiny_corpus, folder, encoder=fake_encoder)
+    holder = (
+        "import sys, time; from pathlib import Path; from search.locks import WriterLock\n"
+        "with WriterLock(Path(sys.argv[1])):\n    print('locked', flush=True); time.sleep(60)\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", holder, str(folder)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "locked"
+    with pytest.raises(IndexBusyError, match=f"PID {proc.pid}"):
+        build_index(tiny_corpus, folder, encoder=fake_encoder, rebuild=True)
+    proc.kill()
+    proc.wait()
+    time.sleep(0.05)
+    assert build_index(tiny_corpus, folder, encoder=fake_encoder, rebuild=True).committed
+
+
+def test_check_finds_halves_that_disagree(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> None:
+    folder = tmp_path / "idx"
+    build_index(tiny_corpus, folder, encoder=fake_encoder)
+    result = runner.invoke(app, ["info", "--check", "--index", str(folder)])
+    assert result.exit_code == 0 and "consistent" in result.output
+    gen = folder / json.loads((folder / MANIFEST).read_text())["generation"]
+    vec = VectorIndex.load(gen / VECTORS, fake_encoder.dim)
+    vec.remove(np.array([0, 1], dtype=np.int64))
+    vec.save(gen / VECTORS)
+    result = runner.invoke(app, ["info", "--check", "--json", "--index", str(folder)])
+    assert result.exit_code == 3
+    report = json.loads(result.stdout)
+    failed = {c["name"]: c["detail"] for c in report["checks"] if not c["ok"]}
+    assert report["ok"] is False and "2 chunk ids missing" in failed["vector ids = chunk ids"]
+    shutil.rmtree(gen / "keyword")
+    result = runner.invoke(app, ["info", "--check", "--index", str(folder)])
+    assert result.exit_code == 3 and "FAIL" in result.output
+
+
+def test_foreign_folder_and_failed_first_build_leave_nothing(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "bin.txt").write_bytes(b"\x00\x01")
+    with pytest.raises(CorpusError, match="binary"):
+        build_index(tmp_path / "c", tmp_path / "idx", encoder=fake_encoder)
+    assert not (tmp_path / "idx").exists()
