@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from .check import Check, check_index
 from .errors import SearchError
 from .index import DEFAULT_INDEX, BuildReport, Index, build_index
 from .types import Chunk, Document, Evidence, Result
+from .writer import compact_index, remove_documents
 
 __all__ = [
     "DEFAULT_INDEX",
     "BuildReport",
+    "Check",
     "Chunk",
     "Document",
     "Evidence",
@@ -16,5 +19,8 @@ __all__ = [
     "Result",
     "SearchError",
     "build_index",
+    "check_index",
+    "compact_index",
+    "remove_documents",
 ]
 __version__ = "0.1.0"

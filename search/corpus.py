@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,6 +141,14 @@ def read_corpus(path: str | Path, skipped: list[Skipped] | None = None) -> Itera
     for file in iter_files(root):
         suffix = file.suffix.lower()
         docs: Iterator[Document]
+        try:
+            mode = file.stat().st_mode
+        except OSError as exc:  # a dangling symlink, a file removed while we walk
+            sink.append(Skipped(str(file), exc.strerror or str(exc)))
+            continue
+        if not stat.S_ISREG(mode):  # a FIFO or device would block or never end
+            sink.append(Skipped(str(file), "not a regular file"))
+            continue
         if suffix in JSONL_SUFFIXES:
             docs = _read_jsonl(file, sink)
         else:

@@ -105,7 +105,8 @@ class Index:
         if fp != built["fingerprint"]:
             raise ModelMismatchError(
                 f"index {self.folder} was built with model {built['name']!r} (fingerprint {built['fingerprint']}), "
-                f"not {name!r} ({fp}); query without --model, or rebuild with `search index --model {name}`"
+                f"not {name!r} ({fp}); query without --model, "
+                f"or rebuild it with `search index CORPUS --model {name} --rebuild`"
             )
 
     @property

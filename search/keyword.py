@@ -210,7 +210,7 @@ class KeywordIndex:
             ix = whoosh_index.open_dir(str(folder))
         except Exception as exc:
             raise IndexFormatError(
-                f"cannot open the keyword index {folder} ({exc}); rebuild with `search index`"
+                f"cannot open the keyword index {folder} ({exc}); rebuild with `search index CORPUS --rebuild`"
             ) from None
         return cls(ix, langs)
 

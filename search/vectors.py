@@ -70,7 +70,9 @@ class VectorIndex:
         try:
             index = faiss.read_index(str(path))
         except RuntimeError:
-            raise IndexFormatError(f"cannot read the vector index {path}; rebuild with `search index`") from None
+            raise IndexFormatError(
+                f"cannot read the vector index {path}; rebuild with `search index CORPUS --rebuild`"
+            ) from None
         if index.d != dim:
             raise IndexFormatError(f"vector index {path} has {index.d} dimensions, the manifest says {dim}")
         return cls(dim, index)

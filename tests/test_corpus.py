@@ -95,3 +95,15 @@ def test_oversized_file_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     skipped: list[Skipped] = []
     assert [d.id for d in read_corpus(tmp_path, skipped)] == ["small.txt"]
     assert "larger than" in skipped[0].reason
+
+
+def test_unreadable_and_special_files_skipped(tmp_path: Path) -> None:
+    import os
+
+    (tmp_path / "good.txt").write_text("Ein Satz.", encoding="utf-8")
+    (tmp_path / "dangling.txt").symlink_to(tmp_path / "gone.txt")
+    os.mkfifo(tmp_path / "pipe.txt")  # reading it would block forever
+    skipped: list[Skipped] = []
+    assert [d.id for d in read_corpus(tmp_path, skipped)] == ["good.txt"]
+    why = {Path(s.source).name: s.reason for s in skipped}
+    assert why == {"dangling.txt": "No such file or directory", "pipe.txt": "not a regular file"}
