@@ -47,6 +47,7 @@ def main() -> None:
         "cases": cases,
         "kills": tally.kills,
         "finished_before_kill": tally.finished_before_kill,
+        "killed_in": dict(sorted(tally.killed_in.items())),
         "states_checked": tally.states_checked,
         "documents_checked": tally.documents_checked,
         "documents_lost": tally.documents_lost,
@@ -59,13 +60,17 @@ def main() -> None:
     print(json.dumps(figures, indent=2))
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "reliability.json").write_text(json.dumps(figures, indent=2) + "\n")
-    rows = "\n".join(f"| {k.replace('_', ' ')} | {v} |" for k, v in figures.items() if k not in ("notes", "command"))
+    skip = ("notes", "command", "killed_in")
+    rows = "\n".join(f"| {k.replace('_', ' ')} | {v} |" for k, v in figures.items() if k not in skip)
+    phases = "\n".join(f"| {k} | {v} |" for k, v in figures["killed_in"].items())  # type: ignore[union-attr]
     (RESULTS / "reliability.md").write_text(
         "# Fault injection\n\n"
         f"`{figures['command']}`\n\n"
         + (__doc__ or "").split("\n\n")[1].replace("\n", " ")
         + "\n\n| figure | value |\n|---|---|\n"
         + rows
+        + "\n\nWhere the writer was when it died (the last phase it reported):\n\n| phase | kills |\n|---|---|\n"
+        + phases
         + "\n\n"
         + ("Problems: " + "; ".join(tally.notes) if tally.notes else "No problems found.")
         + "\n"

@@ -32,6 +32,12 @@ class IndexFormatError(SearchError):
     exit_code = 3
 
 
+class IndexWriteError(SearchError):
+    """The index folder cannot be written (disk full, read-only, permissions)."""
+
+    exit_code = 3
+
+
 class ModelMismatchError(SearchError):
     """The index was built with a different embedding model than the one asked for."""
 

@@ -8,12 +8,13 @@ chunked, analysed and embedded.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -24,7 +25,7 @@ from .analysis import check_lang, detect_language
 from .chunking import split_sentences
 from .corpus import Skipped, read_corpus
 from .encoder import Encoder, ModelRef, SentenceTransformerEncoder, ref_fingerprint, resolve_model
-from .errors import CorpusError, IndexNotFoundError, ModelMismatchError
+from .errors import CorpusError, IndexWriteError, ModelMismatchError
 from .keyword import KeywordIndex, KeywordRecord
 from .locks import WriterLock, remove_if_unused
 from .store import (
@@ -91,6 +92,15 @@ class BuildReport:
     embedded: int = 0
     generation: str = ""
     committed: bool = True
+
+
+@contextlib.contextmanager
+def _os_errors(folder: Path) -> Iterator[None]:
+    """A failing disk (full, read-only, permissions) is a one-line error, not a traceback."""
+    try:
+        yield
+    except OSError as exc:
+        raise IndexWriteError(f"cannot write the index {folder}: {exc.strerror or exc}") from None
 
 
 def _crash_point(name: str) -> None:
@@ -334,7 +344,8 @@ def build_index(
     t0 = time.perf_counter()
     created = not folder.exists()
     try:
-        return _build(folder, corpus, model, lang, window, encoder, progress, prune, rebuild, t0)
+        with _os_errors(folder):
+            return _build(folder, corpus, model, lang, window, encoder, progress, prune, rebuild, t0)
     except BaseException:
         if created and not (folder / MANIFEST).exists():  # a first build that failed leaves nothing behind
             shutil.rmtree(folder, ignore_errors=True)
@@ -437,10 +448,10 @@ def remove_documents(
     """Remove documents by id; returns the report and the ids that were not in the index."""
     folder = Path(folder)
     t0 = time.perf_counter()
-    with WriterLock(folder):
+    read_manifest(folder)  # no index, or one of another format: say so before creating a lock file
+    with _os_errors(folder), WriterLock(folder):
         state = _load_state(folder, rebuild=False)
-        if state.manifest is None:
-            raise IndexNotFoundError(f"no index at {folder}")
+        assert state.manifest is not None
         _collect_garbage(folder, state.gen)
         wanted = set(doc_ids)
         keep = [s for s in state.docs if s.doc.id not in wanted]
@@ -469,10 +480,10 @@ def remove_documents(
 def compact_index(folder: str | Path, *, progress: Progress | None = None) -> tuple[int, int]:
     """Merge the keyword segments, drop deleted entries and old generations; returns bytes before, after."""
     folder = Path(folder)
-    with WriterLock(folder):
+    read_manifest(folder)
+    with _os_errors(folder), WriterLock(folder):
         state = _load_state(folder, rebuild=False)
-        if state.manifest is None:
-            raise IndexNotFoundError(f"no index at {folder}")
+        assert state.manifest is not None
         before = folder_bytes(folder)
         enc = _LazyEncoder(state, None, _FixedModel(state.manifest), folder)
         settings = {"lang": state.manifest["analyzer"]["lang_option"], "window": state.manifest["chunking"]["window"]}

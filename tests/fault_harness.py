@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -60,6 +61,7 @@ class Tally:
 
     kills: int = 0
     finished_before_kill: int = 0
+    killed_in: dict[str, int] = field(default_factory=dict)
     states_checked: int = 0
     documents_checked: int = 0
     documents_lost: int = 0
@@ -67,6 +69,15 @@ class Tally:
     inconsistent: int = 0
     recoveries: int = 0
     notes: list[str] = field(default_factory=list)
+
+
+PHASES = {
+    "ready": "reading, hashing, language detection",
+    "indexing keywords": "keyword index",
+    "embedding sentences": "embedding",
+    "embedded": "saving, fsync, commit, cleanup",
+    "done": "finished",
+}
 
 
 def run_writer(
@@ -77,8 +88,11 @@ def run_writer(
     delay: float = 0.002,
     crash_at: str | None = None,
     kill_after: float | None = None,
-) -> tuple[int, float]:
-    """Run the writer; kill it ``kill_after`` seconds after it is ready. Returns (exit code, seconds after ready)."""
+) -> tuple[int, float, str]:
+    """Run the writer; kill it ``kill_after`` seconds after it is ready.
+
+    Returns the exit code, the seconds it ran after being ready, and the phase it last reported.
+    """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     env.pop("SEARCH_CRASH_AT", None)
     if crash_at:
@@ -88,16 +102,23 @@ def run_writer(
         cmd.append("--prune")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     assert proc.stdout is not None
-    ready = proc.stdout.readline()
+    lines = [proc.stdout.readline().strip()]
     started = time.perf_counter()
-    if ready.strip() == "ready" and kill_after is not None:
+    reader = threading.Thread(target=lambda: lines.extend(line.strip() for line in proc.stdout), daemon=True)  # type: ignore[union-attr]
+    reader.start()
+    if lines[0] == "ready" and kill_after is not None:
         time.sleep(kill_after)
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-    _, stderr = proc.communicate(timeout=120)
+    proc.wait(timeout=120)
+    elapsed = time.perf_counter() - started
+    reader.join(timeout=10)
+    assert proc.stderr is not None
+    stderr = proc.stderr.read()
     if proc.returncode not in (0, -signal.SIGKILL):
         raise AssertionError(f"writer failed ({proc.returncode}): {stderr[-2000:]}")
-    return proc.returncode, time.perf_counter() - started
+    phase = next((PHASES[line] for line in reversed(lines) if line in PHASES), "starting")
+    return proc.returncode, elapsed, phase
 
 
 def verify(index: Path, allowed: Sequence[dict[str, str] | None], tally: Tally) -> dict[str, str] | None:
@@ -163,16 +184,20 @@ def inject(
         probe = tmp / f"probe-{phase}"
         shutil.copytree(start, probe)
         write_corpus(probe / "corpus", after)
-        _, duration = run_writer(probe / "corpus", probe / "index", prune=prune)
+        _, duration, _ = run_writer(probe / "corpus", probe / "index", prune=prune)
         plan: list[tuple[str | None, float | None]] = [(point, None) for point in CRASH_POINTS]
         plan += [(None, rng.uniform(0.0, duration)) for _ in range(random_kills)]
         for n, (point, after_s) in enumerate(plan):
             case = tmp / f"{phase}-{n}"
             shutil.copytree(start, case)
             write_corpus(case / "corpus", after)
-            code, _ = run_writer(case / "corpus", case / "index", prune=prune, crash_at=point, kill_after=after_s)
+            code, _, last = run_writer(
+                case / "corpus", case / "index", prune=prune, crash_at=point, kill_after=after_s
+            )
             if code == -signal.SIGKILL:
                 tally.kills += 1
+                where = f"{last} (at crash point {point})" if point else last
+                tally.killed_in[where] = tally.killed_in.get(where, 0) + 1
             else:
                 tally.finished_before_kill += 1
             allowed = [corpus_state(before) if before else None, corpus_state(after)]
@@ -192,7 +217,7 @@ def _prepare(case: Path, before: dict[int, int] | None) -> None:
     case.mkdir(parents=True)
     if before:
         write_corpus(case / "corpus", before)
-        code, _ = run_writer(case / "corpus", case / "index")
+        code, _, _ = run_writer(case / "corpus", case / "index")
         assert code == 0
 
 
@@ -213,10 +238,18 @@ def _main(argv: Sequence[str] | None = None) -> None:
             for i in range(0, len(texts), 4):
                 time.sleep(args.delay)
                 out.append(self.encode_queries(texts[i : i + 4]))
+            print("embedded", flush=True)
             return np.vstack(out)
 
+    class PhasePrinter:
+        def start(self, task: str, total: int) -> None:
+            print(task, flush=True)
+
+        def advance(self, n: int) -> None:
+            pass
+
     print("ready", flush=True)
-    build_index(args.corpus, args.index, encoder=SlowEncoder(VOCAB), prune=args.prune)
+    build_index(args.corpus, args.index, encoder=SlowEncoder(VOCAB), prune=args.prune, progress=PhasePrinter())
     print("done", flush=True)
 
 

@@ -205,3 +205,14 @@ def test_foreign_folder_and_failed_first_build_leave_nothing(tmp_path: Path, fak
     with pytest.raises(CorpusError, match="binary"):
         build_index(tmp_path / "c", tmp_path / "idx", encoder=fake_encoder)
     assert not (tmp_path / "idx").exists()
+
+
+def test_unwritable_index_and_missing_index_are_one_line_errors(tmp_path: Path, tiny_corpus: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    result = runner.invoke(app, ["index", str(tiny_corpus), "--index", str(blocker / "idx")])
+    assert result.exit_code == 3 and "cannot write the index" in result.output
+    for cmd in (["remove", "x"], ["compact"]):
+        result = runner.invoke(app, [*cmd, "--index", str(tmp_path / "none")])
+        assert result.exit_code == 3 and "no index" in result.output
+    assert not (tmp_path / "none").exists()
