@@ -249,7 +249,9 @@ def _main(argv: Sequence[str] | None = None) -> None:
             pass
 
     print("ready", flush=True)
-    build_index(args.corpus, args.index, encoder=SlowEncoder(VOCAB), prune=args.prune, progress=PhasePrinter())
+    build_index(
+        args.corpus, args.index, encoder=SlowEncoder(VOCAB), prune=args.prune, progress=PhasePrinter(), lang="en"
+    )
     print("done", flush=True)
 
 
