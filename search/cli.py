@@ -52,8 +52,9 @@ ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help="Embedding model: multilingual-e5-small (default), all-MiniLM-L6-v2, "
-        "or a sentence-transformers folder. At query time it must match the index's model.",
+        help="Embedding model: multilingual-e5-small (default; int8 ONNX), multilingual-e5-small-fp32 "
+        "(sentence-transformers, float32), all-MiniLM-L6-v2, or a sentence-transformers folder. "
+        "At query time it must match the index's model.",
     ),
 ]
 
@@ -110,6 +111,9 @@ def index(
         bool,
         typer.Option("--rebuild", help="Start from nothing: re-read and re-embed everything (new model, old format)."),
     ] = False,
+    cache: Annotated[
+        bool, typer.Option(help="Reuse embeddings of sentences this model embedded before (cache folder).")
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Build the index from CORPUS, or update it: new and changed documents are indexed, unchanged ones cost nothing.
@@ -145,6 +149,7 @@ def index(
         err.print(
             f"{verb} {report.documents} documents, {report.chunks} sentences ({langs}) "
             f"into {report.folder} in {report.seconds['total']:.1f} s; {changes}"
+            + (f"; {report.cache_hits} of {report.embedded} sentences from the cache" if report.cache_hits else "")
             + (f"; skipped {len(report.skipped)}" if report.skipped else ""),
             soft_wrap=True,
         )

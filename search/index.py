@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from .chunking import Span
-from .encoder import Encoder, SentenceTransformerEncoder, ref_fingerprint, resolve_model
+from .encoder import Encoder, make_encoder, ref_fingerprint, resolve_model
 from .errors import IndexFormatError, ModelMismatchError
 from .keyword import KeywordIndex
 from .locks import pin_generation, unpin
@@ -114,7 +114,7 @@ class Index:
         if self._encoder is None:
             ref = self._ref or resolve_model(self.manifest["model"]["name"])
             self._check_model(ref.name, ref_fingerprint(ref))
-            self._encoder = SentenceTransformerEncoder(ref)
+            self._encoder = make_encoder(ref)
         return self._encoder
 
     @property

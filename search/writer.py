@@ -24,7 +24,7 @@ import numpy as np
 from .analysis import check_lang, detect_language
 from .chunking import split_sentences
 from .corpus import Skipped, read_corpus
-from .encoder import Encoder, ModelRef, SentenceTransformerEncoder, ref_fingerprint, resolve_model
+from .encoder import Encoder, ModelRef, make_encoder, ref_fingerprint, resolve_model
 from .errors import CorpusError, IndexWriteError, ModelMismatchError
 from .keyword import KeywordIndex, KeywordRecord
 from .locks import WriterLock, remove_if_unused
@@ -90,6 +90,7 @@ class BuildReport:
     removed: int = 0
     unchanged: int = 0
     embedded: int = 0
+    cache_hits: int = 0
     generation: str = ""
     committed: bool = True
 
@@ -163,8 +164,12 @@ def _collect_garbage(folder: Path, keep: str | None) -> None:
 class _LazyEncoder:
     """The model of a write, checked against the index's model but loaded only if something is embedded."""
 
-    def __init__(self, state: _State, model: str | None, encoder: Encoder | None, folder: Path) -> None:
+    def __init__(
+        self, state: _State, model: str | None, encoder: Encoder | None, folder: Path, cache: bool = False
+    ) -> None:
         self._encoder = encoder
+        self._cache = cache
+        self.cached: Any = None
         self._ref: ModelRef | None = None
         built = state.manifest["model"] if state.manifest else None
         if encoder is not None:
@@ -183,8 +188,12 @@ class _LazyEncoder:
     def get(self) -> Encoder:
         if self._encoder is None:
             assert self._ref is not None
-            self._encoder = SentenceTransformerEncoder(self._ref)
-        return self._encoder
+            self._encoder = make_encoder(self._ref)
+        if self._cache and self.cached is None:
+            from .embcache import CachedEncoder, EmbeddingCache
+
+            self.cached = CachedEncoder(self._encoder, EmbeddingCache(self.fingerprint, self._encoder.dim))
+        return self.cached if self.cached is not None else self._encoder
 
     @property
     def dim(self) -> int:
@@ -328,13 +337,15 @@ def build_index(
     progress: Progress | None = None,
     prune: bool = False,
     rebuild: bool = False,
+    embedding_cache: bool | None = None,
 ) -> BuildReport:
     """Build the index in ``folder`` from ``corpus``, or bring an existing one up to date.
 
     New documents are added, changed ones (by content hash) replaced, unchanged ones cost nothing;
     documents no longer in the corpus are removed only with ``prune``. ``rebuild`` starts from
     nothing (for a new model or an index of an older format). Interrupted at any point, the last
-    committed index stays as it was.
+    committed index stays as it was. ``embedding_cache`` (default: on when the model is loaded
+    here, off for an ``encoder`` passed in) reuses vectors of text embedded before by the same model.
     """
     folder = Path(folder)
     progress = progress or _NoProgress()
@@ -345,7 +356,8 @@ def build_index(
     created = not folder.exists()
     try:
         with _os_errors(folder):
-            return _build(folder, corpus, model, lang, window, encoder, progress, prune, rebuild, t0)
+            cache = encoder is None if embedding_cache is None else embedding_cache
+            return _build(folder, corpus, model, lang, window, encoder, progress, prune, rebuild, cache, t0)
     except BaseException:
         if created and not (folder / MANIFEST).exists():  # a first build that failed leaves nothing behind
             shutil.rmtree(folder, ignore_errors=True)
@@ -362,13 +374,14 @@ def _build(
     progress: Progress,
     prune: bool,
     rebuild: bool,
+    cache: bool,
     t0: float,
 ) -> BuildReport:
     timings: dict[str, float] = {}
     with WriterLock(folder):
         state = _load_state(folder, rebuild)
         _collect_garbage(folder, _committed_generation(folder))
-        enc = _LazyEncoder(state, model, encoder, folder)
+        enc = _LazyEncoder(state, model, encoder, folder, cache)
 
         skipped: list[Skipped] = []
         docs = list(read_corpus(corpus, skipped))
@@ -424,6 +437,8 @@ def _build(
                 elif path.exists():
                     path.unlink()
     timings["total"] = time.perf_counter() - t0
+    if enc.cached is not None:
+        report["cache_hits"] = enc.cached.hits
     return _report(folder, manifest, skipped, timings, embedded=embedded, **report)
 
 

@@ -76,7 +76,7 @@ PHASES = {
     "indexing keywords": "keyword index",
     "embedding sentences": "embedding",
     "embedded": "saving, fsync, commit, cleanup",
-    "done": "finished",
+    "done": "write returned, process exiting",
 }
 
 
@@ -191,9 +191,7 @@ def inject(
             case = tmp / f"{phase}-{n}"
             shutil.copytree(start, case)
             write_corpus(case / "corpus", after)
-            code, _, last = run_writer(
-                case / "corpus", case / "index", prune=prune, crash_at=point, kill_after=after_s
-            )
+            code, _, last = run_writer(case / "corpus", case / "index", prune=prune, crash_at=point, kill_after=after_s)
             if code == -signal.SIGKILL:
                 tally.kills += 1
                 where = f"{last} (at crash point {point})" if point else last

