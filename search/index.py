@@ -102,6 +102,12 @@ class Index:
 
     def _check_model(self, name: str, fp: str) -> None:
         built = self.manifest["model"]
+        if fp != built["fingerprint"] and name == built["name"]:
+            raise ModelMismatchError(
+                f"index {self.folder} was built with another version of {name!r} (fingerprint "
+                f"{built['fingerprint']}, now {fp}); "
+                f"rebuild it with `search index CORPUS --index {self.folder} --rebuild`"
+            )
         if fp != built["fingerprint"]:
             raise ModelMismatchError(
                 f"index {self.folder} was built with model {built['name']!r} (fingerprint {built['fingerprint']}), "

@@ -57,6 +57,7 @@ from .vectors import VectorIndex
 DEFAULT_INDEX = Path("indexes/default")
 DEFAULT_WINDOW = 1
 CRASH_ENV = "SEARCH_CRASH_AT"  # fault injection for tests: the writer kills itself at this point
+PARALLEL_KEYWORD_MIN = 5000  # below this, starting writer processes costs more than it saves
 
 
 class Progress(Protocol):
@@ -247,12 +248,15 @@ def _write_generation(
             for cid, num, start, end in new_chunks[:, :4].tolist()
         )
         progress.start("indexing keywords", len(new_chunks))
+        procs = min(os.cpu_count() or 1, 4) if len(new_chunks) >= PARALLEL_KEYWORD_MIN else 1
         if state.manifest:
             link_tree(folder / state.manifest["generation"] / KEYWORD, gen / KEYWORD)
             dropped_docs = [s.doc.id for s in state.docs if s.num not in kept_nums]
-            KeywordIndex.update(gen / KEYWORD, langs, dropped_docs, records, progress.advance, optimize=optimize)
+            KeywordIndex.update(
+                gen / KEYWORD, langs, dropped_docs, records, progress.advance, optimize=optimize, procs=procs
+            )
         else:
-            KeywordIndex.build(gen / KEYWORD, langs, records, progress.advance)
+            KeywordIndex.build(gen / KEYWORD, langs, records, progress.advance, procs=procs)
         timings["keyword"] = time.perf_counter() - t
         _crash_point("keyword")
 
