@@ -76,6 +76,11 @@ def _checks(ix: Index) -> list[Check]:
             vec_set == expected and len(vec_ids) == len(vec_set),
             _diff(expected, vec_set, len(vec_ids)),
         )
+        if ix.vectors.ann is not None:
+            import faiss
+
+            ann_ids = set(faiss.vector_to_array(ix.vectors.ann.id_map).tolist())  # type: ignore[attr-defined]
+            add("HNSW graph ids = chunk ids", ann_ids == expected, _diff(expected, ann_ids, len(ann_ids)))
         if len(vec_ids):
             sample = vec_ids[:: max(1, len(vec_ids) // 200)]
             norms = np.linalg.norm(np.vstack([ix.vectors.index.reconstruct(int(i)) for i in sample]), axis=1)

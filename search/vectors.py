@@ -6,6 +6,7 @@ name a passage the same way.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -13,16 +14,40 @@ import numpy as np
 from .errors import IndexFormatError
 from .types import Hit
 
+HNSW_MIN = int(os.environ.get("SEARCH_HNSW_MIN", "250000"))  # below this many vectors, exact search is fast enough
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 128
+
 
 class VectorIndex:
-    """Exact inner-product search with stable ids (``IndexIDMap2`` over ``IndexFlatIP``)."""
+    """Inner-product search with stable ids.
 
-    def __init__(self, dim: int, index: object | None = None) -> None:
+    The exact ``IndexIDMap2(IndexFlatIP)`` is the source of truth: updates remove and add there,
+    and exact cosines for fusion are reconstructed from it. From ``HNSW_MIN`` vectors on, an
+    HNSW graph over the same vectors is built per generation and answers top-k searches
+    (recall@10 against exact search is measured in benchmarks/results/speed.md).
+    """
+
+    def __init__(self, dim: int, index: object | None = None, ann: object | None = None) -> None:
         import faiss
 
         self.dim = dim
         self._faiss = faiss
         self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.ann = ann
+
+    def build_ann(self) -> None:
+        """Build the HNSW graph over every stored vector (replacing an older one)."""
+        faiss = self._faiss
+        hnsw = faiss.IndexHNSWFlat(self.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+        hnsw.hnsw.efSearch = HNSW_EF_SEARCH
+        ann = faiss.IndexIDMap(hnsw)
+        flat = faiss.downcast_index(self.index.index)  # type: ignore[attr-defined]
+        vectors = faiss.rev_swig_ptr(flat.get_xb(), self.count * self.dim).reshape(self.count, self.dim)
+        ann.add_with_ids(np.ascontiguousarray(vectors), self.ids())
+        self.ann = ann
 
     def add(self, vectors: np.ndarray, ids: np.ndarray) -> None:
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
@@ -35,17 +60,19 @@ class VectorIndex:
         """Drop the vectors of ``ids``; returns how many were there."""
         if len(ids) == 0:
             return 0
+        self.ann = None  # a graph cannot forget; it is rebuilt for the next generation
         return int(self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))  # type: ignore[attr-defined]
 
     def ids(self) -> np.ndarray:
         """Every id held, in storage order."""
         return self._faiss.vector_to_array(self.index.id_map).astype(np.int64)  # type: ignore[attr-defined]
 
-    def search(self, query: np.ndarray, k: int) -> list[Hit]:
+    def search(self, query: np.ndarray, k: int, exact: bool = False) -> list[Hit]:
         if self.count == 0 or k <= 0:
             return []
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
-        scores, ids = self.index.search(q, min(k, self.count))  # type: ignore[attr-defined]
+        index = self.ann if self.ann is not None and not exact else self.index
+        scores, ids = index.search(q, min(k, self.count))  # type: ignore[attr-defined]
         return [Hit(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=False) if i >= 0]
 
     def similarities(self, query: np.ndarray, ids: list[int]) -> dict[int, float]:
@@ -62,6 +89,8 @@ class VectorIndex:
 
     def save(self, path: Path) -> None:
         self._faiss.write_index(self.index, str(path))
+        if self.ann is not None:
+            self._faiss.write_index(self.ann, str(path.with_suffix(".hnsw")))
 
     @classmethod
     def load(cls, path: Path, dim: int) -> VectorIndex:
@@ -69,10 +98,14 @@ class VectorIndex:
 
         try:
             index = faiss.read_index(str(path))
+            graph = path.with_suffix(".hnsw")
+            ann = faiss.read_index(str(graph)) if graph.exists() else None
         except RuntimeError:
             raise IndexFormatError(
                 f"cannot read the vector index {path}; rebuild with `search index CORPUS --rebuild`"
             ) from None
         if index.d != dim:
             raise IndexFormatError(f"vector index {path} has {index.d} dimensions, the manifest says {dim}")
-        return cls(dim, index)
+        if ann is not None:
+            faiss.downcast_index(ann.index).hnsw.efSearch = HNSW_EF_SEARCH
+        return cls(dim, index, ann)

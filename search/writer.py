@@ -52,7 +52,7 @@ from .store import (
     write_json,
 )
 from .types import Document
-from .vectors import VectorIndex
+from .vectors import HNSW_MIN, VectorIndex
 
 DEFAULT_INDEX = Path("indexes/default")
 DEFAULT_WINDOW = 1
@@ -270,6 +270,9 @@ def _write_generation(
             progress.start("embedding sentences", len(new_chunks))
             texts = [by_num[num].text[start:end] for num, start, end in new_chunks[:, 1:4].tolist()]
             vectors.add(encoder.get().encode_passages(texts, progress=progress.advance), new_chunks[:, 0])
+        if vectors.count >= HNSW_MIN:
+            progress.start("building the HNSW graph", 0)
+            vectors.build_ann()
         vectors.save(gen / VECTORS)
         timings["embedding"] = time.perf_counter() - t
         _crash_point("vectors")

@@ -216,3 +216,23 @@ def test_unwritable_index_and_missing_index_are_one_line_errors(tmp_path: Path, 
         result = runner.invoke(app, [*cmd, "--index", str(tmp_path / "none")])
         assert result.exit_code == 3 and "no index" in result.output
     assert not (tmp_path / "none").exists()
+
+
+def test_hnsw_graph_above_the_threshold(
+    tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import search.writer
+
+    monkeypatch.setattr(search.writer, "HNSW_MIN", 1)
+    folder = tmp_path / "idx"
+    build_index(tiny_corpus, folder, encoder=fake_encoder)
+    (tiny_corpus / "more.txt").write_text("A mountain above the sea.\n", encoding="utf-8")
+    report = build_index(tiny_corpus, folder, encoder=fake_encoder)
+    assert (folder / report.generation / "vectors.hnsw").exists()
+    _ok(folder)
+    with Index.open(folder, encoder=fake_encoder) as ix:
+        assert ix.vectors.ann is not None
+        assert ix.search("mountain", mode="semantic", k=1)[0].doc in {"more.txt", "page.html", "sea.md"}
+    monkeypatch.setattr(search.writer, "HNSW_MIN", 10**9)
+    report = build_index(tiny_corpus, folder, encoder=fake_encoder, rebuild=True)
+    assert not (folder / report.generation / "vectors.hnsw").exists()
