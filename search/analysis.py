@@ -146,6 +146,21 @@ def detect_language(text: str, default: str = FALLBACK_LANG) -> str:
     return lang if lang in LANG_NAMES else default
 
 
+def stopword_language(words: Iterable[str]) -> str | None:
+    """The language whose stoplist holds most of ``words`` (None if no word is a stopword).
+
+    Enough to decide which stopwords a short query has, and instant, where loading the
+    language-identification model costs half a second of a cold query.
+    """
+    lowered = [w.lower() for w in words]
+    best, hits = None, 0
+    for lang in sorted(LANG_NAMES):
+        n = sum(w in stopwords(lang) for w in lowered)
+        if n > hits:
+            best, hits = lang, n
+    return best
+
+
 @lru_cache(maxsize=1)
 def _identifier() -> Any:
     from py3langid.langid import MODEL_FILE, LanguageIdentifier

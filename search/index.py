@@ -151,6 +151,24 @@ class Index:
 
         return search(self, query, **options)
 
+    def search_many(self, queries: list[str], **options: Any) -> list[list[Any]]:
+        """Rank passages for several queries, embedding them in one batch (semantic and hybrid modes)."""
+        import contextlib
+
+        from .errors import QueryError
+        from .ranker import clean_query, search
+
+        vectors: list[Any] = [None] * len(queries)
+        if options.get("mode", "hybrid") != "keyword":
+            good = []
+            for i, q in enumerate(queries):
+                with contextlib.suppress(QueryError):  # search() below reports the query's own error
+                    good.append((i, clean_query(q)))
+            embedded = self.encoder.encode_queries([q for _, q in good])
+            for (i, _), vec in zip(good, embedded, strict=True):
+                vectors[i] = vec
+        return [search(self, q, query_vector=v, **options) for q, v in zip(queries, vectors, strict=True)]
+
     def info(self) -> dict[str, Any]:
         """The manifest plus sizes on disk, for ``search info``."""
         sizes = {}

@@ -25,7 +25,7 @@ from whoosh import scoring
 from whoosh.fields import ID, TEXT, Schema
 from whoosh.qparser import FuzzyTermPlugin, OrGroup, QueryParser
 
-from .analysis import analyze, detect_language, language_analyzer, stopwords
+from .analysis import analyze, language_analyzer, stopword_language, stopwords
 from .errors import IndexFormatError, QueryError
 from .types import Hit
 
@@ -117,8 +117,10 @@ def parse_query(text: str, langs: Iterable[str], syntax: Syntax = "auto") -> Par
     else:
         # A word that is a stopword in any language in play is dropped before analysis, so an
         # English "and" never matches the German stem of "ändern" in a German index.
-        stops = frozenset().union(*(stopwords(lg) for lg in {*langs, detect_language(text)}))
-        words = " ".join(w for w in _WORD.findall(text) if w.lower() not in stops)
+        found = _WORD.findall(text)
+        in_play = {*langs, stopword_language(found) or langs[0] if langs else "en"}
+        stops = frozenset().union(*(stopwords(lg) for lg in in_play))
+        words = " ".join(w for w in found if w.lower() not in stops)
         for lang in langs:
             terms = dict.fromkeys(analyze(words, lang))
             if terms:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import unicodedata
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .chunking import passage_span
 from .errors import QueryError, SearchError
 from .fusion import get_fusion
@@ -47,6 +49,7 @@ def search(
     window: int | None = None,
     syntax: Syntax = "auto",
     dedupe: bool = True,
+    query_vector: np.ndarray | None = None,
 ) -> list[Result]:
     """Rank passages of ``index`` for ``query``.
 
@@ -56,6 +59,7 @@ def search(
     compared fairly. ``window`` is the number of neighbouring sentences on each side of the
     matched one (default: the index's setting). With ``dedupe`` a passage that lies wholly inside a
     better-ranked passage of the same document is passed over, so no result only repeats another.
+    ``query_vector`` is the query's embedding when the caller already has it (batched queries).
     """
     if mode not in MODES:
         raise SearchError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
@@ -74,7 +78,7 @@ def search(
     if mode in ("keyword", "hybrid"):
         keyword = {h.chunk_id: h.score for h in index.keyword.search(parsed, depth)}
     if mode in ("semantic", "hybrid"):
-        qvec = index.encoder.encode_queries([text])[0]
+        qvec = index.encoder.encode_queries([text])[0] if query_vector is None else query_vector
         semantic = {h.chunk_id: h.score for h in index.vectors.search(qvec, depth)}
         if mode == "hybrid":
             semantic.update(index.vectors.similarities(qvec, [c for c in keyword if c not in semantic]))

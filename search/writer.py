@@ -230,7 +230,9 @@ def _write_generation(
     live = np.isin(old_chunks[:, 1], np.fromiter(kept_nums, dtype=np.int64, count=len(kept_nums)))
     dropped_ids = old_chunks[~live, 0]
     next_chunk = int(state.manifest["next_chunk_id"]) if state.manifest else 0
+    t = time.perf_counter()
     new_chunks = _chunk_docs(add, next_chunk)
+    timings["chunking"] = time.perf_counter() - t
     chunks = np.vstack([old_chunks[live], new_chunks])
     docs = sorted([*keep, *add], key=lambda s: s.num)
     by_num = {s.num: s.doc for s in add}

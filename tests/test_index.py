@@ -138,3 +138,14 @@ def test_vectors_are_normalised(built: Path, fake_encoder: FakeEncoder) -> None:
     with Index.open(built, encoder=fake_encoder) as ix:
         v = ix.vectors.index.reconstruct(int(ix.chunks[0, 0]))
         assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_search_many_matches_one_by_one(built: Path, fake_encoder: FakeEncoder) -> None:
+    queries = ["ocean", "Soldaten cat", "dog"]
+    with Index.open(built, encoder=fake_encoder) as ix:
+        for mode in ("keyword", "semantic", "hybrid"):
+            batched = ix.search_many(queries, mode=mode, k=3)
+            single = [ix.search(q, mode=mode, k=3) for q in queries]
+            assert [[r.chunk_id for r in rs] for rs in batched] == [[r.chunk_id for r in rs] for rs in single]
+        with pytest.raises(QueryError):
+            ix.search_many(["ok", "  "], mode="hybrid")

@@ -71,8 +71,9 @@ def test_any_query_raises_only_our_errors(ix: Index, q: str, mode: str, syntax: 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(q=queries, syntax=st.sampled_from(["auto", "on", "off"]), as_json=st.booleans())
 def test_cli_exit_code_is_zero_or_the_query_error(index_dir: Path, q: str, syntax: str, as_json: bool) -> None:
-    args = ["query", q, "--index", str(index_dir), "--mode", "keyword", "--syntax", syntax]
-    result = CliRunner().invoke(app, [*args, "--json"] if as_json else args)
+    args = ["query", "--index", str(index_dir), "--mode", "keyword", "--syntax", syntax]
+    # "--" ends the options, so a query such as "-0" or "--x" is text, as in any command line tool
+    result = CliRunner().invoke(app, [*args, *(["--json"] if as_json else []), "--", q])
     assert result.exit_code in (0, QueryError.exit_code), result.output
     if result.exit_code == 0 and as_json:
         assert isinstance(json.loads(result.stdout)["results"], list)
