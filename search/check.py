@@ -88,6 +88,14 @@ def _checks(ix: Index) -> list[Check]:
     except SearchError as exc:
         add("vector index readable", False, str(exc))
 
+    if ix.keyword.bm25 is not None:
+        bm_ids = ix.keyword.bm25.m.row_ids
+        bm_set = set(bm_ids.tolist())
+        add(
+            "BM25 rows = chunk ids",
+            bm_set == expected and len(bm_ids) == len(bm_set),
+            _diff(expected, bm_set, len(bm_ids)),
+        )
     stored = ix.keyword.stored()
     kw_ids = [c for c, _ in stored]
     kw_set = set(kw_ids)

@@ -26,6 +26,7 @@ from whoosh.fields import ID, TEXT, Schema
 from whoosh.qparser import FuzzyTermPlugin, OrGroup, QueryParser
 
 from .analysis import analyze, language_analyzer, stopword_language, stopwords
+from .bm25 import BM25, TermMatrix
 from .errors import IndexFormatError, QueryError
 from .types import Hit
 
@@ -53,6 +54,7 @@ class ParsedQuery:
     query: Q.Query | None
     terms: dict[str, frozenset[str]]
     syntax: bool
+    plain: tuple[str, ...] | None = None  # "lang:term" keys of a plain-word query, for BM25
 
 
 def schema_for(langs: Iterable[str]) -> Schema:
@@ -106,6 +108,7 @@ def parse_query(text: str, langs: Iterable[str], syntax: Syntax = "auto") -> Par
     langs = list(langs)
     use_syntax = syntax == "on" or (syntax == "auto" and looks_like_syntax(text))
     parts: list[Q.Query] = []
+    plain: list[str] = []
     if use_syntax:
         for lang in langs:
             try:
@@ -125,19 +128,21 @@ def parse_query(text: str, langs: Iterable[str], syntax: Syntax = "auto") -> Par
             terms = dict.fromkeys(analyze(words, lang))
             if terms:
                 parts.append(Q.Or([Q.Term(f"text_{lang}", t) for t in terms]))
+                plain += [f"{lang}:{t}" for t in terms]
     if not parts:
         return ParsedQuery(None, {}, use_syntax)
     final = parts[0] if len(parts) == 1 else Q.Or(parts)
-    return ParsedQuery(final, {}, use_syntax)
+    return ParsedQuery(final, {}, use_syntax, None if use_syntax else tuple(plain))
 
 
 class KeywordIndex:
     """A whoosh index in a folder; searcher opened once and reused."""
 
-    def __init__(self, ix: Any, langs: list[str]) -> None:
+    def __init__(self, ix: Any, langs: list[str], bm25: BM25 | None = None) -> None:
         self.ix = ix
         self.langs = langs
         self.searcher = ix.searcher(weighting=scoring.BM25F(B=0.75, K1=1.2))
+        self.bm25 = bm25
 
     @classmethod
     def build(
@@ -211,14 +216,14 @@ class KeywordIndex:
         return n
 
     @classmethod
-    def open(cls, folder: Path, langs: list[str]) -> KeywordIndex:
+    def open(cls, folder: Path, langs: list[str], bm25: Path | None = None) -> KeywordIndex:
         try:
             ix = whoosh_index.open_dir(str(folder))
         except Exception as exc:
             raise IndexFormatError(
                 f"cannot open the keyword index {folder} ({exc}); rebuild with `search index CORPUS --rebuild`"
             ) from None
-        return cls(ix, langs)
+        return cls(ix, langs, BM25(TermMatrix.load(bm25)) if bm25 is not None else None)
 
     def close(self) -> None:
         self.searcher.close()
@@ -227,7 +232,7 @@ class KeywordIndex:
         parsed = parse_query(text, self.langs, syntax)
         if parsed.query is None:
             return parsed
-        return ParsedQuery(parsed.query, self._match_terms(parsed.query), parsed.syntax)
+        return ParsedQuery(parsed.query, self._match_terms(parsed.query), parsed.syntax, parsed.plain)
 
     def _match_terms(self, q: Q.Query) -> dict[str, frozenset[str]]:
         """Analysed terms per language that count as evidence (wildcards and fuzzy expanded)."""
@@ -248,6 +253,8 @@ class KeywordIndex:
     def search(self, parsed: ParsedQuery, k: int) -> list[Hit]:
         if parsed.query is None or k <= 0:
             return []
+        if parsed.plain is not None and self.bm25 is not None:
+            return self.bm25.search(parsed.plain, k)
         results = self.searcher.search(parsed.query, limit=k)
         return [Hit(int(hit["chunk"]), float(hit.score)) for hit in results]
 
@@ -256,6 +263,8 @@ class KeywordIndex:
         ids = list(chunk_ids)
         if parsed.query is None or not ids:
             return {}
+        if parsed.plain is not None and self.bm25 is not None:
+            return self.bm25.scores_for(parsed.plain, ids)
         docnums = set()
         for cid in ids:
             num = self.searcher.document_number(chunk=str(cid))

@@ -9,7 +9,8 @@ An index folder holds generations; each generation is a complete, immutable inde
             docs.jsonl       one line per document: num, id, title, lang, content hash, text
             chunks.npy       int64 table, one row per sentence chunk: id, doc num, start, end, position
             vectors.faiss    faiss IndexIDMap2 over the chunk ids
-            keyword/         whoosh index over the same chunk ids
+            keyword/         whoosh index over the same chunk ids (query syntax)
+            bm25.npz         term frequencies per chunk, for plain-word queries (search/bm25.py)
             .readers         readers hold a shared flock on it while they use the generation
 
 A writer builds generation N+1 next to N (whoosh segments are hard-linked, never rewritten),
@@ -34,7 +35,7 @@ import numpy as np
 from .errors import IndexFormatError, IndexNotFoundError
 from .types import Document
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 READERS = ".readers"
@@ -42,6 +43,7 @@ DOCS = "docs.jsonl"
 CHUNKS = "chunks.npy"
 VECTORS = "vectors.faiss"
 KEYWORD = "keyword"
+BM25_FILE = "bm25.npz"
 GENERATION = re.compile(r"^g(\d{6,})$")
 CHUNK_COLUMNS = 5  # id, doc num, start, end, position
 

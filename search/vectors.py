@@ -40,6 +40,7 @@ class VectorIndex:
     def build_ann(self) -> None:
         """Build the HNSW graph over every stored vector (replacing an older one)."""
         faiss = self._faiss
+        faiss.omp_set_num_threads(os.cpu_count() or 1)
         hnsw = faiss.IndexHNSWFlat(self.dim, HNSW_M, faiss.METRIC_INNER_PRODUCT)
         hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         hnsw.hnsw.efSearch = HNSW_EF_SEARCH
@@ -72,6 +73,9 @@ class VectorIndex:
             return []
         q = np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1)
         index = self.ann if self.ann is not None and not exact else self.index
+        # one query: a single thread is faster than an OpenMP team fighting ONNX Runtime's
+        # still-spinning threads for two cores (7.5 ms → 0.7 ms at 10,000 vectors)
+        self._faiss.omp_set_num_threads(1)
         scores, ids = index.search(q, min(k, self.count))  # type: ignore[attr-defined]
         return [Hit(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=False) if i >= 0]
 

@@ -21,7 +21,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .analysis import check_lang, detect_language
+from .analysis import analyze, check_lang, detect_language
+from .bm25 import TermMatrix
 from .chunking import split_sentences
 from .corpus import Skipped, read_corpus
 from .encoder import Encoder, ModelRef, make_encoder, ref_fingerprint, resolve_model
@@ -29,6 +30,7 @@ from .errors import CorpusError, IndexWriteError, ModelMismatchError
 from .keyword import KeywordIndex, KeywordRecord
 from .locks import WriterLock, remove_if_unused
 from .store import (
+    BM25_FILE,
     CHUNK_COLUMNS,
     CHUNKS,
     DOCS,
@@ -245,10 +247,15 @@ def _write_generation(
     (gen / READERS).touch()
     try:
         t = time.perf_counter()
+        # the title goes with a document's first sentence only: `title:` queries find the
+        # document, and whoosh does not analyse the same title once per sentence
         records = (
-            KeywordRecord(int(cid), by_num[num].id, by_num[num].lang, by_num[num].title, by_num[num].text[start:end])
-            for cid, num, start, end in new_chunks[:, :4].tolist()
-        )
+            KeywordRecord(
+                int(cid), by_num[num].id, by_num[num].lang, by_num[num].title if pos == 0 else "",
+                by_num[num].text[start:end],
+            )
+            for cid, num, start, end, pos in new_chunks.tolist()
+        )  # fmt: skip
         progress.start("indexing keywords", len(new_chunks))
         procs = min(os.cpu_count() or 1, 4) if len(new_chunks) >= PARALLEL_KEYWORD_MIN else 1
         if state.manifest:
@@ -259,6 +266,16 @@ def _write_generation(
             )
         else:
             KeywordIndex.build(gen / KEYWORD, langs, records, progress.advance, procs=procs)
+        matrix = TermMatrix.load(folder / state.manifest["generation"] / BM25_FILE) if state.manifest else None
+        matrix = (matrix or TermMatrix.empty()).update(
+            dropped_ids,
+            new_chunks[:, 0].tolist(),
+            (
+                [f"{by_num[num].lang}:{t}" for t in analyze(by_num[num].text[start:end], by_num[num].lang)]
+                for num, start, end in new_chunks[:, 1:4].tolist()
+            ),
+        )
+        matrix.save(gen / BM25_FILE)
         timings["keyword"] = time.perf_counter() - t
         _crash_point("keyword")
 
@@ -439,7 +456,7 @@ def _build(
         )
         _collect_garbage(folder, gen)
         if rebuild:  # files of an index of an older format, now replaced
-            for legacy in (DOCS, CHUNKS, VECTORS, KEYWORD):
+            for legacy in (DOCS, CHUNKS, VECTORS, KEYWORD, BM25_FILE):
                 path = folder / legacy
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,59 @@
+"""BM25 over the term matrix: hand-computed scores, updates equal a fresh build."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search.bm25 import BM25, K1, B, TermMatrix
+
+DOCS = {10: ["cat", "sat", "cat"], 11: ["dog", "sat"], 12: ["bird"], 13: ["cat", "dog", "bird", "fish"]}
+
+
+def _matrix(docs: dict[int, list[str]]) -> TermMatrix:
+    return TermMatrix.empty().update(np.zeros(0, dtype=np.int64), list(docs), list(docs.values()))
+
+
+def _by_hand(docs: dict[int, list[str]], query: list[str]) -> dict[int, float]:
+    n = len(docs)
+    avgdl = sum(len(t) for t in docs.values()) / n
+    out: dict[int, float] = {}
+    for cid, terms in docs.items():
+        score = 0.0
+        for q in dict.fromkeys(query):
+            tf = terms.count(q)
+            if not tf:
+                continue
+            df = sum(q in t for t in docs.values())
+            idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
+            score += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * len(terms) / avgdl))
+        if score:
+            out[cid] = score
+    return out
+
+
+def test_scores_match_the_formula() -> None:
+    bm = BM25(_matrix(DOCS))
+    expected = _by_hand(DOCS, ["cat", "dog", "cat"])
+    hits = bm.search(["cat", "dog", "cat"], k=10)
+    assert {h.chunk_id: pytest.approx(h.score, rel=1e-5) for h in hits} == expected
+    assert [h.chunk_id for h in hits] == sorted(expected, key=lambda c: (-expected[c], c))
+    assert [h.chunk_id for h in bm.search(["cat", "dog"], k=1)] == [max(expected, key=expected.get)]
+    assert bm.scores_for(["cat"], [11, 13]) == {13: pytest.approx(_by_hand(DOCS, ["cat"])[13], rel=1e-5)}
+    assert bm.search(["unknown"], k=5) == []
+
+
+def test_update_equals_a_fresh_build(tmp_path: Path) -> None:
+    m = _matrix(DOCS).update(np.array([11, 12]), [14, 15], [["fish", "fish"], ["cat", "emu"]])
+    after = {10: DOCS[10], 13: DOCS[13], 14: ["fish", "fish"], 15: ["cat", "emu"]}
+    m.save(tmp_path / "bm25.npz")
+    loaded = BM25(TermMatrix.load(tmp_path / "bm25.npz"))
+    fresh = BM25(_matrix(after))
+    for q in (["cat"], ["fish", "dog"], ["emu", "bird", "cat"]):
+        got = {h.chunk_id: h.score for h in loaded.search(q, 10)}
+        assert got == pytest.approx({h.chunk_id: h.score for h in fresh.search(q, 10)})
+        assert got == pytest.approx(_by_hand(after, q), rel=1e-5)
+    assert loaded.m.row_ids.tolist() == [10, 13, 14, 15]
