@@ -257,7 +257,9 @@ def query(
         _fail(exc)
         return
     if as_json:
-        payload = {"query": text, "mode": mode.value, "results": [r.to_json() for r in results]}
+        # a lone surrogate (undecodable bytes in argv) cannot be written as UTF-8: echo U+FFFD instead
+        echo = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        payload = {"query": echo, "mode": mode.value, "results": [r.to_json() for r in results]}
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return
     if not results:

@@ -99,3 +99,12 @@ def test_every_option_combination(ix: Index, mode: str, fusion: str, syntax: str
     assert 1 <= len(results) <= 3
     assert [r.rank for r in results] == list(range(1, len(results) + 1))
     assert all(results[i].score >= results[i + 1].score for i in range(len(results) - 1))
+
+
+def test_json_output_with_a_lone_surrogate_in_the_query(index_dir: Path) -> None:
+    # what Python makes of undecodable bytes in argv; found by the property test above
+    result = CliRunner().invoke(
+        app, ["query", "--index", str(index_dir), "--mode", "keyword", "--json", "--", "cat\udcff"]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["query"] == "cat\ufffd"
