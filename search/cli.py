@@ -258,7 +258,7 @@ def query(
         return
     if as_json:
         # a lone surrogate (undecodable bytes in argv) cannot be written as UTF-8: echo U+FFFD instead
-        echo = text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        echo = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
         payload = {"query": echo, "mode": mode.value, "results": [r.to_json() for r in results]}
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return
