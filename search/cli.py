@@ -17,7 +17,7 @@ from rich.text import Text
 
 from .errors import SearchError
 from .index import DEFAULT_INDEX, DEFAULT_WINDOW
-from .ranker import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_K
+from .ranker import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_K, DEFAULT_RRF_K
 
 app = typer.Typer(
     help="Hybrid keyword + semantic search over your own documents (German and English), "
@@ -336,6 +336,123 @@ def info(
     for key, value in rows:
         table.add_row(Text(key, style="bold"), value)
     out.print(table)
+
+
+class EvalMode(StrEnum):
+    keyword = "keyword"
+    semantic = "semantic"
+    hybrid = "hybrid"
+    all = "all"
+
+
+@app.command("eval")
+def eval_(
+    target: Annotated[
+        Path,
+        typer.Argument(
+            help="A BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv; indexed once into the cache), "
+            "or a JSONL query file with judgments for --index."
+        ),
+    ],
+    index_dir: Annotated[
+        Path | None,
+        typer.Option("--index", help="Index for a query file (default indexes/default); a BEIR folder gets its own."),
+    ] = None,
+    mode: Annotated[EvalMode, typer.Option(help="Mode to evaluate, or all side by side.")] = EvalMode.all,
+    fusion: Annotated[FusionChoice, typer.Option(help="Hybrid fusion: convex or rrf.")] = FusionChoice.convex,
+    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Semantic weight in convex fusion.")] = DEFAULT_ALPHA,
+    rrf_k: Annotated[int, typer.Option("--rrf-k", min=1, help="k of reciprocal rank fusion.")] = DEFAULT_RRF_K,
+    candidates: Annotated[
+        int | None,
+        typer.Option(
+            min=1, max=100000, help="Sentences each side contributes (default 1000 for documents, 100 for sentences)."
+        ),
+    ] = None,
+    aggregate: Annotated[
+        str, typer.Option(help="Sentence → document scores: max, or max+ (best plus a tenth of the next two).")
+    ] = "max",
+    metrics: Annotated[
+        str, typer.Option(help="Comma-separated: ndcg@10, mrr@10, recall@100, map, ndcg@100, recall@10, p@10.")
+    ] = "ndcg@10,mrr@10,recall@100,map",
+    split: Annotated[str, typer.Option(help="BEIR qrels split (qrels/SPLIT.tsv).")] = "test",
+    qrels: Annotated[Path | None, typer.Option(help="TREC or BEIR qrels file replacing the judgments.")] = None,
+    model: ModelOpt = None,
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N queries.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    run_out: Annotated[
+        Path | None, typer.Option("--run-out", help="Write the run in TREC format (one file per mode if several).")
+    ] = None,
+    save: Annotated[
+        Path | None, typer.Option(help="Folder for eval.json, TREC runs and qrels, and a PNG chart of modes × metrics.")
+    ] = None,
+) -> None:
+    """Measure relevance (nDCG@10, MRR@10, Recall@100, MAP) of keyword, semantic and hybrid ranking."""
+    from .evaluate import MODES, run_eval, write_qrels, write_run
+
+    modes = list(MODES) if mode is EvalMode.all else [mode.value]
+    chosen = [m.strip() for m in metrics.split(",") if m.strip()]
+    options: dict[str, Any] = {"fusion": fusion.value, "alpha": alpha, "rrf_k": rrf_k}
+    if candidates:
+        options["candidates"] = candidates
+    try:
+        with _bar(as_json) as bar:
+            report = run_eval(
+                target, index=index_dir, modes=modes, metrics=chosen, split=split, qrels_file=qrels, model=model,
+                aggregation=aggregate, options=options, limit=limit, progress=_RichProgress(bar, "preparing"),
+            )  # fmt: skip
+    except SearchError as exc:
+        _fail(exc)
+        return
+    outputs: list[Path] = []
+    if run_out:
+        for m in modes:
+            path = run_out if len(modes) == 1 else run_out.with_name(f"{run_out.stem}.{m}{run_out.suffix}")
+            write_run(path, report.runs[m], f"search-{m}")
+            outputs.append(path)
+    if save:
+        save.mkdir(parents=True, exist_ok=True)
+        (save / "eval.json").write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        write_qrels(save / "qrels.trec", report.qrels)
+        for m in modes:
+            write_run(save / f"run.{m}.trec", report.runs[m], f"search-{m}")
+        _chart(report, save / "eval.png")
+        outputs.append(save)
+    if as_json:
+        sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n")
+    else:
+        table = Table(title=f"{report.dataset}: {report.queries} queries, judged per {report.level}")
+        table.add_column("mode")
+        for name in chosen:
+            table.add_column(name, justify="right")
+        for m, values in report.modes.items():
+            best = {k: max(v[k] for v in report.modes.values()) for k in chosen}
+            table.add_row(m, *[Text(f"{values[k]:.3f}", style="bold" if values[k] == best[k] else "") for k in chosen])
+        out.print(table)
+    for path in outputs:
+        err.print(f"wrote {path}")
+
+
+def _chart(report: Any, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = list(report.modes)
+    metrics = list(next(iter(report.modes.values())))
+    fig, ax = plt.subplots(figsize=(1.8 + 1.6 * len(metrics), 3.6))
+    width = 0.8 / len(modes)
+    for i, m in enumerate(modes):
+        xs = [j + (i - (len(modes) - 1) / 2) * width for j in range(len(metrics))]
+        bars = ax.bar(xs, [report.modes[m][k] for k in metrics], width, label=m)
+        ax.bar_label(bars, fmt="%.3f", fontsize=7)
+    ax.set_xticks(range(len(metrics)), metrics)
+    ax.set_ylim(0, 1.05)
+    ax.set_title(f"{report.dataset} ({report.queries} queries)")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(modes), fontsize=8, frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def _check(index_dir: Path, as_json: bool) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -61,35 +62,21 @@ def search(
     better-ranked passage of the same document is passed over, so no result only repeats another.
     ``query_vector`` is the query's embedding when the caller already has it (batched queries).
     """
-    if mode not in MODES:
-        raise SearchError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
     if k < 1:
         raise SearchError("k must be at least 1")
-    if not 0.0 <= alpha <= 1.0:
-        raise SearchError(f"alpha must be between 0 and 1, not {alpha}")
-    fuse = get_fusion(fusion)
-    text = clean_query(query)
     window = index.manifest["chunking"]["window"] if window is None else max(0, window)
-    depth = max(candidates, k)
-
-    parsed: ParsedQuery = index.keyword.parse(text, syntax)
-    keyword: dict[int, float] = {}
-    semantic: dict[int, float] = {}
-    if mode in ("keyword", "hybrid"):
-        keyword = {h.chunk_id: h.score for h in index.keyword.search(parsed, depth)}
-    if mode in ("semantic", "hybrid"):
-        qvec = index.encoder.encode_queries([text])[0] if query_vector is None else query_vector
-        semantic = {h.chunk_id: h.score for h in index.vectors.search(qvec, depth)}
-        if mode == "hybrid":
-            semantic.update(index.vectors.similarities(qvec, [c for c in keyword if c not in semantic]))
-            keyword.update(index.keyword.scores_for(parsed, [c for c in semantic if c not in keyword]))
-
-    if mode == "keyword":
-        fused = keyword
-    elif mode == "semantic":
-        fused = semantic
-    else:
-        fused = fuse(keyword, semantic, k=rrf_k, alpha=alpha)
+    scored = score_chunks(
+        index,
+        query,
+        mode=mode,
+        fusion=fusion,
+        alpha=alpha,
+        rrf_k=rrf_k,
+        candidates=max(candidates, k),
+        syntax=syntax,
+        query_vector=query_vector,
+    )
+    fused, keyword, semantic, parsed = scored.fused, scored.keyword, scored.semantic, scored.parsed
     results: list[Result] = []
     shown: dict[int, list[tuple[int, int]]] = {}
     for cid in sorted(fused, key=lambda c: (-fused[c], c)):
@@ -104,6 +91,55 @@ def search(
         shown.setdefault(doc, []).append((result.start, result.end))
         results.append(result)
     return results
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Every candidate chunk of a query with its fused score and each side's score."""
+
+    fused: dict[int, float]
+    keyword: dict[int, float]
+    semantic: dict[int, float]
+    parsed: ParsedQuery
+
+
+def score_chunks(
+    index: Index,
+    query: str,
+    *,
+    mode: str = "hybrid",
+    fusion: str = DEFAULT_FUSION,
+    alpha: float = DEFAULT_ALPHA,
+    rrf_k: int = DEFAULT_RRF_K,
+    candidates: int = DEFAULT_CANDIDATES,
+    syntax: Syntax = "auto",
+    query_vector: np.ndarray | None = None,
+) -> Scored:
+    """The ranking without passages: what :func:`search` shows and ``search eval`` measures."""
+    if mode not in MODES:
+        raise SearchError(f"unknown mode {mode!r}; choose one of: {', '.join(MODES)}")
+    if not 0.0 <= alpha <= 1.0:
+        raise SearchError(f"alpha must be between 0 and 1, not {alpha}")
+    fuse = get_fusion(fusion)
+    text = clean_query(query)
+    parsed: ParsedQuery = index.keyword.parse(text, syntax)
+    keyword: dict[int, float] = {}
+    semantic: dict[int, float] = {}
+    if mode in ("keyword", "hybrid"):
+        keyword = {h.chunk_id: h.score for h in index.keyword.search(parsed, candidates)}
+    if mode in ("semantic", "hybrid"):
+        qvec = index.encoder.encode_queries([text])[0] if query_vector is None else query_vector
+        semantic = {h.chunk_id: h.score for h in index.vectors.search(qvec, candidates)}
+        if mode == "hybrid":
+            semantic.update(index.vectors.similarities(qvec, [c for c in keyword if c not in semantic]))
+            keyword.update(index.keyword.scores_for(parsed, [c for c in semantic if c not in keyword]))
+    if mode == "keyword":
+        fused = keyword
+    elif mode == "semantic":
+        fused = semantic
+    else:
+        fused = fuse(keyword, semantic, k=rrf_k, alpha=alpha)
+    return Scored(fused, keyword, semantic, parsed)
 
 
 def _result(
