@@ -7,7 +7,8 @@ is off for every timed build). Queries: 200 from the same collections (100 scifa
 mlqa-de-dev, 25 xquad-de, 25 xquad-en).
 
 Figures (medians of the runs stated beside them): build time and sentences/second per stage,
-index size, peak memory; per-query latency p50/p95 per mode with the model loaded; batched
+index size, peak memory (VmHWM of the indexing process; getrusage's ru_maxrss would include the
+parent's memory at fork, and whoosh's short-lived writer subprocesses are not counted); per-query latency p50/p95 per mode with the model loaded; batched
 queries/second; a cold ``search query`` process; HNSW recall@10 against exact search at 100k.
 References on the same sentences and queries: bm25s (keyword), plain sentence-transformers
 fp32 ``encode`` + faiss ``IndexFlatIP`` (semantic), txtai's hybrid index with the same model
@@ -103,14 +104,13 @@ def load_queries() -> list[str]:
 
 
 BUILD = """
-import json, resource, sys, time
+import json, sys, time
 from search import build_index
 t = time.perf_counter()
 r = build_index(sys.argv[1], sys.argv[2], embedding_cache=False, lang="auto")
 print(json.dumps({"documents": r.documents, "chunks": r.chunks, "seconds": r.seconds,
   "wall": time.perf_counter() - t,
-  "peak_rss_mb": max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
-                     resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 1024}))
+  "peak_rss_mb": int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024}))
 """
 
 
@@ -288,7 +288,7 @@ def hnsw_recall(index: Path, queries: list[str]) -> dict:
 
 
 TXTAI = """
-import json, resource, sys, time
+import json, sys, time
 from txtai import Embeddings
 texts = json.load(open(sys.argv[1]))
 queries = json.load(open(sys.argv[2]))
@@ -304,7 +304,7 @@ for q in queries:
 times.sort()
 print(json.dumps({"sentences": len(texts), "build_s": build, "sentences_per_s": len(texts) / build,
   "p50_ms": times[len(times) // 2], "p95_ms": times[int(len(times) * 0.95)],
-  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+  "peak_rss_mb": int(open("/proc/self/status").read().split("VmHWM:")[1].split()[0]) / 1024}))
 """
 
 

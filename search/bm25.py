@@ -133,27 +133,17 @@ class BM25:
     def scores(self, terms: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Rows that hold any of ``terms`` and their BM25 scores."""
         m = self.m
-        acc: dict[int, None] = {}
-        parts_rows: list[np.ndarray] = []
-        parts_w: list[np.ndarray] = []
-        for t in dict.fromkeys(terms):
-            c = self.col.get(t)
-            if c is None or c in acc:
-                continue
-            acc[c] = None
-            lo, hi = m.indptr[c], m.indptr[c + 1]
-            rows = m.rows[lo:hi]
-            tf = m.tf[lo:hi]
-            parts_rows.append(rows)
-            parts_w.append(self.idf[c] * tf * (self.k1 + 1) / (tf + self.norm[rows]))
-        if not parts_rows:
+        cols = {c for c in (self.col.get(t) for t in terms) if c is not None}
+        if not cols:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
-        rows = np.concatenate(parts_rows)
-        weights = np.concatenate(parts_w)
-        uniq, inverse = np.unique(rows, return_inverse=True)
-        total = np.zeros(len(uniq), dtype=np.float32)
-        np.add.at(total, inverse, weights)
-        return uniq, total
+        acc = np.zeros(len(m.row_ids), dtype=np.float32)
+        for c in cols:
+            lo, hi = m.indptr[c], m.indptr[c + 1]
+            rows = m.rows[lo:hi]  # each row once per column, so fancy-index addition is exact
+            tf = m.tf[lo:hi]
+            acc[rows] += self.idf[c] * tf * (self.k1 + 1) / (tf + self.norm[rows])
+        hit = np.flatnonzero(acc)
+        return hit, acc[hit]
 
     def search(self, terms: Iterable[str], k: int) -> list[Hit]:
         rows, scores = self.scores(terms)

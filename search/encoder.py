@@ -23,6 +23,7 @@ from .errors import ModelError
 DEFAULT_MODEL = "multilingual-e5-small"
 E5_ALIASES = {"multilingual-e5-small", "intfloat/multilingual-e5-small", "e5-small"}
 E5_FP32 = "multilingual-e5-small-fp32"
+TOKENIZE_BLOCK = 2048
 MINILM_ALIASES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", "tokenizer.json", "modules.json")
 
@@ -241,13 +242,18 @@ class OnnxEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
-        ids = [e.ids for e in self.tokenizer.encode_batch(texts, add_special_tokens=True)]
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for lo in range(0, len(order), self.batch_size):
-            idx = order[lo : lo + self.batch_size]
-            out[idx] = self._run([ids[i] for i in idx])
-            if progress:
-                progress(len(idx))
+        # sort by characters, tokenise a block at a time (an Encoding object holds far more than the
+        # ids: tokenising 100,000 sentences at once took over a gigabyte), then sort each block by tokens
+        by_chars = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        for start in range(0, len(by_chars), TOKENIZE_BLOCK):
+            block = by_chars[start : start + TOKENIZE_BLOCK]
+            ids = [e.ids for e in self.tokenizer.encode_batch([texts[i] for i in block], add_special_tokens=True)]
+            order = sorted(range(len(block)), key=lambda j: len(ids[j]))
+            for lo in range(0, len(order), self.batch_size):
+                part = order[lo : lo + self.batch_size]
+                out[[block[j] for j in part]] = self._run([ids[j] for j in part])
+                if progress:
+                    progress(len(part))
         return out
 
     def _run(self, batch: list[list[int]]) -> np.ndarray:
