@@ -33,7 +33,8 @@ from .types import Hit
 Syntax = Literal["auto", "on", "off"]
 SEARCH_FIELDS = ("text", "title")
 _WORD = re.compile(r"\w+(?:\.?\w+)*")
-_SYNTAX = re.compile(r'"[^"]+"|\b(?:AND|OR|NOT|ANDNOT)\b|\b(?:text|title|doc):\S|\w~\d*(?:\s|$)|[()]')
+# Parentheses alone are not syntax: "(TNF-α)" in a question is an abbreviation, not a group.
+_SYNTAX = re.compile(r'"[^"]+"|\b(?:AND|OR|NOT|ANDNOT)\b|\b(?:text|title|doc):\S|\w~\d*(?:\s|$)')
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,9 @@ def test_questions_are_not_syntax(kw: KeywordIndex) -> None:
     assert looks_like_syntax('"Koalition der Willigen" AND Healey')
     assert looks_like_syntax("title:Healey")
     assert looks_like_syntax("Heeley~")
+    # abbreviations in brackets are common in questions; grouping needs an operator too
+    assert not looks_like_syntax("Are tumor necrosis factor alpha (TNF-α) levels raised?")
+    assert looks_like_syntax("(Healey OR Starmer) AND Ukraine")
     assert ids(kw, "Wer schickt Truppen?") == [2]
 
 
