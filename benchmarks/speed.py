@@ -272,12 +272,14 @@ def hnsw_recall(index: Path, queries: list[str]) -> dict:
         recalls, t_ann, t_exact = [], [], []
         for v in qv:
             t = time.perf_counter()
-            a = {h.chunk_id for h in vi.search(v, 10)}
+            a = vi.search(v, 10)
             t_ann.append((time.perf_counter() - t) * 1000)
             t = time.perf_counter()
-            e = {h.chunk_id for h in vi.search(v, 10, exact=True)}
+            e = vi.search(v, 10, exact=True)
             t_exact.append((time.perf_counter() - t) * 1000)
-            recalls.append(len(a & e) / 10)
+            # by score, not id: the corpus repeats sentences, and a twin is as good a hit
+            tenth = e[-1].score - 1e-6
+            recalls.append(min(10, sum(h.score >= tenth for h in a)) / 10)
         vi.ann = None
     return {
         "vectors": vi.count,
@@ -424,10 +426,11 @@ def write(f: dict) -> None:
         "(target ≤ 2 s).",
         "",
         "## Vector index",
-        f"HNSW (M=32, efSearch=128) over {f['hnsw']['vectors']:,} vectors: built in {f['hnsw']['build_s']:.1f} s, "
+        f"HNSW (M=32, efSearch=256) over {f['hnsw']['vectors']:,} vectors: built in {f['hnsw']['build_s']:.1f} s, "
         f"recall@10 against exact **{f['hnsw']['recall_at_10']:.3f}**, p50 {f['hnsw']['hnsw_p50_ms']:.2f} ms "
-        f"vs exact {f['hnsw']['exact_p50_ms']:.2f} ms. The engine searches exactly below 250,000 vectors "
-        "and builds the graph from there on.",
+        f"vs exact {f['hnsw']['exact_p50_ms']:.2f} ms. The engine searches exactly below 50,000 vectors "
+        "and builds the graph from there on. Recall counts a hit by score (the corpus repeats sentences, "
+        "so an identical twin of an exact hit is as good).",
         "",
         "## References (same sentences, same queries)",
         "| tool | build | sentences/s | query p50 ms | query p95 ms | ratio to ours |",

@@ -14,10 +14,12 @@ import numpy as np
 from .errors import IndexFormatError
 from .types import Hit
 
-HNSW_MIN = int(os.environ.get("SEARCH_HNSW_MIN", "250000"))  # below this many vectors, exact search is fast enough
+# Below this many vectors exact search is fast enough (3.9 ms for 100 hits at 45,000 on one core;
+# it streams every vector, so 100,000 take ~12 ms); from here on an HNSW graph answers in ~1 ms.
+HNSW_MIN = int(os.environ.get("SEARCH_HNSW_MIN", "50000"))
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
-HNSW_EF_SEARCH = 128
+HNSW_EF_SEARCH = 256  # recall@10 against exact on scifact's 45,557 sentences: 128 → 0.984, 256 → 0.991
 
 
 class VectorIndex:
