@@ -89,7 +89,7 @@ def _checks(ix: Index) -> list[Check]:
         add("vector index readable", False, str(exc))
 
     if ix.keyword.bm25 is not None:
-        bm_ids = ix.keyword.bm25.m.row_ids
+        bm_ids = ix.keyword.bm25.sent.m.row_ids
         bm_set = set(bm_ids.tolist())
         add(
             "BM25 rows = chunk ids",

@@ -21,7 +21,18 @@ from .encoder import Encoder, make_encoder, ref_fingerprint, resolve_model
 from .errors import IndexFormatError, ModelMismatchError
 from .keyword import KeywordIndex
 from .locks import pin_generation, unpin
-from .store import BM25_FILE, CHUNKS, DOCS, KEYWORD, MANIFEST, VECTORS, load_chunks, load_documents, read_manifest
+from .store import (
+    BM25_DOCS_FILE,
+    BM25_FILE,
+    CHUNKS,
+    DOCS,
+    KEYWORD,
+    MANIFEST,
+    VECTORS,
+    load_chunks,
+    load_documents,
+    read_manifest,
+)
 from .types import Chunk, Document
 from .vectors import VectorIndex
 from .writer import DEFAULT_INDEX, DEFAULT_WINDOW, BuildReport, Progress, build_index, folder_bytes
@@ -50,7 +61,11 @@ class Index:
         self.docs_by_num: dict[int, Document] = {s.num: s.doc for s in stored}
         self.chunks = load_chunks(self.generation / CHUNKS)
         self.langs: list[str] = list(manifest["analyzer"]["languages"])
-        self.keyword = KeywordIndex.open(self.generation / KEYWORD, self.langs, self.generation / BM25_FILE)
+        self.keyword = KeywordIndex.open(
+            self.generation / KEYWORD,
+            self.langs,
+            (self.generation / BM25_FILE, self.generation / BM25_DOCS_FILE, self.chunks),
+        )
         self.dim = int(manifest["model"]["dim"])
         self._vectors: VectorIndex | None = None
         self._encoder = encoder
@@ -172,7 +187,7 @@ class Index:
     def info(self) -> dict[str, Any]:
         """The manifest plus sizes on disk, for ``search info``."""
         sizes = {}
-        for name in (DOCS, CHUNKS, VECTORS, KEYWORD, BM25_FILE):
+        for name in (DOCS, CHUNKS, VECTORS, KEYWORD, BM25_FILE, BM25_DOCS_FILE):
             path = self.generation / name
             if path.is_dir():
                 sizes[name] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

@@ -19,6 +19,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from whoosh import index as whoosh_index
 from whoosh import query as Q
 from whoosh import scoring
@@ -26,7 +27,7 @@ from whoosh.fields import ID, TEXT, Schema
 from whoosh.qparser import FuzzyTermPlugin, OrGroup, QueryParser
 
 from .analysis import analyze, language_analyzer, stopword_language, stopwords
-from .bm25 import BM25, TermMatrix
+from .bm25 import BM25, PassageBM25, TermMatrix, row_documents
 from .errors import IndexFormatError, QueryError
 from .types import Hit
 
@@ -139,7 +140,7 @@ def parse_query(text: str, langs: Iterable[str], syntax: Syntax = "auto") -> Par
 class KeywordIndex:
     """A whoosh index in a folder; searcher opened once and reused."""
 
-    def __init__(self, ix: Any, langs: list[str], bm25: BM25 | None = None) -> None:
+    def __init__(self, ix: Any, langs: list[str], bm25: PassageBM25 | None = None) -> None:
         self.ix = ix
         self.langs = langs
         self.searcher = ix.searcher(weighting=scoring.BM25F(B=0.75, K1=1.2))
@@ -217,14 +218,22 @@ class KeywordIndex:
         return n
 
     @classmethod
-    def open(cls, folder: Path, langs: list[str], bm25: Path | None = None) -> KeywordIndex:
+    def open(cls, folder: Path, langs: list[str], bm25: tuple[Path, Path, np.ndarray] | None = None) -> KeywordIndex:
+        """Open the whoosh index, and with ``bm25`` (sentence matrix, document matrix, the chunk
+        table) the BM25 fast path for plain-word queries."""
         try:
             ix = whoosh_index.open_dir(str(folder))
         except Exception as exc:
             raise IndexFormatError(
                 f"cannot open the keyword index {folder} ({exc}); rebuild with `search index CORPUS --rebuild`"
             ) from None
-        return cls(ix, langs, BM25(TermMatrix.load(bm25)) if bm25 is not None else None)
+        fast = None
+        if bm25 is not None:
+            sentences = TermMatrix.load(bm25[0])
+            fast = PassageBM25(
+                BM25(sentences), BM25(TermMatrix.load(bm25[1])), row_documents(bm25[2], sentences.row_ids)
+            )
+        return cls(ix, langs, fast)
 
     def close(self) -> None:
         self.searcher.close()

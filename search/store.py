@@ -11,6 +11,7 @@ An index folder holds generations; each generation is a complete, immutable inde
             vectors.faiss    faiss IndexIDMap2 over the chunk ids
             keyword/         whoosh index over the same chunk ids (query syntax)
             bm25.npz         term frequencies per chunk, for plain-word queries (search/bm25.py)
+            bm25_docs.npz    the same summed per document
             .readers         readers hold a shared flock on it while they use the generation
 
 A writer builds generation N+1 next to N (whoosh segments are hard-linked, never rewritten),
@@ -44,6 +45,7 @@ CHUNKS = "chunks.npy"
 VECTORS = "vectors.faiss"
 KEYWORD = "keyword"
 BM25_FILE = "bm25.npz"
+BM25_DOCS_FILE = "bm25_docs.npz"
 GENERATION = re.compile(r"^g(\d{6,})$")
 CHUNK_COLUMNS = 5  # id, doc num, start, end, position
 

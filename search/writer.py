@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .analysis import analyze, check_lang, detect_language
-from .bm25 import TermMatrix
+from .bm25 import TermMatrix, row_documents
 from .chunking import split_sentences
 from .corpus import Skipped, read_corpus
 from .encoder import Encoder, ModelRef, make_encoder, ref_fingerprint, resolve_model
@@ -30,6 +30,7 @@ from .errors import CorpusError, IndexWriteError, ModelMismatchError
 from .keyword import KeywordIndex, KeywordRecord
 from .locks import WriterLock, remove_if_unused
 from .store import (
+    BM25_DOCS_FILE,
     BM25_FILE,
     CHUNK_COLUMNS,
     CHUNKS,
@@ -276,6 +277,7 @@ def _write_generation(
             ),
         )
         matrix.save(gen / BM25_FILE)
+        matrix.by_group(row_documents(chunks, matrix.row_ids)).save(gen / BM25_DOCS_FILE)
         timings["keyword"] = time.perf_counter() - t
         _crash_point("keyword")
 
@@ -456,7 +458,7 @@ def _build(
         )
         _collect_garbage(folder, gen)
         if rebuild:  # files of an index of an older format, now replaced
-            for legacy in (DOCS, CHUNKS, VECTORS, KEYWORD, BM25_FILE):
+            for legacy in (DOCS, CHUNKS, VECTORS, KEYWORD, BM25_FILE, BM25_DOCS_FILE):
                 path = folder / legacy
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.bm25 import BM25, K1, B, TermMatrix
+from search.bm25 import BM25, K1, B, PassageBM25, TermMatrix
 
 DOCS = {10: ["cat", "sat", "cat"], 11: ["dog", "sat"], 12: ["bird"], 13: ["cat", "dog", "bird", "fish"]}
 
@@ -57,3 +57,20 @@ def test_update_equals_a_fresh_build(tmp_path: Path) -> None:
         assert got == pytest.approx({h.chunk_id: h.score for h in fresh.search(q, 10)})
         assert got == pytest.approx(_by_hand(after, q), rel=1e-5)
     assert loaded.m.row_ids.tolist() == [10, 13, 14, 15]
+
+
+def test_documents_summed_from_sentences_and_passage_scores() -> None:
+    sentences = _matrix(DOCS)
+    groups = np.array([0, 0, 1, 1])  # chunks 10, 11 in document 0; 12, 13 in document 1
+    docs = sentences.by_group(groups)
+    whole = {0: DOCS[10] + DOCS[11], 1: DOCS[12] + DOCS[13]}
+    assert docs.row_ids.tolist() == [0, 1]
+    expected_docs = _by_hand(whole, ["cat", "fish"])
+    assert {h.chunk_id: h.score for h in BM25(docs).search(["cat", "fish"], 5)} == pytest.approx(expected_docs)
+
+    passage = PassageBM25(BM25(sentences), BM25(docs), groups)
+    got = {h.chunk_id: h.score for h in passage.search(["cat", "fish"], 10)}
+    own = _by_hand(DOCS, ["cat", "fish"])
+    # only sentences holding a query word score; each gets its document's score plus half its own
+    assert got == pytest.approx({10: expected_docs[0] + 0.5 * own[10], 13: expected_docs[1] + 0.5 * own[13]})
+    assert passage.scores_for(["cat"], [10, 11]).keys() == {10}
