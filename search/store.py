@@ -36,7 +36,7 @@ import numpy as np
 from .errors import IndexFormatError, IndexNotFoundError
 from .types import Document
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 READERS = ".readers"
