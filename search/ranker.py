@@ -22,7 +22,7 @@ MAX_QUERY_CHARS = 10_000
 DEFAULT_K = 10
 DEFAULT_CANDIDATES = 100
 DEFAULT_FUSION = "convex"
-DEFAULT_ALPHA = 0.7
+DEFAULT_ALPHA = 0.6  # chosen on the tuning splits: benchmarks/results/relevance.md
 DEFAULT_RRF_K = 60
 
 
