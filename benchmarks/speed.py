@@ -426,11 +426,13 @@ def write(f: dict) -> None:
         "(target ≤ 2 s).",
         "",
         "## Vector index",
-        f"HNSW (M=32, efSearch=256) over {f['hnsw']['vectors']:,} vectors: built in {f['hnsw']['build_s']:.1f} s, "
+        f"HNSW (M=32, efSearch=512) over {f['hnsw']['vectors']:,} vectors: built in {f['hnsw']['build_s']:.1f} s, "
         f"recall@10 against exact **{f['hnsw']['recall_at_10']:.3f}**, p50 {f['hnsw']['hnsw_p50_ms']:.2f} ms "
-        f"vs exact {f['hnsw']['exact_p50_ms']:.2f} ms. The engine searches exactly below 50,000 vectors "
-        "and builds the graph from there on. Recall counts a hit by score (the corpus repeats sentences, "
-        "so an identical twin of an exact hit is as good).",
+        f"vs exact {f['hnsw']['exact_p50_ms']:.2f} ms. Recall counts a hit by score (the corpus repeats "
+        "sentences, so an identical twin of an exact hit is as good). The graph misses the 0.98 bar on this "
+        "mixed corpus (the German and English QA queries, whose nearest sentences score very close together, "
+        "lose most), while exact search stays under the latency targets at 100,000 sentences; so the engine "
+        "searches exactly up to 250,000 vectors and builds the graph only above.",
         "",
         "## References (same sentences, same queries)",
         "| tool | build | sentences/s | query p50 ms | query p95 ms | ratio to ours |",
