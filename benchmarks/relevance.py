@@ -58,9 +58,7 @@ def collect(name: str) -> tuple[dict, dict, dict]:
     per_query: dict[str, dict] = {}
     with Index.open(folder) as ix:
         items = list(judged.queries.items())
-        vectors = []
-        for lo in range(0, len(items), 64):
-            vectors += list(ix.encoder.encode_queries([t for _, t in items[lo : lo + 64]]))
+        vectors = ix.query_vectors([t for _, t in items])
         for (qid, text), vec in zip(items, vectors, strict=True):
             s = score_chunks(ix, text, mode="hybrid", candidates=CHUNK_DEPTH, query_vector=vec)
             ids = set(s.keyword) | set(s.semantic)

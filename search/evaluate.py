@@ -231,12 +231,7 @@ def run_queries(
     options = dict(options or {})
     options.setdefault("candidates", CHUNK_DEPTH if judged.level == "document" else RUN_DEPTH)
     texts = list(judged.queries.items())
-    vectors: list[Any] = [None] * len(texts)
-    if mode != "keyword":
-        batch = 64
-        for lo in range(0, len(texts), batch):
-            part = ix.encoder.encode_queries([t for _, t in texts[lo : lo + batch]])
-            vectors[lo : lo + batch] = list(part)
+    vectors: list[Any] = [None] * len(texts) if mode == "keyword" else ix.query_vectors([t for _, t in texts])
     run: Run = {}
     for (qid, text), vec in zip(texts, vectors, strict=True):
         try:

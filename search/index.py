@@ -166,22 +166,31 @@ class Index:
 
         return search(self, query, **options)
 
-    def search_many(self, queries: list[str], **options: Any) -> list[list[Any]]:
-        """Rank passages for several queries, embedding them in one batch (semantic and hybrid modes)."""
+    def query_vectors(self, queries: list[str], batch: int = 64) -> list[np.ndarray | None]:
+        """Embeddings of several queries, a batch at a time, of the cleaned text a search embeds
+        (None for a query that search() would refuse; it reports that query's own error)."""
         import contextlib
 
         from .errors import QueryError
-        from .ranker import clean_query, search
+        from .ranker import clean_query
 
-        vectors: list[Any] = [None] * len(queries)
-        if options.get("mode", "hybrid") != "keyword":
-            good = []
-            for i, q in enumerate(queries):
-                with contextlib.suppress(QueryError):  # search() below reports the query's own error
-                    good.append((i, clean_query(q)))
-            embedded = self.encoder.encode_queries([q for _, q in good])
-            for (i, _), vec in zip(good, embedded, strict=True):
+        vectors: list[np.ndarray | None] = [None] * len(queries)
+        good: list[tuple[int, str]] = []
+        for i, q in enumerate(queries):
+            with contextlib.suppress(QueryError):
+                good.append((i, clean_query(q)))
+        for lo in range(0, len(good), batch):
+            part = good[lo : lo + batch]
+            for (i, _), vec in zip(part, self.encoder.encode_queries([q for _, q in part]), strict=True):
                 vectors[i] = vec
+        return vectors
+
+    def search_many(self, queries: list[str], **options: Any) -> list[list[Any]]:
+        """Rank passages for several queries, embedding them in batches (semantic and hybrid modes)."""
+        from .ranker import search
+
+        keyword = options.get("mode", "hybrid") == "keyword"
+        vectors = [None] * len(queries) if keyword else self.query_vectors(queries)
         return [search(self, q, query_vector=v, **options) for q, v in zip(queries, vectors, strict=True)]
 
     def info(self) -> dict[str, Any]:
