@@ -195,9 +195,19 @@ class PassageBM25:
         self.sent = sentences
         self.docs = documents
         self.row_docs = row_docs
+        # hybrid search asks twice for the same query (its candidates, then the semantic side's)
+        self._last: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None
 
     def scores(self, terms: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
-        terms = list(terms)
+        key = tuple(terms)
+        last = self._last
+        if last is not None and last[0] == key:
+            return last[1], last[2]
+        rows, scores = self._scores(list(key))
+        self._last = (key, rows, scores)
+        return rows, scores
+
+    def _scores(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
         rows, sent = self.sent.scores(terms)
         if len(rows) == 0:
             return rows, sent
