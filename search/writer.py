@@ -485,6 +485,25 @@ def _report(
     )
 
 
+def _rewrite(
+    state: _State,
+    folder: Path,
+    keep: list[StoredDoc],
+    progress: Progress | None,
+    timings: dict[str, float],
+    optimize: bool = False,
+) -> dict[str, Any]:
+    """Commit a generation that keeps ``keep`` and adds nothing (removal, compaction); the caller holds the lock."""
+    assert state.manifest is not None
+    settings = {"lang": state.manifest["analyzer"]["lang_option"], "window": state.manifest["chunking"]["window"]}
+    gen, _, manifest = _write_generation(
+        folder, state, keep=keep, add=[], encoder=_LazyEncoder(state, None, _FixedModel(state.manifest), folder),
+        settings=settings, progress=progress or _NoProgress(), timings=timings, optimize=optimize,
+    )  # fmt: skip
+    _collect_garbage(folder, gen)
+    return manifest
+
+
 def remove_documents(
     folder: str | Path, doc_ids: Sequence[str], *, progress: Progress | None = None
 ) -> tuple[BuildReport, list[str]]:
@@ -492,6 +511,7 @@ def remove_documents(
     folder = Path(folder)
     t0 = time.perf_counter()
     read_manifest(folder)  # no index, or one of another format: say so before creating a lock file
+    timings: dict[str, float] = {}
     with _os_errors(folder), WriterLock(folder):
         state = _load_state(folder, rebuild=False)
         assert state.manifest is not None
@@ -499,23 +519,10 @@ def remove_documents(
         wanted = set(doc_ids)
         keep = [s for s in state.docs if s.doc.id not in wanted]
         missing = sorted(wanted - {s.doc.id for s in state.docs})
-        timings: dict[str, float] = {}
         if len(keep) == len(state.docs):
             timings["total"] = time.perf_counter() - t0
             return _report(folder, state.manifest, [], timings, committed=False), missing
-        enc = _LazyEncoder(state, None, _FixedModel(state.manifest), folder)
-        settings = {"lang": state.manifest["analyzer"]["lang_option"], "window": state.manifest["chunking"]["window"]}
-        gen, _, manifest = _write_generation(
-            folder,
-            state,
-            keep=keep,
-            add=[],
-            encoder=enc,
-            settings=settings,
-            progress=progress or _NoProgress(),
-            timings=timings,
-        )
-        _collect_garbage(folder, gen)
+        manifest = _rewrite(state, folder, keep, progress, timings)
     timings["total"] = time.perf_counter() - t0
     return _report(folder, manifest, [], timings, removed=len(state.docs) - len(keep)), missing
 
@@ -526,22 +533,8 @@ def compact_index(folder: str | Path, *, progress: Progress | None = None) -> tu
     read_manifest(folder)
     with _os_errors(folder), WriterLock(folder):
         state = _load_state(folder, rebuild=False)
-        assert state.manifest is not None
         before = folder_bytes(folder)
-        enc = _LazyEncoder(state, None, _FixedModel(state.manifest), folder)
-        settings = {"lang": state.manifest["analyzer"]["lang_option"], "window": state.manifest["chunking"]["window"]}
-        gen, _, _ = _write_generation(
-            folder,
-            state,
-            keep=list(state.docs),
-            add=[],
-            encoder=enc,
-            settings=settings,
-            progress=progress or _NoProgress(),
-            timings={},
-            optimize=True,
-        )
-        _collect_garbage(folder, gen)
+        _rewrite(state, folder, list(state.docs), progress, {}, optimize=True)
         return before, folder_bytes(folder)
 
 
