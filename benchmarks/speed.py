@@ -54,8 +54,9 @@ def pct(values: list[float], p: float) -> float:
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+    from search.evaluate import read_jsonl as read
+
+    return read(path)
 
 
 def build_corpus(out: Path, target: int) -> tuple[Path, list[str]]:
