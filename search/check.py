@@ -42,6 +42,11 @@ def _checks(ix: Index) -> list[Check]:
     def add(name: str, ok: bool, detail: str) -> None:
         out.append(Check(name, bool(ok), detail))
 
+    def same_ids(name: str, ids: list[int]) -> None:
+        """One side holds every chunk id exactly once, and nothing else."""
+        got = set(ids)
+        add(name, got == expected and len(ids) == len(got), _diff(expected, got, len(ids)))
+
     add("chunk ids unique", len(unique_chunks) == len(chunk_ids), f"{len(chunk_ids)} rows, {len(unique_chunks)} ids")
     add(
         "manifest counts",
@@ -70,17 +75,12 @@ def _checks(ix: Index) -> list[Check]:
     expected = set(unique_chunks.tolist())
     try:
         vec_ids = ix.vectors.ids()
-        vec_set = set(vec_ids.tolist())
-        add(
-            "vector ids = chunk ids",
-            vec_set == expected and len(vec_ids) == len(vec_set),
-            _diff(expected, vec_set, len(vec_ids)),
-        )
+        same_ids("vector ids = chunk ids", vec_ids.tolist())
         if ix.vectors.ann is not None:
             import faiss
 
-            ann_ids = set(faiss.vector_to_array(ix.vectors.ann.id_map).tolist())  # type: ignore[attr-defined]
-            add("HNSW graph ids = chunk ids", ann_ids == expected, _diff(expected, ann_ids, len(ann_ids)))
+            ann_ids = faiss.vector_to_array(ix.vectors.ann.id_map).tolist()  # type: ignore[attr-defined]
+            same_ids("HNSW graph ids = chunk ids", ann_ids)
         if len(vec_ids):
             sample = vec_ids[:: max(1, len(vec_ids) // 200)]
             norms = np.linalg.norm(np.vstack([ix.vectors.index.reconstruct(int(i)) for i in sample]), axis=1)
@@ -89,21 +89,9 @@ def _checks(ix: Index) -> list[Check]:
         add("vector index readable", False, str(exc))
 
     if ix.keyword.bm25 is not None:
-        bm_ids = ix.keyword.bm25.sent.m.row_ids
-        bm_set = set(bm_ids.tolist())
-        add(
-            "BM25 rows = chunk ids",
-            bm_set == expected and len(bm_ids) == len(bm_set),
-            _diff(expected, bm_set, len(bm_ids)),
-        )
+        same_ids("BM25 rows = chunk ids", ix.keyword.bm25.sent.m.row_ids.tolist())
     stored = ix.keyword.stored()
-    kw_ids = [c for c, _ in stored]
-    kw_set = set(kw_ids)
-    add(
-        "keyword ids = chunk ids",
-        kw_set == expected and len(kw_ids) == len(kw_set),
-        _diff(expected, kw_set, len(kw_ids)),
-    )
+    same_ids("keyword ids = chunk ids", [c for c, _ in stored])
     doc_of = {int(r[0]): ix.docs_by_num[int(r[1])].id for r in table if int(r[1]) in ix.docs_by_num}
     wrong_doc = sum(1 for c, d in stored if c in doc_of and doc_of[c] != d)
     add("keyword chunks name their document", wrong_doc == 0, f"{wrong_doc} disagree")
