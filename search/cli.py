@@ -18,6 +18,7 @@ from rich.text import Text
 from .errors import SearchError
 from .index import DEFAULT_INDEX, DEFAULT_WINDOW
 from .ranker import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_K, DEFAULT_RRF_K
+from .types import results_payload
 
 app = typer.Typer(
     help="Hybrid keyword + semantic search over your own documents (German and English), "
@@ -257,9 +258,7 @@ def query(
         _fail(exc)
         return
     if as_json:
-        # a lone surrogate (undecodable bytes in argv) cannot be written as UTF-8: echo U+FFFD instead
-        echo = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in text)
-        payload = {"query": echo, "mode": mode.value, "results": [r.to_json() for r in results]}
+        payload = results_payload(text, mode.value, results)
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return
     if not results:
@@ -282,6 +281,37 @@ def query(
         if r.evidence.terms:
             out.print(Text.assemble(("    matched: ", "dim"), ", ".join(r.evidence.terms)))
         out.print()
+
+
+@app.command()
+def serve(
+    index_dir: IndexOpt = DEFAULT_INDEX,
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0 for every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0: any free one).")] = 8000,
+    model: ModelOpt = None,
+    log_level: Annotated[
+        str, typer.Option(help="uvicorn's log level: critical, error, warning, info, debug (with access log).")
+    ] = "info",
+) -> None:
+    """Serve the index over HTTP: a search page at /, the JSON API at /api (OpenAPI at /docs).
+
+    The index is opened and the model loaded once; `search index` updates are picked up without a restart.
+    """
+    from .serve import serve as run_server
+
+    def ready(url: str, holder: Any) -> None:
+        ix = holder.index
+        err.print(
+            f"[green]serving[/] {index_dir} ({len(ix.documents)} documents, {len(ix.chunks)} sentences, "
+            f"{ix.manifest['model']['name']}) at [bold]{url}[/]  ·  API docs {url}docs  ·  Ctrl+C stops",
+            soft_wrap=True,
+        )
+
+    err.print(f"opening {index_dir} and loading the model …", soft_wrap=True)
+    try:
+        run_server(index_dir, host=host, port=port, model=model, log_level=log_level, ready=ready)
+    except SearchError as exc:
+        _fail(exc)
 
 
 @app.command()

@@ -56,6 +56,12 @@ class IndexBusyError(SearchError):
     exit_code = 6
 
 
+class ServeError(SearchError):
+    """The server cannot start (the address is taken, the port is not allowed)."""
+
+    exit_code = 7
+
+
 class QueryError(SearchError):
     """The query is empty, too long or cannot be parsed."""
 

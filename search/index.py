@@ -104,6 +104,21 @@ class Index:
         except Exception:
             return True  # a damaged manifest: keep serving what is open
 
+    def reopen(self) -> Index:
+        """The folder's current generation as a new Index, sharing this one's loaded model when the
+        new generation was built with it (a server picks up `search index` without reloading it)."""
+        encoder = self._encoder
+        if encoder is not None:
+            try:
+                return Index.open(self.folder, encoder=encoder)
+            except ModelMismatchError:
+                pass  # rebuilt with another model: that model loads on the first semantic query
+        return Index.open(self.folder)
+
+    @property
+    def model_loaded(self) -> bool:
+        return self._encoder is not None
+
     def __enter__(self) -> Index:
         return self
 

@@ -13,6 +13,7 @@ such as ``?`` or ``:`` carry no meaning.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -138,13 +139,18 @@ def parse_query(text: str, langs: Iterable[str], syntax: Syntax = "auto") -> Par
 
 
 class KeywordIndex:
-    """A whoosh index in a folder; searcher opened once and reused."""
+    """A whoosh index in a folder; searcher opened once and reused.
+
+    Whoosh's searcher reads its files through shared file objects (seek, then read), so threads
+    take turns on it; the BM25 fast path for plain words is numpy and runs without the lock.
+    """
 
     def __init__(self, ix: Any, langs: list[str], bm25: PassageBM25 | None = None) -> None:
         self.ix = ix
         self.langs = langs
         self.searcher = ix.searcher(weighting=scoring.BM25F(B=0.75, K1=1.2))
         self.bm25 = bm25
+        self._lock = threading.Lock()
 
     @classmethod
     def build(
@@ -236,7 +242,8 @@ class KeywordIndex:
         return cls(ix, langs, fast)
 
     def close(self) -> None:
-        self.searcher.close()
+        with self._lock:
+            self.searcher.close()
 
     def parse(self, text: str, syntax: Syntax = "auto") -> ParsedQuery:
         parsed = parse_query(text, self.langs, syntax)
@@ -250,7 +257,8 @@ class KeywordIndex:
         out: dict[str, set[str]] = {}
         for leaf in _positive_leaves(q):
             try:
-                pairs = leaf.existing_terms(reader, expand=True)
+                with self._lock:
+                    pairs = leaf.existing_terms(reader, expand=True)
             except Exception:
                 pairs = set(leaf.iter_all_terms())
             for field, term in pairs:
@@ -265,8 +273,9 @@ class KeywordIndex:
             return []
         if parsed.plain is not None and self.bm25 is not None:
             return self.bm25.search(parsed.plain, k)
-        results = self.searcher.search(parsed.query, limit=k)
-        return [Hit(int(hit["chunk"]), float(hit.score)) for hit in results]
+        with self._lock:
+            results = self.searcher.search(parsed.query, limit=k)
+            return [Hit(int(hit["chunk"]), float(hit.score)) for hit in results]
 
     def scores_for(self, parsed: ParsedQuery, chunk_ids: Iterable[int]) -> dict[int, float]:
         """BM25F scores of the given chunks (0 where the query does not match them)."""
@@ -275,20 +284,23 @@ class KeywordIndex:
             return {}
         if parsed.plain is not None and self.bm25 is not None:
             return self.bm25.scores_for(parsed.plain, ids)
-        docnums = set()
-        for cid in ids:
-            num = self.searcher.document_number(chunk=str(cid))
-            if num is not None:
-                docnums.add(num)
-        if not docnums:
-            return {}
-        results = self.searcher.search(parsed.query, limit=len(docnums), filter=docnums)
-        return {int(hit["chunk"]): float(hit.score) for hit in results}
+        with self._lock:
+            docnums = set()
+            for cid in ids:
+                num = self.searcher.document_number(chunk=str(cid))
+                if num is not None:
+                    docnums.add(num)
+            if not docnums:
+                return {}
+            results = self.searcher.search(parsed.query, limit=len(docnums), filter=docnums)
+            return {int(hit["chunk"]): float(hit.score) for hit in results}
 
     def stored(self) -> list[tuple[int, str]]:
         """(chunk id, document id) of every live chunk, for consistency checks."""
-        return [(int(f["chunk"]), f["doc"]) for f in self.searcher.all_stored_fields()]
+        with self._lock:
+            return [(int(f["chunk"]), f["doc"]) for f in self.searcher.all_stored_fields()]
 
     @property
     def count(self) -> int:
-        return int(self.searcher.doc_count())
+        with self._lock:
+            return int(self.searcher.doc_count())

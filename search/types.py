@@ -88,3 +88,10 @@ class Result:
                 "similarity": ev.similarity,
             },
         }
+
+
+def results_payload(query: str, mode: str, results: list[Result]) -> dict[str, object]:
+    """``{"query", "mode", "results"}``: what ``search query --json`` prints and ``/api/search`` returns."""
+    # a lone surrogate (undecodable bytes in argv) cannot be written as UTF-8: echo U+FFFD instead
+    echo = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in query)
+    return {"query": echo, "mode": mode, "results": [r.to_json() for r in results]}

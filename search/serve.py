@@ -1,0 +1,411 @@
+"""``search serve``: the engine over HTTP, as a JSON API and a search page.
+
+The index is opened once per process and the model loaded once; requests run on a thread pool
+and share both (ONNX Runtime, faiss and numpy release the GIL, so queries do not queue behind one
+another on the model). Once a second, at most, a request checks whether ``search index`` has
+committed a newer generation; if so the index is reopened with the same model and swapped in,
+and the old one is closed when its last request has finished.
+
+::
+
+    from search.serve import create_app
+    app = create_app("indexes/default")      # any ASGI server: uvicorn.run(app)
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import FastAPI, Query, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, Response
+from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
+from starlette.exceptions import HTTPException
+
+from .encoder import Encoder
+from .errors import QueryError, SearchError, ServeError
+from .index import DEFAULT_INDEX, Index
+from .ranker import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_K
+from .types import Document, Result, results_payload
+
+log = logging.getLogger("search.serve")
+
+MAX_QUERY = 1000  # characters of q the API accepts (the library's own limit is 10,000)
+MAX_K = 100
+RELOAD_CHECK_S = 1.0
+STATIC = resources.files("search") / "static"
+# the page loads nothing from elsewhere; the browser is told so
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+class Mode(StrEnum):
+    keyword = "keyword"
+    semantic = "semantic"
+    hybrid = "hybrid"
+
+
+class Fusion(StrEnum):
+    convex = "convex"
+    rrf = "rrf"
+
+
+class Syntax(StrEnum):
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+@dataclass
+class _Snapshot:
+    index: Index
+    users: int = 0
+    retired: bool = False
+    by_id: dict[str, Document] = field(default_factory=dict)
+
+
+class IndexHolder:
+    """One open :class:`Index` shared by every request, swapped for a newer generation when one appears."""
+
+    def __init__(
+        self,
+        folder: str | Path = DEFAULT_INDEX,
+        model: str | None = None,
+        warm: bool = True,
+        encoder: Encoder | None = None,
+    ) -> None:
+        self.folder = Path(folder)
+        index = Index.open(self.folder, model=model, encoder=encoder)
+        self._current = _Snapshot(index)
+        self._lock = threading.Lock()
+        self._reloading = threading.Lock()
+        self._checked = time.monotonic()
+        self.reloads = 0
+        self.queries = 0
+        self.started = time.time()
+        if warm:  # load the model and the vectors now, not in the first user's request
+            try:
+                index.search("warm up", mode="hybrid", k=1)
+            except BaseException:
+                index.close()
+                raise
+
+    @property
+    def index(self) -> Index:
+        """The index requests are answered from now."""
+        return self._current.index
+
+    @contextmanager
+    def use(self) -> Iterator[_Snapshot]:
+        """The current snapshot, kept open until the caller is done with it."""
+        self._maybe_reload()
+        with self._lock:
+            snap = self._current
+            snap.users += 1
+        try:
+            yield snap
+        finally:
+            with self._lock:
+                snap.users -= 1
+                done = snap.retired and snap.users == 0
+            if done:
+                snap.index.close()
+
+    def count_query(self) -> None:
+        with self._lock:
+            self.queries += 1
+
+    def _maybe_reload(self) -> None:
+        now = time.monotonic()
+        if now - self._checked < RELOAD_CHECK_S or not self._reloading.acquire(blocking=False):
+            return
+        try:
+            self._checked = now
+            old = self._current
+            if old.index.is_current():
+                return
+            try:
+                new = old.index.reopen()
+            except SearchError as exc:  # a damaged or half-deleted folder: keep answering from what is open
+                log.warning("keeping generation %s: %s", old.index.manifest["generation"], exc)
+                return
+            with self._lock:
+                self._current = _Snapshot(new)
+                old.retired = True
+                done = old.users == 0
+            if done:
+                old.index.close()
+            self.reloads += 1
+            log.info("now serving generation %s", new.manifest["generation"])
+        finally:
+            self._reloading.release()
+
+    def close(self) -> None:
+        with self._lock:
+            self._current.retired = True
+            done = self._current.users == 0
+        if done:
+            self._current.index.close()
+
+
+def _document(snap: _Snapshot, doc_id: str) -> Document | None:
+    if not snap.by_id:
+        snap.by_id = {d.id: d for d in snap.index.documents}
+    return snap.by_id.get(doc_id)
+
+
+def _error(status: int, message: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status)
+
+
+def _validation_message(errors: list[dict[str, Any]]) -> str:
+    parts = []
+    for e in errors:
+        where = ".".join(str(p) for p in e.get("loc", ()) if p not in ("query", "path", "body"))
+        parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else str(e.get("msg", "invalid")))
+    return "; ".join(parts)
+
+
+QueryText = Annotated[
+    str,
+    Query(
+        min_length=1,
+        max_length=MAX_QUERY,
+        description='Words, a question, or query syntax ("phrase", AND/OR/NOT, field:term, term~).',
+    ),
+]
+ModeParam = Annotated[Mode, Query(description="Which side ranks: keyword, semantic, or both fused.")]
+KParam = Annotated[int, Query(ge=1, le=MAX_K, description="Number of passages.")]
+FusionParam = Annotated[Fusion, Query(description="How hybrid mode fuses: convex (scores) or rrf (ranks).")]
+AlphaParam = Annotated[float, Query(ge=0.0, le=1.0, description="Weight of the semantic side in hybrid mode.")]
+WindowParam = Annotated[
+    int | None, Query(ge=0, le=10, description="Neighbouring sentences around the match (default: the index's).")
+]
+SyntaxParam = Annotated[Syntax, Query(description="Query syntax: auto (only where clearly meant), on, or off.")]
+CandidatesParam = Annotated[int, Query(ge=1, le=1000, description="Candidates each side contributes before fusion.")]
+
+
+def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | None = None) -> FastAPI:
+    """The ASGI application serving ``index``: a folder (opened now, closed when the app shuts
+    down) or an :class:`IndexHolder` the caller opened and closes."""
+    owned = not isinstance(index, IndexHolder)
+    holder = IndexHolder(index, model=model) if not isinstance(index, IndexHolder) else index
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            holder.close()
+
+    app = FastAPIOffline(
+        title="hybrid-search",
+        summary="Hybrid keyword + semantic search over German and English documents, with evidence.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.holder = holder
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        return _error(422, _validation_message(list(errors)), detail=jsonable_encoder(errors))
+
+    @app.exception_handler(HTTPException)
+    async def _http(request: Request, exc: HTTPException) -> JSONResponse:
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(QueryError)
+    async def _bad_query(request: Request, exc: QueryError) -> JSONResponse:
+        return _error(400, str(exc))
+
+    @app.exception_handler(SearchError)
+    async def _engine(request: Request, exc: SearchError) -> JSONResponse:
+        return _error(400 if exc.exit_code in (1, 5) else 503, str(exc))
+
+    def run_search(
+        snap: _Snapshot,
+        q: str,
+        mode: Mode,
+        k: int,
+        fusion: Fusion,
+        alpha: float,
+        window: int | None,
+        syntax: Syntax,
+        candidates: int,
+    ) -> list[Result]:
+        holder.count_query()
+        return snap.index.search(
+            q,
+            mode=mode.value,
+            k=k,
+            fusion=fusion.value,
+            alpha=alpha,
+            window=window,
+            syntax=syntax.value,
+            candidates=candidates,
+        )
+
+    @app.get("/api/search", summary="Rank passages", tags=["search"])
+    def api_search(
+        response: Response,
+        q: QueryText,
+        mode: ModeParam = Mode.hybrid,
+        k: KParam = DEFAULT_K,
+        fusion: FusionParam = Fusion.convex,
+        alpha: AlphaParam = DEFAULT_ALPHA,
+        window: WindowParam = None,
+        syntax: SyntaxParam = Syntax.auto,
+        candidates: CandidatesParam = DEFAULT_CANDIDATES,
+    ) -> dict[str, Any]:
+        """The same JSON as `search query --json`: `{"query", "mode", "results": [...]}`; offsets
+        (`highlights`, `evidence.sentence`) are characters (code points) into `passage`."""
+        t0 = time.perf_counter()
+        with holder.use() as snap:
+            results = run_search(snap, q, mode, k, fusion, alpha, window, syntax, candidates)
+            response.headers["X-Index-Generation"] = snap.index.manifest["generation"]
+        response.headers["Server-Timing"] = f"search;dur={(time.perf_counter() - t0) * 1000:.1f}"
+        return results_payload(q, mode.value, results)
+
+    @app.get("/api/documents/{doc_id:path}", summary="One document, with a query's passages marked", tags=["search"])
+    def api_document(
+        doc_id: str,
+        q: Annotated[
+            str | None,
+            Query(max_length=MAX_QUERY, description="Mark the passages this query finds in the document."),
+        ] = None,
+        mode: ModeParam = Mode.hybrid,
+        k: KParam = DEFAULT_K,
+        fusion: FusionParam = Fusion.convex,
+        alpha: AlphaParam = DEFAULT_ALPHA,
+        window: WindowParam = None,
+        syntax: SyntaxParam = Syntax.auto,
+        candidates: CandidatesParam = DEFAULT_CANDIDATES,
+    ) -> dict[str, Any]:
+        """The whole text of a document. With `q` (and the same options as `/api/search`), the
+        passages of that result list that lie in this document are listed with their rank, and
+        every offset is into `text`."""
+        with holder.use() as snap:
+            doc = _document(snap, doc_id)
+            if doc is None:
+                raise HTTPException(404, f"no document {doc_id!r} in the index")
+            results = run_search(snap, q, mode, k, fusion, alpha, window, syntax, candidates) if q else []
+        passages = []
+        for r in results:
+            if r.doc != doc.id:
+                continue
+            item = r.to_json()
+            del item["doc"], item["title"], item["passage"]
+            item["highlights"] = [[r.start + s, r.start + e] for s, e in r.highlights]
+            sentence = r.evidence.sentence
+            item["evidence"]["sentence"] = [r.start + sentence[0], r.start + sentence[1]] if sentence else None
+            passages.append(item)
+        return {
+            "id": doc.id,
+            "title": doc.title,
+            "lang": doc.lang,
+            "text": doc.text,
+            "query": q,
+            "mode": mode.value,
+            "passages": passages,
+        }
+
+    @app.get("/api/info", summary="What is in the index", tags=["index"])
+    def api_info() -> dict[str, Any]:
+        """The index's manifest (documents, sentences, model, analyzer) with sizes on disk, as
+        `search info --json` prints it, and the server's own figures."""
+        with holder.use() as snap:
+            report = snap.index.info()
+        report["server"] = {
+            "started": holder.started,
+            "queries": holder.queries,
+            "reloads": holder.reloads,
+        }
+        return report
+
+    @app.get("/healthz", summary="Liveness", tags=["index"])
+    def healthz() -> dict[str, Any]:
+        with holder.use() as snap:
+            ix = snap.index
+            return {
+                "status": "ok",
+                "generation": ix.manifest["generation"],
+                "documents": len(ix.documents),
+                "sentences": len(ix.chunks),
+                "model": ix.manifest["model"]["name"],
+                "model_loaded": ix.model_loaded,
+            }
+
+    @app.get("/", include_in_schema=False)
+    def page() -> FileResponse:
+        return FileResponse(Path(str(STATIC / "index.html")), headers={"Content-Security-Policy": PAGE_CSP})
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+
+    @app.middleware("http")
+    async def _page_headers(request: Request, call_next: Any) -> Response:
+        response: Response = await call_next(request)
+        if request.url.path.startswith("/static/"):
+            response.headers["Content-Security-Policy"] = PAGE_CSP
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    return app
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket, or a one-line error (the address is taken, the host unknown)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    folder: str | Path = DEFAULT_INDEX,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    model: str | None = None,
+    log_level: str = "info",
+    ready: Callable[[str, IndexHolder], None] | None = None,
+) -> None:
+    """Open the index, load the model, listen, and serve until interrupted.
+
+    ``ready`` is called with the page's URL and the open index once everything is loaded.
+    """
+    import uvicorn
+
+    sock = listen(host, port)
+    holder = None
+    try:
+        holder = IndexHolder(folder, model=model)
+        app = create_app(holder)
+        config = uvicorn.Config(app, log_level=log_level, access_log=log_level in ("debug", "trace"))
+        bound_port = sock.getsockname()[1]
+        if ready:
+            ready(f"http://{f'[{host}]' if ':' in host else host}:{bound_port}/", holder)
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+        if holder is not None:
+            holder.close()

@@ -1,0 +1,222 @@
+// The search page: asks /api/search, shows passages with their evidence, opens a passage in its
+// document. Text is only ever inserted as text nodes, never as HTML. Offsets from the API count
+// code points (Python's str), so text is split with Array.from, not by UTF-16 units.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const form = $("search");
+const input = $("q");
+const statusLine = $("status");
+const list = $("results");
+const dialog = $("doc");
+let controller = null;
+let last = null; // {q, mode, results}
+
+function mode() {
+  return form.querySelector('input[name="mode"]:checked').value;
+}
+
+function setMode(value) {
+  const radio = form.querySelector(`input[name="mode"][value="${CSS.escape(value)}"]`);
+  if (radio) radio.checked = true;
+}
+
+function fmt(score) {
+  return score === null || score === undefined ? "–" : score.toFixed(3);
+}
+
+// Split `text` at every boundary of the given ranges; each piece knows which ranges cover it.
+// ranges: [{start, end, cls, tag?}] in code points relative to `text`.
+function marked(text, ranges) {
+  const chars = Array.from(text);
+  const cuts = new Set([0, chars.length]);
+  for (const r of ranges) {
+    cuts.add(Math.max(0, Math.min(chars.length, r.start)));
+    cuts.add(Math.max(0, Math.min(chars.length, r.end)));
+  }
+  const points = [...cuts].sort((a, b) => a - b);
+  const frag = document.createDocumentFragment();
+  for (let i = 0; i + 1 < points.length; i++) {
+    const a = points[i];
+    const b = points[i + 1];
+    const piece = chars.slice(a, b).join("");
+    const covering = ranges.filter((r) => r.start <= a && b <= r.end);
+    if (!covering.length) {
+      frag.append(piece);
+      continue;
+    }
+    const term = covering.some((r) => r.cls === "term");
+    const el = document.createElement(term ? "mark" : "span");
+    el.className = [...new Set(covering.map((r) => r.cls))].join(" ");
+    const anchor = covering.find((r) => r.id);
+    if (anchor && anchor.start === a) el.id = anchor.id;
+    el.textContent = piece;
+    frag.append(el);
+  }
+  return frag;
+}
+
+function ranges(item, offset = 0) {
+  const out = item.highlights.map(([s, e]) => ({ start: s - offset, end: e - offset, cls: "term" }));
+  const sentence = item.evidence && item.evidence.sentence;
+  if (sentence) out.push({ start: sentence[0] - offset, end: sentence[1] - offset, cls: "evidence" });
+  return out;
+}
+
+// The document's id, with its title in front where the title says more than the file name.
+function docName(id, title) {
+  const stem = id.replace(/^.*\//, "").replace(/\.[^.]*$/, "");
+  return title && title !== id && title !== stem ? `${title} — ${id}` : id;
+}
+
+function scoreLine(r) {
+  const p = document.createElement("p");
+  p.className = "scores muted";
+  const parts = [["score", r.score], ["keyword", r.scores.keyword], ["semantic", r.scores.semantic]];
+  for (const [name, value] of parts) {
+    const span = document.createElement("span");
+    span.className = `score score-${name}`;
+    span.textContent = `${name} ${fmt(value)}`;
+    p.append(span);
+  }
+  return p;
+}
+
+function render(data) {
+  list.replaceChildren();
+  for (const r of data.results) {
+    const li = document.createElement("li");
+    li.className = "result";
+    li.dataset.rank = r.rank;
+    const head = document.createElement("div");
+    head.className = "result-head";
+    const open = document.createElement("button");
+    open.type = "button";
+    open.className = "doc-link";
+    open.textContent = docName(r.doc, r.title);
+    open.title = "Show this passage in its document";
+    open.addEventListener("click", () => openDocument(r.doc, r.rank));
+    head.append(open, scoreLine(r));
+    const passage = document.createElement("p");
+    passage.className = "passage";
+    passage.append(marked(r.passage, ranges(r)));
+    li.append(head, passage);
+    if (r.evidence.terms.length) {
+      const terms = document.createElement("p");
+      terms.className = "terms muted";
+      terms.textContent = `matched: ${r.evidence.terms.join(", ")}`;
+      li.append(terms);
+    }
+    list.append(li);
+  }
+}
+
+function params(q, m) {
+  return new URLSearchParams({ q, mode: m });
+}
+
+async function runSearch(push) {
+  const q = input.value.trim();
+  const m = mode();
+  if (!q) {
+    list.replaceChildren();
+    statusLine.textContent = "";
+    return;
+  }
+  if (push) {
+    const url = `/?${params(q, m)}`;
+    if (location.pathname + location.search !== url) history.pushState({ q, m }, "", url);
+  }
+  document.title = `${q} – hybrid-search`;
+  if (controller) controller.abort();
+  controller = new AbortController();
+  statusLine.className = "";
+  statusLine.textContent = "Searching…";
+  const t0 = performance.now();
+  try {
+    const response = await fetch(`/api/search?${params(q, m)}&k=10`, { signal: controller.signal });
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error || response.statusText);
+    last = { q, mode: m, results: data.results };
+    render(data);
+    const ms = Math.round(performance.now() - t0);
+    const n = data.results.length;
+    statusLine.textContent = n
+      ? `${n} passage${n === 1 ? "" : "s"} in ${m} mode (${ms} ms)`
+      : `No passage matches in ${m} mode.`;
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    list.replaceChildren();
+    statusLine.className = "error";
+    statusLine.textContent = `Error: ${err.message}`;
+  }
+}
+
+async function openDocument(docId, rank) {
+  const q = last ? last.q : "";
+  const m = last ? last.mode : mode();
+  const url = `/api/documents/${docId.split("/").map(encodeURIComponent).join("/")}?${params(q, m)}&k=10`;
+  $("doc-title").textContent = docId;
+  $("doc-meta").textContent = "Loading…";
+  $("doc-text").replaceChildren();
+  if (!dialog.open) dialog.showModal();
+  try {
+    const response = await fetch(url);
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error || response.statusText);
+    $("doc-title").textContent = docName(data.id, data.title);
+    const marks = [];
+    for (const p of data.passages) {
+      const cls = p.rank === rank ? "hit current" : "hit";
+      marks.push({ start: p.start, end: p.end, cls, id: p.rank === rank ? "current-passage" : undefined });
+      marks.push(...ranges(p));
+    }
+    const ranks = data.passages.map((p) => p.rank);
+    $("doc-meta").textContent = ranks.length
+      ? `Passages of the result list in this document: ranks ${ranks.join(", ")}; the one you chose is green.`
+      : "";
+    $("doc-text").append(marked(data.text, marks));
+    const current = $("current-passage");
+    if (current) current.scrollIntoView({ block: "center" });
+    $("doc-text").focus({ preventScroll: true });
+  } catch (err) {
+    $("doc-meta").textContent = `Error: ${err.message}`;
+  }
+}
+
+function fromUrl() {
+  const p = new URLSearchParams(location.search);
+  input.value = p.get("q") || "";
+  setMode(p.get("mode") || "hybrid");
+  runSearch(false);
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  runSearch(true);
+});
+form.addEventListener("change", (event) => {
+  if (event.target.name === "mode" && input.value.trim()) runSearch(true);
+});
+$("doc-close").addEventListener("click", () => dialog.close());
+dialog.addEventListener("click", (event) => {
+  if (event.target === dialog) dialog.close(); // a click on the backdrop
+});
+window.addEventListener("popstate", fromUrl);
+document.addEventListener("keydown", (event) => {
+  const el = document.activeElement;
+  const typing = el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && ["search", "text"].includes(el.type));
+  if (event.key === "/" && !typing && !dialog.open) {
+    event.preventDefault();
+    input.focus();
+    input.select();
+  }
+});
+
+fetch("/healthz")
+  .then((r) => r.json())
+  .then((h) => {
+    $("about").textContent = `${h.documents} documents · ${h.sentences} sentences · ${h.model}`;
+  })
+  .catch(() => {});
+fromUrl();
