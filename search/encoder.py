@@ -275,9 +275,13 @@ def _read_json(path: Path) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def make_encoder(ref: ModelRef) -> OnnxEncoder | SentenceTransformerEncoder:
-    """The encoder for ``ref``'s backend."""
-    return OnnxEncoder(ref) if ref.backend == "onnx" else SentenceTransformerEncoder(ref)
+def make_encoder(ref: ModelRef, threads: int | None = None) -> OnnxEncoder | SentenceTransformerEncoder:
+    """The encoder for ``ref``'s backend; ``threads`` per inference (ONNX only; default: every core).
+
+    One query is fastest on every core; a server answering many at once does better with one
+    thread each (ONNX Runtime's idle threads spin, taking the core another request needs).
+    """
+    return OnnxEncoder(ref, threads=threads) if ref.backend == "onnx" else SentenceTransformerEncoder(ref)
 
 
 def load_encoder(name: str | None = None) -> OnnxEncoder | SentenceTransformerEncoder:

@@ -51,6 +51,7 @@ class Index:
         model: str | None = None,
         encoder: Encoder | None = None,
         pin: int | None = None,
+        encoder_threads: int | None = None,
     ) -> None:
         self.folder = folder
         self.manifest = manifest
@@ -69,6 +70,7 @@ class Index:
         self.dim = int(manifest["model"]["dim"])
         self._vectors: VectorIndex | None = None
         self._encoder = encoder
+        self._encoder_threads = encoder_threads
         self._ref = resolve_model(model) if model is not None and encoder is None else None
         self._row = {int(cid): i for i, cid in enumerate(self.chunks[:, 0])}
         if encoder is not None:
@@ -80,8 +82,16 @@ class Index:
 
     @classmethod
     def open(
-        cls, folder: str | Path = DEFAULT_INDEX, *, model: str | None = None, encoder: Encoder | None = None
+        cls,
+        folder: str | Path = DEFAULT_INDEX,
+        *,
+        model: str | None = None,
+        encoder: Encoder | None = None,
+        encoder_threads: int | None = None,
     ) -> Index:
+        """Open the current generation of ``folder``. ``model`` must match the index's (checked
+        before loading it); ``encoder`` is an already loaded one; ``encoder_threads`` the threads
+        each query embedding may use (default every core; a server wants 1)."""
         folder = Path(folder)
         for _ in range(OPEN_ATTEMPTS):  # a writer may commit and delete the generation we just read of
             manifest = read_manifest(folder)
@@ -89,7 +99,7 @@ class Index:
             if pin is None:
                 continue
             try:
-                return cls(folder, manifest, model=model, encoder=encoder, pin=pin)
+                return cls(folder, manifest, model=model, encoder=encoder, pin=pin, encoder_threads=encoder_threads)
             except BaseException:
                 unpin(pin)
                 raise
@@ -110,10 +120,10 @@ class Index:
         encoder = self._encoder
         if encoder is not None:
             try:
-                return Index.open(self.folder, encoder=encoder)
+                return Index.open(self.folder, encoder=encoder, encoder_threads=self._encoder_threads)
             except ModelMismatchError:
                 pass  # rebuilt with another model: that model loads on the first semantic query
-        return Index.open(self.folder)
+        return Index.open(self.folder, encoder_threads=self._encoder_threads)
 
     @property
     def model_loaded(self) -> bool:
@@ -150,7 +160,7 @@ class Index:
         if self._encoder is None:
             ref = self._ref or resolve_model(self.manifest["model"]["name"])
             self._check_model(ref.name, ref_fingerprint(ref))
-            self._encoder = make_encoder(ref)
+            self._encoder = make_encoder(ref, threads=self._encoder_threads)
         return self._encoder
 
     @property

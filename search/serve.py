@@ -89,7 +89,8 @@ class IndexHolder:
         encoder: Encoder | None = None,
     ) -> None:
         self.folder = Path(folder)
-        index = Index.open(self.folder, model=model, encoder=encoder)
+        # one thread per query embedding: requests run side by side on the cores instead
+        index = Index.open(self.folder, model=model, encoder=encoder, encoder_threads=1)
         self._current = _Snapshot(index)
         self._lock = threading.Lock()
         self._reloading = threading.Lock()
@@ -130,16 +131,24 @@ class IndexHolder:
             self.queries += 1
 
     def _maybe_reload(self) -> None:
+        """Once a second at most: if a writer committed a newer generation, open it in the
+        background (the model is shared, the vectors loaded) and swap it in; requests keep being
+        answered from the old one meanwhile."""
         now = time.monotonic()
         if now - self._checked < RELOAD_CHECK_S or not self._reloading.acquire(blocking=False):
             return
+        self._checked = now
+        if self._current.index.is_current():
+            self._reloading.release()
+            return
+        threading.Thread(target=self._reload, name="search-reload", daemon=True).start()
+
+    def _reload(self) -> None:
         try:
-            self._checked = now
             old = self._current
-            if old.index.is_current():
-                return
             try:
                 new = old.index.reopen()
+                new.vectors  # noqa: B018 -- load them now, not in a request
             except SearchError as exc:  # a damaged or half-deleted folder: keep answering from what is open
                 log.warning("keeping generation %s: %s", old.index.manifest["generation"], exc)
                 return
@@ -147,11 +156,12 @@ class IndexHolder:
                 self._current = _Snapshot(new)
                 old.retired = True
                 done = old.users == 0
+                self.reloads += 1
             if done:
                 old.index.close()
-            self.reloads += 1
             log.info("now serving generation %s", new.manifest["generation"])
         finally:
+            self._checked = time.monotonic()
             self._reloading.release()
 
     def close(self) -> None:
@@ -370,7 +380,7 @@ def listen(host: str, port: int) -> socket.socket:
     """A listening socket, or a one-line error (the address is taken, the host unknown)."""
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # asyncio sets TCP_NODELAY then
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(2048)
