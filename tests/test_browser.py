@@ -1,0 +1,158 @@
+"""The search page end to end in headless Chromium (Debian's package, driven by Playwright; nothing
+downloads a browser): a German question, highlighted evidence, mode switch, the document view,
+keyboard use, a narrow screen, a shared URL. Saves screenshots: into $SEARCH_SCREENSHOTS when set
+(`SEARCH_SCREENSHOTS=docs pytest tests/test_browser.py` refreshes the one in docs/), else tmp."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+from playwright.sync_api import expect
+
+from search import build_index
+from search.serve import IndexHolder
+
+from .conftest import EXAMPLE
+from .live_server import live_server
+
+QUESTION = "Wer will britische Soldaten in die Ukraine schicken?"
+pytestmark = pytest.mark.model
+
+
+def _chromium() -> str:
+    path = os.environ.get("SEARCH_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        pytest.skip(
+            "NO BROWSER: Chromium is not installed, so the search page was NOT tested end to end "
+            "(apt-get install chromium, or set SEARCH_CHROMIUM; .ci/run installs it)"
+        )
+    return path
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory, real_encoder) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    folder = tmp_path_factory.mktemp("browser") / "index"
+    build_index(EXAMPLE.parent, folder, encoder=real_encoder)
+    holder = IndexHolder(folder, encoder=real_encoder)
+    with live_server(holder) as url:
+        yield url
+    holder.close()
+
+
+@pytest.fixture(scope="module")
+def browser():  # type: ignore[no-untyped-def]
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=executable, args=["--no-sandbox"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, base_url: str):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1100, "height": 900}, locale="de-DE")
+    page = context.new_page()
+    page.problems = []  # console errors (a CSP violation is one), failed requests, requests to elsewhere
+    page.on("console", lambda m: m.type == "error" and page.problems.append(m.text))
+    page.on("requestfailed", lambda r: page.problems.append(f"failed: {r.url}"))
+    page.on("request", lambda r: r.url.startswith((base_url, "data:")) or page.problems.append(f"external: {r.url}"))
+    yield page
+    context.close()
+
+
+def _screenshots(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("SEARCH_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_german_question_mode_switch_and_document(page, base_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    page.goto(base_url + "/")
+    assert page.evaluate("document.activeElement.id") == "q"  # the box has the focus: just type
+    page.keyboard.type(QUESTION)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#results .result")
+    assert page.inner_text("#status").startswith("10 passages in hybrid mode")
+    query = parse_qs(urlparse(page.url).query)
+    assert query == {"q": [QUESTION], "mode": ["hybrid"]}
+
+    first = page.locator("#results .result").first
+    passage = first.locator(".passage").inner_text()
+    assert "Wir sind bereit, britische Truppen in der Ukraine einzusetzen" in passage
+    assert "„Die militärischen Pläne sind abgeschlossen." in passage  # umlauts and „quotes“ intact
+    terms = first.locator("mark.term").all_inner_texts()
+    assert "britische" in terms and "Ukraine" in terms
+    evidence = "".join(first.locator(".evidence").all_text_contents())
+    assert "Wir sind bereit, britische Truppen" in evidence
+    scores = first.locator(".scores").inner_text()
+    assert "keyword 3." in scores and "semantic 0.8" in scores
+    # the marks are the marks the API sent
+    api = page.request.get(base_url + "/api/search", params={"q": QUESTION, "k": 10}).json()["results"][0]
+    assert terms == [api["passage"][s:e] for s, e in api["highlights"]]
+    page.screenshot(path=str(_screenshots(tmp_path) / "search-page.png"))
+
+    # switch to keyword mode with the keyboard: focus the mode radios, arrow to the next one
+    page.focus('input[name="mode"][value="hybrid"]')
+    page.keyboard.press("ArrowRight")
+    expect(page.locator("#status")).to_contain_text("keyword mode")
+    assert "semantic –" in page.locator("#results .result .scores").first.inner_text()
+    assert parse_qs(urlparse(page.url).query)["mode"] == ["keyword"]
+    page.check('input[name="mode"][value="semantic"]')
+    expect(page.locator("#status")).to_contain_text("semantic mode")
+    assert "keyword –" in page.locator("#results .result .scores").first.inner_text()
+    page.go_back()  # back to keyword mode, from the URL
+    expect(page.locator("#status")).to_contain_text("keyword mode")
+    assert page.is_checked('input[name="mode"][value="keyword"]')
+
+    # open the first result in its document, by keyboard
+    top = page.locator("#results .result").first
+    top_passage = top.locator(".passage").text_content()
+    top.locator(".doc-link").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#current-passage")
+    assert page.locator("#doc").get_attribute("open") is not None
+    assert page.inner_text("#doc-title") == EXAMPLE.name
+    current = page.locator("#doc-text .current")
+    assert current.first.is_visible()
+    assert "".join(current.all_text_contents()) == top_passage
+    assert page.locator("#doc-text mark.term").count() >= 3
+    assert page.inner_text("#doc-text").startswith(EXAMPLE.read_text(encoding="utf-8")[:80])
+    page.screenshot(path=str(_screenshots(tmp_path) / "document-view.png"))
+    page.keyboard.press("Escape")
+    expect(page.locator("#doc")).not_to_have_attribute("open", "")
+    assert page.problems == []
+
+
+def test_shared_url_and_narrow_screen(browser, base_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 375, "height": 740}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    page.goto(base_url + "/?q=Who+wants+to+send+troops+to+Ukraine%3F&mode=semantic")
+    page.wait_for_selector("#results .result")
+    assert page.input_value("#q") == "Who wants to send troops to Ukraine?"
+    assert page.is_checked('input[name="mode"][value="semantic"]')
+    assert "Truppen" in page.locator("#results .result .passage").first.inner_text()
+    overflow = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    assert overflow <= 0, f"the page is {overflow}px wider than a 375px screen"
+    page.screenshot(path=str(_screenshots(tmp_path) / "search-page-narrow.png"))
+    context.close()
+
+
+def test_errors_and_empty_results_are_shown(page, base_url: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(base_url + "/")
+    page.fill("#q", "Quantenchromodynamik")
+    page.check('input[name="mode"][value="keyword"]')
+    expect(page.locator("#status")).to_contain_text("No passage matches")
+    assert page.locator("#results .result").count() == 0
+    page.goto(base_url + "/?q=" + "x" * 1001)  # longer than the API accepts: the page says why
+    expect(page.locator("#status")).to_contain_text("Error:")
+    assert "at most 1000 characters" in page.inner_text("#status")
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("/")  # the shortcut puts the focus back into the box
+    assert page.evaluate("document.activeElement.id") == "q"
