@@ -32,6 +32,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
 from .encoder import Encoder
@@ -209,6 +210,75 @@ SyntaxParam = Annotated[Syntax, Query(description="Query syntax: auto (only wher
 CandidatesParam = Annotated[int, Query(ge=1, le=1000, description="Candidates each side contributes before fusion.")]
 
 
+class ScoresOut(BaseModel):
+    keyword: float | None = Field(description="BM25 score (null in semantic mode)")
+    semantic: float | None = Field(description="cosine similarity (null in keyword mode)")
+
+
+class EvidenceOut(BaseModel):
+    terms: list[str] = Field(description="query terms as written in the passage")
+    sentence: list[int] | None = Field(description="[start, end] of the sentence that carried the semantic match")
+    similarity: float | None
+
+
+class ResultOut(BaseModel):
+    rank: int
+    doc: str
+    title: str
+    passage: str = Field(description="the matched sentence with its neighbours")
+    start: int = Field(description="passage start in the document's text (code points)")
+    end: int
+    score: float
+    scores: ScoresOut
+    highlights: list[list[int]] = Field(description="[start, end] of each matched word, inside passage")
+    evidence: EvidenceOut
+
+
+class SearchOut(BaseModel):
+    query: str
+    mode: str
+    results: list[ResultOut]
+
+
+class PassageOut(BaseModel):
+    rank: int
+    start: int = Field(description="offsets here are into the document's text")
+    end: int
+    score: float
+    scores: ScoresOut
+    highlights: list[list[int]]
+    evidence: EvidenceOut
+
+
+class DocumentOut(BaseModel):
+    id: str
+    title: str
+    lang: str
+    text: str
+    query: str | None
+    mode: str
+    passages: list[PassageOut]
+
+
+class HealthOut(BaseModel):
+    status: str
+    generation: str
+    documents: int
+    sentences: int
+    model: str
+    model_loaded: bool
+
+
+class ErrorOut(BaseModel):
+    error: str = Field(description="one line saying what was wrong")
+
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorOut, "description": "a query the engine refuses"},
+    422: {"model": ErrorOut, "description": "a missing or invalid parameter (pydantic's `detail` beside)"},
+}
+
+
 def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | None = None) -> FastAPI:
     """The ASGI application serving ``index``: a folder (opened now, closed when the app shuts
     down) or an :class:`IndexHolder` the caller opened and closes."""
@@ -269,9 +339,8 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
             candidates=candidates,
         )
 
-    @app.get("/api/search", summary="Rank passages", tags=["search"])
+    @app.get("/api/search", summary="Rank passages", tags=["search"], response_model=SearchOut, responses=ERRORS)
     def api_search(
-        response: Response,
         q: QueryText,
         mode: ModeParam = Mode.hybrid,
         k: KParam = DEFAULT_K,
@@ -280,17 +349,27 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
         window: WindowParam = None,
         syntax: SyntaxParam = Syntax.auto,
         candidates: CandidatesParam = DEFAULT_CANDIDATES,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         """The same JSON as `search query --json`: `{"query", "mode", "results": [...]}`; offsets
         (`highlights`, `evidence.sentence`) are characters (code points) into `passage`."""
         t0 = time.perf_counter()
         with holder.use() as snap:
             results = run_search(snap, q, mode, k, fusion, alpha, window, syntax, candidates)
-            response.headers["X-Index-Generation"] = snap.index.manifest["generation"]
-        response.headers["Server-Timing"] = f"search;dur={(time.perf_counter() - t0) * 1000:.1f}"
-        return results_payload(q, mode.value, results)
+            generation = snap.index.manifest["generation"]
+        headers = {
+            "X-Index-Generation": generation,
+            "Server-Timing": f"search;dur={(time.perf_counter() - t0) * 1000:.1f}",
+        }
+        # the payload is plain JSON types already: skip FastAPI's re-encoding and validation
+        return JSONResponse(results_payload(q, mode.value, results), headers=headers)
 
-    @app.get("/api/documents/{doc_id:path}", summary="One document, with a query's passages marked", tags=["search"])
+    @app.get(
+        "/api/documents/{doc_id:path}",
+        summary="One document, with a query's passages marked",
+        tags=["search"],
+        response_model=DocumentOut,
+        responses={**ERRORS, 404: {"model": ErrorOut, "description": "no such document"}},
+    )
     def api_document(
         doc_id: str,
         q: Annotated[
@@ -304,7 +383,7 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
         window: WindowParam = None,
         syntax: SyntaxParam = Syntax.auto,
         candidates: CandidatesParam = DEFAULT_CANDIDATES,
-    ) -> dict[str, Any]:
+    ) -> JSONResponse:
         """The whole text of a document. With `q` (and the same options as `/api/search`), the
         passages of that result list that lie in this document are listed with their rank, and
         every offset is into `text`."""
@@ -323,15 +402,17 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
             sentence = r.evidence.sentence
             item["evidence"]["sentence"] = [r.start + sentence[0], r.start + sentence[1]] if sentence else None
             passages.append(item)
-        return {
-            "id": doc.id,
-            "title": doc.title,
-            "lang": doc.lang,
-            "text": doc.text,
-            "query": q,
-            "mode": mode.value,
-            "passages": passages,
-        }
+        return JSONResponse(
+            {
+                "id": doc.id,
+                "title": doc.title,
+                "lang": doc.lang,
+                "text": doc.text,
+                "query": q,
+                "mode": mode.value,
+                "passages": passages,
+            }
+        )
 
     @app.get("/api/info", summary="What is in the index", tags=["index"])
     def api_info() -> dict[str, Any]:
@@ -346,7 +427,7 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
         }
         return report
 
-    @app.get("/healthz", summary="Liveness", tags=["index"])
+    @app.get("/healthz", summary="Liveness", tags=["index"], response_model=HealthOut)
     def healthz() -> dict[str, Any]:
         with holder.use() as snap:
             ix = snap.index

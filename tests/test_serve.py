@@ -19,9 +19,9 @@ from typer.testing import CliRunner
 
 from search import build_index, serve
 from search.cli import app as cli_app
-from search.serve import IndexHolder, create_app
+from search.serve import DocumentOut, IndexHolder, SearchOut, create_app
 
-from .conftest import EXAMPLE, FakeEncoder, assert_result_json
+from .conftest import EXAMPLE, RESULT_KEYS, FakeEncoder, assert_result_json
 from .live_server import live_server
 
 QUESTION = "Wer will britische Soldaten in die Ukraine schicken?"
@@ -50,6 +50,7 @@ def test_search_answers_the_german_question(client: TestClient) -> None:
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("application/json")
     data = r.json()
+    SearchOut.model_validate(data, strict=True)  # the schema /docs documents is the one sent
     assert data["query"] == QUESTION and data["mode"] == "hybrid"
     assert len(data["results"]) == 5
     for item in data["results"]:
@@ -116,6 +117,7 @@ def test_document_with_the_results_passages_marked(client: TestClient) -> None:
     whole = client.get(f"/api/documents/{doc_id}").json()
     assert whole["id"] == doc_id and whole["text"] == DOC_TEXT and whole["passages"] == []
     marked = client.get(f"/api/documents/{doc_id}", params={"q": QUESTION, "k": 5}).json()
+    DocumentOut.model_validate(marked, strict=True)
     results = client.get("/api/search", params={"q": QUESTION, "k": 5}).json()["results"]
     assert [p["rank"] for p in marked["passages"]] == [r["rank"] for r in results]
     for p, r in zip(marked["passages"], results, strict=True):
@@ -150,7 +152,11 @@ def test_info_health_and_unknown_routes(client: TestClient) -> None:
 def test_openapi_and_docs_are_served_locally(client: TestClient) -> None:
     spec = client.get("/openapi.json").json()
     assert {"/api/search", "/api/documents/{doc_id}", "/api/info", "/healthz"} <= set(spec["paths"])
-    params = {p["name"] for p in spec["paths"]["/api/search"]["get"]["parameters"]}
+    search_op = spec["paths"]["/api/search"]["get"]
+    assert search_op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchOut")
+    assert {"200", "400", "422"} <= set(search_op["responses"])
+    assert set(spec["components"]["schemas"]["ResultOut"]["properties"]) == RESULT_KEYS
+    params = {p["name"] for p in search_op["parameters"]}
     assert {"q", "mode", "k", "fusion", "alpha"} <= params
     docs = client.get("/docs").text
     assets = re.findall(r'(?:src|href)="([^"]+)"', docs)
