@@ -11,6 +11,7 @@ whatever the stemmer did to umlauts and ß.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from functools import cache, lru_cache
@@ -134,10 +135,34 @@ def analyze(text: str, lang: str) -> list[str]:
     return [t.text for t in language_analyzer(lang)(text)]
 
 
+# RegexTokenizer's default pattern (whoosh-reloaded keeps "*" inside words)
+_TOKEN = re.compile(r"[\w\*]+(?:\.?[\w\*]+)*")
+
+
+@cache
+def _term_of(lang: str) -> Any:
+    """lowercased token → index term (None for a stopword): the analyzer's filters for one word."""
+    stops, stem = stopwords(lang), _stemmer(lang)
+
+    @lru_cache(maxsize=100_000)
+    def term(low: str) -> str | None:
+        return None if low in stops else fold(stem(low))
+
+    return term
+
+
 def term_spans(text: str, lang: str) -> Iterator[tuple[str, int, int]]:
-    """Each index term of ``text`` with its character span in ``text``."""
-    for t in language_analyzer(lang)(text, chars=True):
-        yield t.text, t.startchar, t.endchar
+    """Each index term of ``text`` with its character span in ``text``.
+
+    The same terms as ``language_analyzer(lang)`` (a test holds them equal), without its
+    per-token generator chain: highlighting runs this over every passage shown, and it was a
+    third of a hybrid query's time at 100,000 sentences.
+    """
+    term_of = _term_of(lang)
+    for m in _TOKEN.finditer(text):
+        term = term_of(m.group().lower())
+        if term is not None:
+            yield term, m.start(), m.end()
 
 
 def detect_language(text: str, default: str = FALLBACK_LANG) -> str:

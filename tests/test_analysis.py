@@ -1,6 +1,9 @@
 from __future__ import annotations
 
-from search.analysis import analyze, detect_language, fold, term_spans
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from search.analysis import analyze, detect_language, fold, language_analyzer, term_spans
 
 
 def test_german_stems_meet_inflected_forms() -> None:
@@ -38,3 +41,17 @@ def test_term_spans_are_offsets_into_the_text() -> None:
 def test_language_detection() -> None:
     assert detect_language("Der britische Verteidigungsminister sprach über die Truppen.") == "de"
     assert detect_language("The defence secretary talked about sending troops.") == "en"
+
+
+WORDY = st.text(
+    alphabet=st.sampled_from(list("aAäÄöüßẞeinsTruppenSoldatGroß .,;:-*_'’„“\"0123456789\n\tİıﬁ")) | st.characters(),
+    max_size=200,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(text=WORDY, lang=st.sampled_from(["de", "en", "fr"]))
+def test_term_spans_agree_with_the_whoosh_analyzer(text: str, lang: str) -> None:
+    """Highlighting's fast path yields exactly the terms and offsets the index analyzer does."""
+    expected = [(t.text, t.startchar, t.endchar) for t in language_analyzer(lang)(text, chars=True)]
+    assert list(term_spans(text, lang)) == expected
