@@ -17,6 +17,7 @@ from the stored frequencies, so they always reflect the current collection.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,16 +196,17 @@ class PassageBM25:
         self.sent = sentences
         self.docs = documents
         self.row_docs = row_docs
-        # hybrid search asks twice for the same query (its candidates, then the semantic side's)
-        self._last: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None
+        # hybrid search asks twice for the same query (its candidates, then the semantic side's);
+        # one memo per thread, so concurrent queries (a server) do not overwrite each other's
+        self._memo = threading.local()
 
     def scores(self, terms: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         key = tuple(terms)
-        last = self._last
+        last = getattr(self._memo, "last", None)
         if last is not None and last[0] == key:
             return last[1], last[2]
         rows, scores = self._scores(list(key))
-        self._last = (key, rows, scores)
+        self._memo.last = (key, rows, scores)
         return rows, scores
 
     def _scores(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
