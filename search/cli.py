@@ -18,7 +18,7 @@ from rich.text import Text
 from .errors import SearchError
 from .index import DEFAULT_INDEX, DEFAULT_WINDOW
 from .ranker import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_K, DEFAULT_RRF_K
-from .types import results_payload
+from .types import FusionName, ModeName, SyntaxName, results_payload
 
 app = typer.Typer(
     help="Hybrid keyword + semantic search over your own documents (German and English), "
@@ -29,23 +29,6 @@ app = typer.Typer(
 )
 out = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
-
-
-class ModeChoice(StrEnum):
-    keyword = "keyword"
-    semantic = "semantic"
-    hybrid = "hybrid"
-
-
-class FusionChoice(StrEnum):
-    convex = "convex"
-    rrf = "rrf"
-
-
-class SyntaxChoice(StrEnum):
-    auto = "auto"
-    on = "on"
-    off = "off"
 
 
 IndexOpt = Annotated[Path, typer.Option("--index", help="Index folder.", show_default=True)]
@@ -216,12 +199,12 @@ def query(
     ],
     index_dir: IndexOpt = DEFAULT_INDEX,
     mode: Annotated[
-        ModeChoice, typer.Option(help="Which side ranks: keyword, semantic or both fused.")
-    ] = ModeChoice.hybrid,
+        ModeName, typer.Option(help="Which side ranks: keyword, semantic or both fused.")
+    ] = ModeName.hybrid,
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of passages to return.")] = DEFAULT_K,
     fusion: Annotated[
-        FusionChoice, typer.Option(help="How hybrid mode fuses: convex (normalised scores) or rrf (ranks).")
-    ] = FusionChoice.convex,
+        FusionName, typer.Option(help="How hybrid mode fuses: convex (normalised scores) or rrf (ranks).")
+    ] = FusionName.convex,
     alpha: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Weight of the semantic side in hybrid mode.")
     ] = DEFAULT_ALPHA,
@@ -229,8 +212,8 @@ def query(
         int | None, typer.Option(min=0, max=10, help="Neighbouring sentences around the match (default: the index's).")
     ] = None,
     syntax: Annotated[
-        SyntaxChoice, typer.Option(help="Query syntax: auto (only where clearly meant), on, or off (plain words).")
-    ] = SyntaxChoice.auto,
+        SyntaxName, typer.Option(help="Query syntax: auto (only where clearly meant), on, or off (plain words).")
+    ] = SyntaxName.auto,
     candidates: Annotated[
         int, typer.Option(min=1, max=10000, help="Candidates each side contributes before fusion.")
     ] = DEFAULT_CANDIDATES,
@@ -389,7 +372,7 @@ def eval_(
         typer.Option("--index", help="Index for a query file (default indexes/default); a BEIR folder gets its own."),
     ] = None,
     mode: Annotated[EvalMode, typer.Option(help="Mode to evaluate, or all side by side.")] = EvalMode.all,
-    fusion: Annotated[FusionChoice, typer.Option(help="Hybrid fusion: convex or rrf.")] = FusionChoice.convex,
+    fusion: Annotated[FusionName, typer.Option(help="Hybrid fusion: convex or rrf.")] = FusionName.convex,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Semantic weight in convex fusion.")] = DEFAULT_ALPHA,
     rrf_k: Annotated[int, typer.Option("--rrf-k", min=1, help="k of reciprocal rank fusion.")] = DEFAULT_RRF_K,
     candidates: Annotated[

@@ -3,8 +3,8 @@
 The index is opened once per process and the model loaded once; requests run on a thread pool
 and share both (ONNX Runtime, faiss and numpy release the GIL, so queries do not queue behind one
 another on the model). Once a second, at most, a request checks whether ``search index`` has
-committed a newer generation; if so the index is reopened with the same model and swapped in,
-and the old one is closed when its last request has finished.
+committed a newer generation; if so the index is reopened in the background with the same model
+and swapped in, and the old one is closed when its last request has finished.
 
 ::
 
@@ -21,7 +21,6 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,7 +38,7 @@ from .encoder import Encoder
 from .errors import QueryError, SearchError, ServeError
 from .index import DEFAULT_INDEX, Index
 from .ranker import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_K
-from .types import Document, Result, results_payload
+from .types import Document, FusionName, ModeName, Result, SyntaxName, results_payload
 
 log = logging.getLogger("search.serve")
 
@@ -52,23 +51,6 @@ PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-
-
-class Mode(StrEnum):
-    keyword = "keyword"
-    semantic = "semantic"
-    hybrid = "hybrid"
-
-
-class Fusion(StrEnum):
-    convex = "convex"
-    rrf = "rrf"
-
-
-class Syntax(StrEnum):
-    auto = "auto"
-    on = "on"
-    off = "off"
 
 
 @dataclass
@@ -199,14 +181,14 @@ QueryText = Annotated[
         description='Words, a question, or query syntax ("phrase", AND/OR/NOT, field:term, term~).',
     ),
 ]
-ModeParam = Annotated[Mode, Query(description="Which side ranks: keyword, semantic, or both fused.")]
+ModeParam = Annotated[ModeName, Query(description="Which side ranks: keyword, semantic, or both fused.")]
 KParam = Annotated[int, Query(ge=1, le=MAX_K, description="Number of passages.")]
-FusionParam = Annotated[Fusion, Query(description="How hybrid mode fuses: convex (scores) or rrf (ranks).")]
+FusionParam = Annotated[FusionName, Query(description="How hybrid mode fuses: convex (scores) or rrf (ranks).")]
 AlphaParam = Annotated[float, Query(ge=0.0, le=1.0, description="Weight of the semantic side in hybrid mode.")]
 WindowParam = Annotated[
     int | None, Query(ge=0, le=10, description="Neighbouring sentences around the match (default: the index's).")
 ]
-SyntaxParam = Annotated[Syntax, Query(description="Query syntax: auto (only where clearly meant), on, or off.")]
+SyntaxParam = Annotated[SyntaxName, Query(description="Query syntax: auto (only where clearly meant), on, or off.")]
 CandidatesParam = Annotated[int, Query(ge=1, le=1000, description="Candidates each side contributes before fusion.")]
 
 
@@ -308,23 +290,20 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
         return _error(exc.status_code, str(exc.detail))
 
-    @app.exception_handler(QueryError)
-    async def _bad_query(request: Request, exc: QueryError) -> JSONResponse:
-        return _error(400, str(exc))
-
     @app.exception_handler(SearchError)
     async def _engine(request: Request, exc: SearchError) -> JSONResponse:
-        return _error(400 if exc.exit_code in (1, 5) else 503, str(exc))
+        # a query or option the engine refuses is the client's; a damaged index is ours
+        return _error(400 if isinstance(exc, QueryError) or exc.exit_code == 1 else 503, str(exc))
 
     def run_search(
         snap: _Snapshot,
         q: str,
-        mode: Mode,
+        mode: ModeName,
         k: int,
-        fusion: Fusion,
+        fusion: FusionName,
         alpha: float,
         window: int | None,
-        syntax: Syntax,
+        syntax: SyntaxName,
         candidates: int,
     ) -> list[Result]:
         holder.count_query()
@@ -342,12 +321,12 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
     @app.get("/api/search", summary="Rank passages", tags=["search"], response_model=SearchOut, responses=ERRORS)
     def api_search(
         q: QueryText,
-        mode: ModeParam = Mode.hybrid,
+        mode: ModeParam = ModeName.hybrid,
         k: KParam = DEFAULT_K,
-        fusion: FusionParam = Fusion.convex,
+        fusion: FusionParam = FusionName.convex,
         alpha: AlphaParam = DEFAULT_ALPHA,
         window: WindowParam = None,
-        syntax: SyntaxParam = Syntax.auto,
+        syntax: SyntaxParam = SyntaxName.auto,
         candidates: CandidatesParam = DEFAULT_CANDIDATES,
     ) -> JSONResponse:
         """The same JSON as `search query --json`: `{"query", "mode", "results": [...]}`; offsets
@@ -376,12 +355,12 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
             str | None,
             Query(max_length=MAX_QUERY, description="Mark the passages this query finds in the document."),
         ] = None,
-        mode: ModeParam = Mode.hybrid,
+        mode: ModeParam = ModeName.hybrid,
         k: KParam = DEFAULT_K,
-        fusion: FusionParam = Fusion.convex,
+        fusion: FusionParam = FusionName.convex,
         alpha: AlphaParam = DEFAULT_ALPHA,
         window: WindowParam = None,
-        syntax: SyntaxParam = Syntax.auto,
+        syntax: SyntaxParam = SyntaxName.auto,
         candidates: CandidatesParam = DEFAULT_CANDIDATES,
     ) -> JSONResponse:
         """The whole text of a document. With `q` (and the same options as `/api/search`), the

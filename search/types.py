@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Literal
 
 Mode = Literal["keyword", "semantic", "hybrid"]
 MODES: tuple[str, ...] = ("keyword", "semantic", "hybrid")
+
+
+class ModeName(StrEnum):
+    """Which side ranks (the choices the CLI and the API offer)."""
+
+    keyword = "keyword"
+    semantic = "semantic"
+    hybrid = "hybrid"
+
+
+class FusionName(StrEnum):
+    convex = "convex"
+    rrf = "rrf"
+
+
+class SyntaxName(StrEnum):
+    auto = "auto"
+    on = "on"
+    off = "off"
 
 
 @dataclass(frozen=True)
