@@ -87,6 +87,15 @@ def _checks(ix: Index) -> list[Check]:
             add("vectors normalised", bool(np.allclose(norms, 1.0, atol=1e-3)), f"{len(sample)} sampled")
     except SearchError as exc:
         add("vector index readable", False, str(exc))
+    try:
+        doc_ids = ix.doc_vectors.ids().tolist()
+        add(
+            "document vector ids = document nums",
+            set(doc_ids) == nums and len(doc_ids) == len(nums),
+            _diff(nums, set(doc_ids), len(doc_ids), "documents"),
+        )
+    except SearchError as exc:
+        add("document vectors readable", False, str(exc))
 
     if ix.keyword.bm25 is not None:
         same_ids("BM25 rows = chunk ids", ix.keyword.bm25.sent.m.row_ids.tolist())
@@ -113,6 +122,6 @@ def _checks(ix: Index) -> list[Check]:
     return out
 
 
-def _diff(expected: set[int], got: set[int], n: int) -> str:
+def _diff(expected: set[int], got: set[int], n: int, what: str = "chunk ids") -> str:
     missing, extra = len(expected - got), len(got - expected)
-    return f"{n} entries; {missing} chunk ids missing, {extra} unknown"
+    return f"{n} entries; {missing} {what} missing, {extra} unknown"

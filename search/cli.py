@@ -17,7 +17,7 @@ from rich.text import Text
 
 from .errors import SearchError
 from .index import DEFAULT_INDEX, DEFAULT_WINDOW
-from .ranker import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_K, DEFAULT_RRF_K
+from .ranker import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_DOC_WEIGHT, DEFAULT_K, DEFAULT_RRF_K
 from .types import FusionName, ModeName, SyntaxName, results_payload
 
 app = typer.Typer(
@@ -39,6 +39,17 @@ ModelOpt = Annotated[
         help="Embedding model: multilingual-e5-small (default; int8 ONNX), multilingual-e5-small-fp32 "
         "(sentence-transformers, float32), all-MiniLM-L6-v2, or a sentence-transformers folder. "
         "At query time it must match the index's model.",
+    ),
+]
+
+
+DocWeightOpt = Annotated[
+    float,
+    typer.Option(
+        "--doc-weight",
+        min=0.0,
+        max=10.0,
+        help="Weight of a sentence's document vector in its semantic score (0: the sentence alone).",
     ),
 ]
 
@@ -218,6 +229,7 @@ def query(
         int, typer.Option(min=1, max=10000, help="Candidates each side contributes before fusion.")
     ] = DEFAULT_CANDIDATES,
     dedupe: Annotated[bool, typer.Option(help="Skip a passage that lies wholly inside a better-ranked one.")] = True,
+    doc_weight: DocWeightOpt = DEFAULT_DOC_WEIGHT,
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
@@ -236,6 +248,7 @@ def query(
                 syntax=syntax.value,
                 candidates=candidates,
                 dedupe=dedupe,
+                doc_weight=doc_weight,
             )
     except SearchError as exc:
         _fail(exc)
@@ -375,6 +388,7 @@ def eval_(
     fusion: Annotated[FusionName, typer.Option(help="Hybrid fusion: convex or rrf.")] = FusionName.convex,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Semantic weight in convex fusion.")] = DEFAULT_ALPHA,
     rrf_k: Annotated[int, typer.Option("--rrf-k", min=1, help="k of reciprocal rank fusion.")] = DEFAULT_RRF_K,
+    doc_weight: DocWeightOpt = DEFAULT_DOC_WEIGHT,
     candidates: Annotated[
         int | None,
         typer.Option(
@@ -404,7 +418,7 @@ def eval_(
 
     modes = list(MODES) if mode is EvalMode.all else [mode.value]
     chosen = [m.strip() for m in metrics.split(",") if m.strip()]
-    options: dict[str, Any] = {"fusion": fusion.value, "alpha": alpha, "rrf_k": rrf_k}
+    options: dict[str, Any] = {"fusion": fusion.value, "alpha": alpha, "rrf_k": rrf_k, "doc_weight": doc_weight}
     if candidates:
         options["candidates"] = candidates
     try:

@@ -25,6 +25,7 @@ from .store import (
     BM25_DOCS_FILE,
     BM25_FILE,
     CHUNKS,
+    DOC_VECTORS,
     DOCS,
     KEYWORD,
     MANIFEST,
@@ -69,6 +70,7 @@ class Index:
         )
         self.dim = int(manifest["model"]["dim"])
         self._vectors: VectorIndex | None = None
+        self._doc_vectors: VectorIndex | None = None
         self._encoder = encoder
         self._encoder_threads = encoder_threads
         self._ref = resolve_model(model) if model is not None and encoder is None else None
@@ -169,6 +171,13 @@ class Index:
             self._vectors = VectorIndex.load(self.generation / VECTORS, self.dim)
         return self._vectors
 
+    @property
+    def doc_vectors(self) -> VectorIndex:
+        """One vector per document (title and opening text), ids = document nums."""
+        if self._doc_vectors is None:
+            self._doc_vectors = VectorIndex.load(self.generation / DOC_VECTORS, self.dim)
+        return self._doc_vectors
+
     # -- chunk lookups -------------------------------------------------------------------
     def chunk(self, chunk_id: int) -> Chunk:
         row = self.chunks[self._row[chunk_id]]
@@ -221,7 +230,7 @@ class Index:
     def info(self) -> dict[str, Any]:
         """The manifest plus sizes on disk, for ``search info``."""
         sizes = {}
-        for name in (DOCS, CHUNKS, VECTORS, KEYWORD, BM25_FILE, BM25_DOCS_FILE):
+        for name in (DOCS, CHUNKS, VECTORS, DOC_VECTORS, KEYWORD, BM25_FILE, BM25_DOCS_FILE):
             path = self.generation / name
             if path.is_dir():
                 sizes[name] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())

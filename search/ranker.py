@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -22,8 +22,11 @@ MAX_QUERY_CHARS = 10_000
 DEFAULT_K = 10
 DEFAULT_CANDIDATES = 100
 DEFAULT_FUSION = "convex"
-DEFAULT_ALPHA = 0.6  # chosen on the tuning splits: benchmarks/results/relevance.md
+DEFAULT_ALPHA = 0.8  # chosen on the tuning splits: benchmarks/results/relevance.md
 DEFAULT_RRF_K = 60
+# a sentence's semantic score = (its cosine + w · its document's cosine) / (1 + w): the document
+# vector (title and opening text) knows what the whole document is about, one sentence may not
+DEFAULT_DOC_WEIGHT = 2.0  # chosen with alpha on the tuning splits
 
 
 def clean_query(text: str) -> str:
@@ -51,6 +54,7 @@ def search(
     syntax: Syntax = "auto",
     dedupe: bool = True,
     query_vector: np.ndarray | None = None,
+    doc_weight: float = DEFAULT_DOC_WEIGHT,
 ) -> list[Result]:
     """Rank passages of ``index`` for ``query``.
 
@@ -61,6 +65,7 @@ def search(
     matched one (default: the index's setting). With ``dedupe`` a passage that lies wholly inside a
     better-ranked passage of the same document is passed over, so no result only repeats another.
     ``query_vector`` is the query's embedding when the caller already has it (batched queries).
+    ``doc_weight`` is the weight of a sentence's document vector in its semantic score.
     """
     if k < 1:
         raise SearchError("k must be at least 1")
@@ -75,6 +80,7 @@ def search(
         candidates=max(candidates, k),
         syntax=syntax,
         query_vector=query_vector,
+        doc_weight=doc_weight,
     )
     fused, keyword, semantic, parsed = scored.fused, scored.keyword, scored.semantic, scored.parsed
     results: list[Result] = []
@@ -83,7 +89,16 @@ def search(
         if len(results) == k:
             break
         result = _result(
-            index, len(results) + 1, cid, fused[cid], keyword.get(cid), semantic.get(cid), parsed, window, mode
+            index,
+            len(results) + 1,
+            cid,
+            fused[cid],
+            keyword.get(cid),
+            semantic.get(cid),
+            scored.cosine.get(cid),
+            parsed,
+            window,
+            mode,
         )
         doc = index.chunk(cid).doc
         if dedupe and any(s <= result.start and result.end <= e for s, e in shown.get(doc, ())):
@@ -99,8 +114,10 @@ class Scored:
 
     fused: dict[int, float]
     keyword: dict[int, float]
-    semantic: dict[int, float]
+    semantic: dict[int, float]  # what ranks: sentence and document cosine mixed by doc_weight
     parsed: ParsedQuery
+    cosine: dict[int, float] = field(default_factory=dict)  # the sentence's own cosine (the evidence)
+    doc_cosine: dict[int, float] = field(default_factory=dict)  # its document's cosine
 
 
 def score_chunks(
@@ -114,6 +131,7 @@ def score_chunks(
     candidates: int = DEFAULT_CANDIDATES,
     syntax: Syntax = "auto",
     query_vector: np.ndarray | None = None,
+    doc_weight: float = DEFAULT_DOC_WEIGHT,
 ) -> Scored:
     """The ranking without passages: what :func:`search` shows and ``search eval`` measures."""
     if mode not in MODES:
@@ -123,23 +141,31 @@ def score_chunks(
     fuse = get_fusion(fusion)
     text = clean_query(query)
     parsed: ParsedQuery = index.keyword.parse(text, syntax)
+    if doc_weight < 0:
+        raise SearchError(f"doc_weight must be 0 or more, not {doc_weight}")
     keyword: dict[int, float] = {}
     semantic: dict[int, float] = {}
+    cosine: dict[int, float] = {}
+    doc_cosine: dict[int, float] = {}
     if mode in ("keyword", "hybrid"):
         keyword = {h.chunk_id: h.score for h in index.keyword.search(parsed, candidates)}
     if mode in ("semantic", "hybrid"):
         qvec = index.encoder.encode_queries([text])[0] if query_vector is None else query_vector
-        semantic = {h.chunk_id: h.score for h in index.vectors.search(qvec, candidates)}
+        cosine = {h.chunk_id: h.score for h in index.vectors.search(qvec, candidates)}
         if mode == "hybrid":
-            semantic.update(index.vectors.similarities(qvec, [c for c in keyword if c not in semantic]))
-            keyword.update(index.keyword.scores_for(parsed, [c for c in semantic if c not in keyword]))
+            cosine.update(index.vectors.similarities(qvec, [c for c in keyword if c not in cosine]))
+            keyword.update(index.keyword.scores_for(parsed, [c for c in cosine if c not in keyword]))
+        doc_of = {c: index.chunk(c).doc for c in cosine}
+        by_doc = index.doc_vectors.similarities(qvec, sorted(set(doc_of.values())))
+        doc_cosine = {c: by_doc[d] for c, d in doc_of.items()}
+        semantic = {c: (s + doc_weight * doc_cosine[c]) / (1.0 + doc_weight) for c, s in cosine.items()}
     if mode == "keyword":
         fused = keyword
     elif mode == "semantic":
         fused = semantic
     else:
         fused = fuse(keyword, semantic, k=rrf_k, alpha=alpha)
-    return Scored(fused, keyword, semantic, parsed)
+    return Scored(fused, keyword, semantic, parsed, cosine, doc_cosine)
 
 
 def _result(
@@ -149,6 +175,7 @@ def _result(
     score: float,
     kw: float | None,
     sem: float | None,
+    cos: float | None,
     parsed: ParsedQuery,
     window: int,
     mode: str,
@@ -176,6 +203,6 @@ def _result(
         keyword_score=kw,
         semantic_score=sem,
         highlights=tuple(spans),
-        evidence=Evidence(matched_words(passage, spans), sentence, sem),
+        evidence=Evidence(matched_words(passage, spans), sentence, cos),
         chunk_id=chunk_id,
     )

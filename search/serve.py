@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException
 from .encoder import Encoder
 from .errors import QueryError, SearchError, ServeError
 from .index import DEFAULT_INDEX, Index
-from .ranker import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_K
+from .ranker import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_DOC_WEIGHT, DEFAULT_K
 from .types import Document, FusionName, ModeName, Result, SyntaxName, results_payload
 
 log = logging.getLogger("search.serve")
@@ -131,7 +131,7 @@ class IndexHolder:
             old = self._current
             try:
                 new = old.index.reopen()
-                new.vectors  # noqa: B018 -- load them now, not in a request
+                new.vectors, new.doc_vectors  # noqa: B018 -- load them now, not in a request
             except SearchError as exc:  # a damaged or half-deleted folder: keep answering from what is open
                 log.warning("keeping generation %s: %s", old.index.manifest["generation"], exc)
                 return
@@ -189,6 +189,9 @@ WindowParam = Annotated[
     int | None, Query(ge=0, le=10, description="Neighbouring sentences around the match (default: the index's).")
 ]
 SyntaxParam = Annotated[SyntaxName, Query(description="Query syntax: auto (only where clearly meant), on, or off.")]
+DocWeightParam = Annotated[
+    float, Query(ge=0.0, le=10.0, description="Weight of a sentence's document vector in its semantic score.")
+]
 CandidatesParam = Annotated[int, Query(ge=1, le=1000, description="Candidates each side contributes before fusion.")]
 
 
@@ -305,6 +308,7 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
         window: int | None,
         syntax: SyntaxName,
         candidates: int,
+        doc_weight: float,
     ) -> list[Result]:
         holder.count_query()
         return snap.index.search(
@@ -316,6 +320,7 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
             window=window,
             syntax=syntax.value,
             candidates=candidates,
+            doc_weight=doc_weight,
         )
 
     @app.get("/api/search", summary="Rank passages", tags=["search"], response_model=SearchOut, responses=ERRORS)
@@ -328,12 +333,13 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
         window: WindowParam = None,
         syntax: SyntaxParam = SyntaxName.auto,
         candidates: CandidatesParam = DEFAULT_CANDIDATES,
+        doc_weight: DocWeightParam = DEFAULT_DOC_WEIGHT,
     ) -> JSONResponse:
         """The same JSON as `search query --json`: `{"query", "mode", "results": [...]}`; offsets
         (`highlights`, `evidence.sentence`) are characters (code points) into `passage`."""
         t0 = time.perf_counter()
         with holder.use() as snap:
-            results = run_search(snap, q, mode, k, fusion, alpha, window, syntax, candidates)
+            results = run_search(snap, q, mode, k, fusion, alpha, window, syntax, candidates, doc_weight)
             generation = snap.index.manifest["generation"]
         headers = {
             "X-Index-Generation": generation,
@@ -362,6 +368,7 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
         window: WindowParam = None,
         syntax: SyntaxParam = SyntaxName.auto,
         candidates: CandidatesParam = DEFAULT_CANDIDATES,
+        doc_weight: DocWeightParam = DEFAULT_DOC_WEIGHT,
     ) -> JSONResponse:
         """The whole text of a document. With `q` (and the same options as `/api/search`), the
         passages of that result list that lie in this document are listed with their rank, and
@@ -370,7 +377,7 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
             doc = _document(snap, doc_id)
             if doc is None:
                 raise HTTPException(404, f"no document {doc_id!r} in the index")
-            results = run_search(snap, q, mode, k, fusion, alpha, window, syntax, candidates) if q else []
+            results = run_search(snap, q, mode, k, fusion, alpha, window, syntax, candidates, doc_weight) if q else []
         passages = []
         for r in results:
             if r.doc != doc.id:

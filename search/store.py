@@ -36,13 +36,14 @@ import numpy as np
 from .errors import IndexFormatError, IndexNotFoundError
 from .types import Document
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 READERS = ".readers"
 DOCS = "docs.jsonl"
 CHUNKS = "chunks.npy"
 VECTORS = "vectors.faiss"
+DOC_VECTORS = "docvectors.faiss"  # one vector per document (its opening 512 tokens), ids = document nums
 KEYWORD = "keyword"
 BM25_FILE = "bm25.npz"
 BM25_DOCS_FILE = "bm25_docs.npz"

@@ -34,6 +34,7 @@ from .store import (
     BM25_FILE,
     CHUNK_COLUMNS,
     CHUNKS,
+    DOC_VECTORS,
     DOCS,
     FORMAT_VERSION,
     KEYWORD,
@@ -174,6 +175,7 @@ class _LazyEncoder:
         self._encoder = encoder
         self._cache = cache
         self.cached: Any = None
+        self.sentence_hits = 0  # cache hits among the sentences (documents are cached too)
         self._ref: ModelRef | None = None
         built = state.manifest["model"] if state.manifest else None
         if encoder is not None:
@@ -202,6 +204,15 @@ class _LazyEncoder:
     @property
     def dim(self) -> int:
         return self._dim if self._dim is not None else self.get().dim
+
+
+DOC_EMBED_CHARS = 8_000  # the model reads 512 tokens; more characters would only be tokenised to be cut
+
+
+def document_text(doc: Document) -> str:
+    """What a document's own vector embeds: its title and the opening of its text."""
+    text = f"{doc.title}\n{doc.text}" if doc.title else doc.text
+    return text[:DOC_EMBED_CHARS]
 
 
 def _chunk_docs(docs: list[StoredDoc], first_id: int) -> np.ndarray:
@@ -296,6 +307,19 @@ def _write_generation(
             vectors.build_ann()
         vectors.save(gen / VECTORS)
         timings["embedding"] = time.perf_counter() - t
+        encoder.sentence_hits = encoder.cached.hits if encoder.cached is not None else 0
+        t = time.perf_counter()
+        if state.manifest:
+            doc_vectors = VectorIndex.load(folder / state.manifest["generation"] / DOC_VECTORS, encoder.dim)
+            doc_vectors.remove(np.array(sorted(s.num for s in state.docs if s.num not in kept_nums), dtype=np.int64))
+        else:
+            doc_vectors = VectorIndex(encoder.dim)
+        if add:
+            progress.start("embedding documents", len(add))
+            embedded_docs = encoder.get().encode_passages([document_text(s.doc) for s in add], progress.advance)
+            doc_vectors.add(embedded_docs, np.array([s.num for s in add], dtype=np.int64))
+        doc_vectors.save(gen / DOC_VECTORS)
+        timings["documents"] = time.perf_counter() - t
         _crash_point("vectors")
 
         save_documents(gen / DOCS, docs)
@@ -458,7 +482,7 @@ def _build(
         )
         _collect_garbage(folder, gen)
         if rebuild:  # files of an index of an older format, now replaced
-            for legacy in (DOCS, CHUNKS, VECTORS, KEYWORD, BM25_FILE, BM25_DOCS_FILE):
+            for legacy in (DOCS, CHUNKS, VECTORS, DOC_VECTORS, KEYWORD, BM25_FILE, BM25_DOCS_FILE):
                 path = folder / legacy
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
@@ -466,7 +490,7 @@ def _build(
                     path.unlink()
     timings["total"] = time.perf_counter() - t0
     if enc.cached is not None:
-        report["cache_hits"] = enc.cached.hits
+        report["cache_hits"] = enc.sentence_hits  # sentences; document vectors are cached too
     return _report(folder, manifest, skipped, timings, embedded=embedded, **report)
 
 

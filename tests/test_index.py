@@ -149,3 +149,26 @@ def test_search_many_matches_one_by_one(built: Path, fake_encoder: FakeEncoder) 
             assert [[r.chunk_id for r in rs] for rs in batched] == [[r.chunk_id for r in rs] for rs in single]
         with pytest.raises(QueryError):
             ix.search_many(["ok", "  "], mode="hybrid")
+
+
+def test_document_vector_ranks_a_sentence_by_what_its_document_is_about(tmp_path: Path) -> None:
+    """The same sentence in two documents: its document's vector decides (doc_weight), while the
+    evidence keeps the sentence's own cosine."""
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "1-mixed.txt").write_text("The cat sleeps. Dogs bark loudly. A dog runs home.\n", encoding="utf-8")
+    (corpus / "2-cats.txt").write_text("The cat sleeps. Cats purr all day. Every cat likes fish.\n", encoding="utf-8")
+    enc = FakeEncoder(["cat", "dog"])
+    build_index(corpus, tmp_path / "idx", encoder=enc)
+    with Index.open(tmp_path / "idx", encoder=enc) as ix:
+        assert ix.doc_vectors.count == 2
+        alone = ix.search("cat", mode="semantic", k=2, doc_weight=0.0, dedupe=False, window=0)
+        mixed = ix.search("cat", mode="semantic", k=2, doc_weight=1.0, dedupe=False, window=0)
+        assert [r.doc for r in alone] == ["1-mixed.txt", "2-cats.txt"]  # a tie, broken by chunk id
+        assert alone[0].semantic_score == pytest.approx(alone[1].semantic_score)
+        assert [r.doc for r in mixed] == ["2-cats.txt", "2-cats.txt"]
+        assert mixed[0].semantic_score > max(r.semantic_score for r in alone if r.doc == "1-mixed.txt") - 1e-6
+        same = next(r for r in mixed if r.passage == "The cat sleeps.")
+        assert same.evidence.similarity == pytest.approx(alone[0].evidence.similarity)  # the sentence's own
+        with pytest.raises(SearchError, match="doc_weight"):
+            ix.search("cat", doc_weight=-1)

@@ -20,7 +20,7 @@ from search.check import check_index
 from search.cli import app
 from search.errors import CorpusError, IndexBusyError, IndexFormatError, ModelMismatchError
 from search.locks import WriterLock
-from search.store import MANIFEST, VECTORS, generations
+from search.store import DOC_VECTORS, MANIFEST, VECTORS, generations
 from search.vectors import VectorIndex
 from search.writer import compact_index, remove_documents
 
@@ -54,7 +54,7 @@ def test_update_embeds_only_new_and_changed(tmp_path: Path, tiny_corpus: Path) -
     folder = tmp_path / "idx"
     first = build_index(tiny_corpus, folder, encoder=enc)
     assert (first.added, first.updated, first.unchanged) == (3, 0, 0)
-    assert len(enc.seen) == first.chunks
+    assert len(enc.seen) == first.chunks + first.documents  # every sentence, and each document's own vector
 
     enc.seen.clear()
     again = build_index(tiny_corpus, folder, encoder=enc)
@@ -65,7 +65,12 @@ def test_update_embeds_only_new_and_changed(tmp_path: Path, tiny_corpus: Path) -
     (tiny_corpus / "new.txt").write_text("Mountains and an ocean view.\n", encoding="utf-8")
     upd = build_index(tiny_corpus, folder, encoder=enc)
     assert (upd.added, upd.updated, upd.removed, upd.unchanged) == (1, 1, 0, 2)
-    assert sorted(enc.seen) == sorted(["The cat is hungry today.", "A dog sleeps.", "Mountains and an ocean view."])
+    sentences = ["The cat is hungry today.", "A dog sleeps.", "Mountains and an ocean view."]
+    assert sorted(t for t in enc.seen if t in sentences) == sorted(sentences)
+    documents = sorted(t for t in enc.seen if t not in sentences)  # title, newline, text
+    assert len(documents) == 2
+    assert documents[0].endswith("\nThe cat is hungry today. A dog sleeps.\n")
+    assert documents[1].endswith("\nMountains and an ocean view.\n")
     _ok(folder)
     with Index.open(folder, encoder=enc) as ix:
         assert {d.id for d in ix.documents} == {"animals.txt", "sea.md", "page.html", "new.txt"}
@@ -189,11 +194,15 @@ def test_check_finds_halves_that_disagree(tmp_path: Path, tiny_corpus: Path, fak
     vec = VectorIndex.load(gen / VECTORS, fake_encoder.dim)
     vec.remove(np.array([0, 1], dtype=np.int64))
     vec.save(gen / VECTORS)
+    docs = VectorIndex.load(gen / DOC_VECTORS, fake_encoder.dim)
+    docs.remove(np.array([2], dtype=np.int64))
+    docs.save(gen / DOC_VECTORS)
     result = runner.invoke(app, ["info", "--check", "--json", "--index", str(folder)])
     assert result.exit_code == 3
     report = json.loads(result.stdout)
     failed = {c["name"]: c["detail"] for c in report["checks"] if not c["ok"]}
     assert report["ok"] is False and "2 chunk ids missing" in failed["vector ids = chunk ids"]
+    assert "1 documents missing" in failed["document vector ids = document nums"]
     shutil.rmtree(gen / "keyword")
     result = runner.invoke(app, ["info", "--check", "--index", str(folder)])
     assert result.exit_code == 3 and "FAIL" in result.output
