@@ -391,14 +391,16 @@ def write(f: dict) -> None:
         f"`{f['command']}` on {f['date']}, {f['machine']}. Corpus and method: see the script's docstring.",
         "",
         "## Index build",
-        "| corpus | sentences | total s | chunking /s | keyword /s | embedding /s | total /s | disk MB | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| corpus | documents | sentences | total s | chunking /s | keyword /s | embedding /s | document vectors "
+        "| total /s | disk MB | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in (("example", f["example_build"]), ("big", b)):
         s = r["sentences_per_s"]
         lines.append(
-            f"| {name} | {r['chunks']:,} | {r['wall']:.1f} | {s['chunking']:.0f} | {s['keyword']:.0f} | "
-            f"{s['embedding']:.0f} | {s['total']:.0f} | {r['disk_mb']:.1f} | {r['peak_rss_mb']:.0f} |"
+            f"| {name} | {r['documents']:,} | {r['chunks']:,} | {r['wall']:.1f} | {s['chunking']:.0f} | "
+            f"{s['keyword']:.0f} | {s['embedding']:.0f} | {r['seconds'].get('documents', 0):.1f} s "
+            f"| {s['total']:.0f} | {r['disk_mb']:.1f} | {r['peak_rss_mb']:.0f} |"
         )
     lines += [
         "",
