@@ -75,6 +75,7 @@ def _screenshots(tmp_path: Path) -> Path:
 
 def test_german_question_mode_switch_and_document(page, base_url: str, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     page.goto(base_url + "/")
+    expect(page.locator("#about")).to_have_text("1 document · 39 sentences · multilingual-e5-small")
     assert page.evaluate("document.activeElement.id") == "q"  # the box has the focus: just type
     page.keyboard.type(QUESTION)
     page.keyboard.press("Enter")

@@ -216,7 +216,8 @@ document.addEventListener("keydown", (event) => {
 fetch("/healthz")
   .then((r) => r.json())
   .then((h) => {
-    $("about").textContent = `${h.documents} documents · ${h.sentences} sentences · ${h.model}`;
+    const n = (count, word) => `${count.toLocaleString("en")} ${word}${count === 1 ? "" : "s"}`;
+    $("about").textContent = `${n(h.documents, "document")} · ${n(h.sentences, "sentence")} · ${h.model}`;
   })
   .catch(() => {});
 fromUrl();
