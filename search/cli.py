@@ -199,6 +199,10 @@ def _render(result: Any) -> Text:
     return text
 
 
+def _count(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def _score(value: float | None) -> str:
     return "–" if value is None else f"{value:.3f}"
 
@@ -298,7 +302,8 @@ def serve(
     def ready(url: str, holder: Any) -> None:
         ix = holder.index
         err.print(
-            f"[green]serving[/] {index_dir} ({len(ix.documents)} documents, {len(ix.chunks)} sentences, "
+            f"[green]serving[/] {index_dir} ({_count(len(ix.documents), 'document')}, "
+            f"{_count(len(ix.chunks), 'sentence')}, "
             f"{ix.manifest['model']['name']}) at [bold]{url}[/]  ·  API docs {url}docs  ·  Ctrl+C stops",
             soft_wrap=True,
         )
