@@ -20,12 +20,12 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import Depends, FastAPI, Query, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
@@ -195,6 +195,24 @@ DocWeightParam = Annotated[
 CandidatesParam = Annotated[int, Query(ge=1, le=1000, description="Candidates each side contributes before fusion.")]
 
 
+@dataclass
+class SearchOptions:
+    """The search options /api/search and /api/documents share (query parameters)."""
+
+    mode: ModeParam = ModeName.hybrid
+    k: KParam = DEFAULT_K
+    fusion: FusionParam = FusionName.convex
+    alpha: AlphaParam = DEFAULT_ALPHA
+    window: WindowParam = None
+    syntax: SyntaxParam = SyntaxName.auto
+    candidates: CandidatesParam = DEFAULT_CANDIDATES
+    doc_weight: DocWeightParam = DEFAULT_DOC_WEIGHT
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of :meth:`Index.search` (enums as their values)."""
+        return {f.name: getattr(getattr(self, f.name), "value", getattr(self, f.name)) for f in fields(self)}
+
+
 class ScoresOut(BaseModel):
     keyword: float | None = Field(description="BM25 score (null in semantic mode)")
     semantic: float | None = Field(description="cosine similarity (null in keyword mode)")
@@ -298,55 +316,24 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
         # a query or option the engine refuses is the client's; a damaged index is ours
         return _error(400 if isinstance(exc, QueryError) or exc.exit_code == 1 else 503, str(exc))
 
-    def run_search(
-        snap: _Snapshot,
-        q: str,
-        mode: ModeName,
-        k: int,
-        fusion: FusionName,
-        alpha: float,
-        window: int | None,
-        syntax: SyntaxName,
-        candidates: int,
-        doc_weight: float,
-    ) -> list[Result]:
+    def run_search(snap: _Snapshot, q: str, options: SearchOptions) -> list[Result]:
         holder.count_query()
-        return snap.index.search(
-            q,
-            mode=mode.value,
-            k=k,
-            fusion=fusion.value,
-            alpha=alpha,
-            window=window,
-            syntax=syntax.value,
-            candidates=candidates,
-            doc_weight=doc_weight,
-        )
+        return snap.index.search(q, **options.as_kwargs())
 
     @app.get("/api/search", summary="Rank passages", tags=["search"], response_model=SearchOut, responses=ERRORS)
-    def api_search(
-        q: QueryText,
-        mode: ModeParam = ModeName.hybrid,
-        k: KParam = DEFAULT_K,
-        fusion: FusionParam = FusionName.convex,
-        alpha: AlphaParam = DEFAULT_ALPHA,
-        window: WindowParam = None,
-        syntax: SyntaxParam = SyntaxName.auto,
-        candidates: CandidatesParam = DEFAULT_CANDIDATES,
-        doc_weight: DocWeightParam = DEFAULT_DOC_WEIGHT,
-    ) -> JSONResponse:
+    def api_search(q: QueryText, options: Annotated[SearchOptions, Depends()]) -> JSONResponse:
         """The same JSON as `search query --json`: `{"query", "mode", "results": [...]}`; offsets
         (`highlights`, `evidence.sentence`) are characters (code points) into `passage`."""
         t0 = time.perf_counter()
         with holder.use() as snap:
-            results = run_search(snap, q, mode, k, fusion, alpha, window, syntax, candidates, doc_weight)
+            results = run_search(snap, q, options)
             generation = snap.index.manifest["generation"]
         headers = {
             "X-Index-Generation": generation,
             "Server-Timing": f"search;dur={(time.perf_counter() - t0) * 1000:.1f}",
         }
         # the payload is plain JSON types already: skip FastAPI's re-encoding and validation
-        return JSONResponse(results_payload(q, mode.value, results), headers=headers)
+        return JSONResponse(results_payload(q, options.mode.value, results), headers=headers)
 
     @app.get(
         "/api/documents/{doc_id:path}",
@@ -357,18 +344,11 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
     )
     def api_document(
         doc_id: str,
+        options: Annotated[SearchOptions, Depends()],
         q: Annotated[
             str | None,
             Query(max_length=MAX_QUERY, description="Mark the passages this query finds in the document."),
         ] = None,
-        mode: ModeParam = ModeName.hybrid,
-        k: KParam = DEFAULT_K,
-        fusion: FusionParam = FusionName.convex,
-        alpha: AlphaParam = DEFAULT_ALPHA,
-        window: WindowParam = None,
-        syntax: SyntaxParam = SyntaxName.auto,
-        candidates: CandidatesParam = DEFAULT_CANDIDATES,
-        doc_weight: DocWeightParam = DEFAULT_DOC_WEIGHT,
     ) -> JSONResponse:
         """The whole text of a document. With `q` (and the same options as `/api/search`), the
         passages of that result list that lie in this document are listed with their rank, and
@@ -377,7 +357,7 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
             doc = _document(snap, doc_id)
             if doc is None:
                 raise HTTPException(404, f"no document {doc_id!r} in the index")
-            results = run_search(snap, q, mode, k, fusion, alpha, window, syntax, candidates, doc_weight) if q else []
+            results = run_search(snap, q, options) if q else []
         passages = []
         for r in results:
             if r.doc != doc.id:
@@ -395,7 +375,7 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
                 "lang": doc.lang,
                 "text": doc.text,
                 "query": q,
-                "mode": mode.value,
+                "mode": options.mode.value,
                 "passages": passages,
             }
         )
