@@ -137,22 +137,23 @@ class IndexHolder:
                 return
             with self._lock:
                 self._current = _Snapshot(new)
-                old.retired = True
-                done = old.users == 0
                 self.reloads += 1
-            if done:
-                old.index.close()
+            self._retire(old)
             log.info("now serving generation %s", new.manifest["generation"])
         finally:
             self._checked = time.monotonic()
             self._reloading.release()
 
-    def close(self) -> None:
+    def _retire(self, snap: _Snapshot) -> None:
+        """No new request gets ``snap``; it is closed now if none is using it, else by its last."""
         with self._lock:
-            self._current.retired = True
-            done = self._current.users == 0
+            snap.retired = True
+            done = snap.users == 0
         if done:
-            self._current.index.close()
+            snap.index.close()
+
+    def close(self) -> None:
+        self._retire(self._current)
 
 
 def _document(snap: _Snapshot, doc_id: str) -> Document | None:

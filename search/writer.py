@@ -243,6 +243,7 @@ def _write_generation(
     old_chunks = state.chunks
     live = np.isin(old_chunks[:, 1], np.fromiter(kept_nums, dtype=np.int64, count=len(kept_nums)))
     dropped_ids = old_chunks[~live, 0]
+    dropped_docs = [s for s in state.docs if s.num not in kept_nums]
     next_chunk = int(state.manifest["next_chunk_id"]) if state.manifest else 0
     t = time.perf_counter()
     new_chunks = _chunk_docs(add, next_chunk)
@@ -272,9 +273,14 @@ def _write_generation(
         procs = min(os.cpu_count() or 1, 4) if len(new_chunks) >= PARALLEL_KEYWORD_MIN else 1
         if state.manifest:
             link_tree(folder / state.manifest["generation"] / KEYWORD, gen / KEYWORD)
-            dropped_docs = [s.doc.id for s in state.docs if s.num not in kept_nums]
             KeywordIndex.update(
-                gen / KEYWORD, langs, dropped_docs, records, progress.advance, optimize=optimize, procs=procs
+                gen / KEYWORD,
+                langs,
+                [s.doc.id for s in dropped_docs],
+                records,
+                progress.advance,
+                optimize=optimize,
+                procs=procs,
             )
         else:
             KeywordIndex.build(gen / KEYWORD, langs, records, progress.advance, procs=procs)
@@ -311,7 +317,7 @@ def _write_generation(
         t = time.perf_counter()
         if state.manifest:
             doc_vectors = VectorIndex.load(folder / state.manifest["generation"] / DOC_VECTORS, encoder.dim)
-            doc_vectors.remove(np.array(sorted(s.num for s in state.docs if s.num not in kept_nums), dtype=np.int64))
+            doc_vectors.remove(np.array([s.num for s in dropped_docs], dtype=np.int64))
         else:
             doc_vectors = VectorIndex(encoder.dim)
         if add:
