@@ -100,8 +100,14 @@ class TermMatrix:
             np.concatenate([row_ids, np.asarray(new_ids, dtype=np.int64)]),
         )
 
-    def by_group(self, groups: np.ndarray) -> TermMatrix:
-        """The matrix of whole documents: rows summed by ``groups`` (each row's document number)."""
+    def by_group(self, groups: np.ndarray, extra: Sequence[tuple[int, Sequence[str]]] = ()) -> TermMatrix:
+        """The matrix of whole documents: rows summed by ``groups`` (each row's document number),
+        plus the terms of ``extra`` (document number, terms: a title) counted in their document."""
+        if extra:
+            nums = [num for num, _ in extra]
+            fake = np.arange(-1, -1 - len(extra), -1, dtype=np.int64)  # rows that never leave this method
+            with_extra = self.update(np.zeros(0, dtype=np.int64), fake.tolist(), [terms for _, terms in extra])
+            return with_extra.by_group(np.concatenate([np.asarray(groups, dtype=np.int64), np.asarray(nums)]))
         if len(self.row_ids) == 0:
             return TermMatrix.empty()
         cols = self._columns()
@@ -188,8 +194,9 @@ class PassageBM25:
     Ranking sentences by their own BM25 alone lost to whole-document BM25 by 0.04 to 0.08 nDCG@10
     on mlqa-de-dev, scifact and cranfield: one sentence rarely holds every query word its document
     holds. Adding the document's score ranks the best documents first and, inside each, its best
-    sentences. Only sentences that hold a query word score at all, so evidence stays visible.
-    (benchmarks/results/relevance.md)
+    sentences. The document's terms include its title (+0.012 nDCG@10 keyword on mlqa-de-dev,
+    +0.006 on scifact). Only sentences that hold a query word score at all, so evidence stays
+    visible. (benchmarks/results/relevance.md)
     """
 
     def __init__(self, sentences: BM25, documents: BM25, row_docs: np.ndarray) -> None:

@@ -36,7 +36,7 @@ import numpy as np
 from .errors import IndexFormatError, IndexNotFoundError
 from .types import Document
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6  # 6: titles in the document term matrix
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 READERS = ".readers"

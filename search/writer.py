@@ -294,7 +294,8 @@ def _write_generation(
             ),
         )
         matrix.save(gen / BM25_FILE)
-        matrix.by_group(row_documents(chunks, matrix.row_ids)).save(gen / BM25_DOCS_FILE)
+        titles = [(s.num, [f"{s.doc.lang}:{t}" for t in analyze(s.doc.title, s.doc.lang)]) for s in docs if s.doc.title]
+        matrix.by_group(row_documents(chunks, matrix.row_ids), titles).save(gen / BM25_DOCS_FILE)
         timings["keyword"] = time.perf_counter() - t
         _crash_point("keyword")
 

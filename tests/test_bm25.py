@@ -74,3 +74,17 @@ def test_documents_summed_from_sentences_and_passage_scores() -> None:
     # only sentences holding a query word score; each gets its document's score plus half its own
     assert got == pytest.approx({10: expected_docs[0] + 0.5 * own[10], 13: expected_docs[1] + 0.5 * own[13]})
     assert passage.scores_for(["cat"], [10, 11]).keys() == {10}
+
+
+def test_titles_count_in_their_document() -> None:
+    sentences = _matrix(DOCS)
+    groups = np.array([0, 0, 1, 1])
+    docs = sentences.by_group(groups, [(1, ["cat", "emu"]), (0, [])])
+    whole = {0: DOCS[10] + DOCS[11], 1: DOCS[12] + DOCS[13] + ["cat", "emu"]}
+    assert docs.row_ids.tolist() == [0, 1]
+    assert docs.doclen.tolist() == [5, 7]
+    for q in (["cat"], ["emu", "dog"], ["cat", "fish", "sat"]):
+        got = {h.chunk_id: h.score for h in BM25(docs).search(q, 5)}
+        assert got == pytest.approx(_by_hand(whole, q), rel=1e-5)
+    # the sentence matrix is untouched: a title word alone finds no sentence to show
+    assert PassageBM25(BM25(sentences), BM25(docs), groups).search(["emu"], 5) == []
