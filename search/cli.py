@@ -17,7 +17,15 @@ from rich.text import Text
 
 from .errors import SearchError
 from .index import DEFAULT_INDEX, DEFAULT_WINDOW
-from .ranker import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_DOC_WEIGHT, DEFAULT_K, DEFAULT_RRF_K
+from .ranker import (
+    DEFAULT_ALPHA,
+    DEFAULT_CANDIDATES,
+    DEFAULT_DOC_WEIGHT,
+    DEFAULT_FEEDBACK,
+    DEFAULT_FEEDBACK_WEIGHT,
+    DEFAULT_K,
+    DEFAULT_RRF_K,
+)
 from .types import FusionName, ModeName, SyntaxName, results_payload
 
 app = typer.Typer(
@@ -51,6 +59,20 @@ DocWeightOpt = Annotated[
         max=10.0,
         help="Weight of a sentence's document vector in its semantic score (0: the sentence alone).",
     ),
+]
+FeedbackOpt = Annotated[
+    int,
+    typer.Option(
+        "--feedback",
+        min=0,
+        max=20,
+        help="Hybrid: the first ranking's best N documents move the query vector for a second ranking "
+        "(pseudo-relevance feedback; 0: off).",
+    ),
+]
+FeedbackWeightOpt = Annotated[
+    float,
+    typer.Option("--feedback-weight", min=0.0, max=10.0, help="Weight of those documents against the query."),
 ]
 
 
@@ -234,6 +256,8 @@ def query(
     ] = DEFAULT_CANDIDATES,
     dedupe: Annotated[bool, typer.Option(help="Skip a passage that lies wholly inside a better-ranked one.")] = True,
     doc_weight: DocWeightOpt = DEFAULT_DOC_WEIGHT,
+    feedback: FeedbackOpt = DEFAULT_FEEDBACK,
+    feedback_weight: FeedbackWeightOpt = DEFAULT_FEEDBACK_WEIGHT,
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
 ) -> None:
@@ -253,6 +277,8 @@ def query(
                 candidates=candidates,
                 dedupe=dedupe,
                 doc_weight=doc_weight,
+                feedback=feedback,
+                feedback_weight=feedback_weight,
             )
     except SearchError as exc:
         _fail(exc)
@@ -394,6 +420,8 @@ def eval_(
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Semantic weight in convex fusion.")] = DEFAULT_ALPHA,
     rrf_k: Annotated[int, typer.Option("--rrf-k", min=1, help="k of reciprocal rank fusion.")] = DEFAULT_RRF_K,
     doc_weight: DocWeightOpt = DEFAULT_DOC_WEIGHT,
+    feedback: FeedbackOpt = DEFAULT_FEEDBACK,
+    feedback_weight: FeedbackWeightOpt = DEFAULT_FEEDBACK_WEIGHT,
     candidates: Annotated[
         int | None,
         typer.Option(
@@ -423,7 +451,14 @@ def eval_(
 
     modes = list(MODES) if mode is EvalMode.all else [mode.value]
     chosen = [m.strip() for m in metrics.split(",") if m.strip()]
-    options: dict[str, Any] = {"fusion": fusion.value, "alpha": alpha, "rrf_k": rrf_k, "doc_weight": doc_weight}
+    options: dict[str, Any] = {
+        "fusion": fusion.value,
+        "alpha": alpha,
+        "rrf_k": rrf_k,
+        "doc_weight": doc_weight,
+        "feedback": feedback,
+        "feedback_weight": feedback_weight,
+    }
     if candidates:
         options["candidates"] = candidates
     try:

@@ -27,6 +27,12 @@ DEFAULT_RRF_K = 60
 # a sentence's semantic score = (its cosine + w · its document's cosine) / (1 + w): the document
 # vector (title and opening text) knows what the whole document is about, one sentence may not
 DEFAULT_DOC_WEIGHT = 2.0  # chosen with alpha on the tuning splits
+# pseudo-relevance feedback in hybrid mode: the query vector is moved towards the document vectors
+# of the first ranking's best documents, q' = q + weight · mean(those vectors), and every
+# candidate's document cosine is taken again with q' ("documents like the best one"); chosen with
+# alpha on the tuning splits
+DEFAULT_FEEDBACK = 1
+DEFAULT_FEEDBACK_WEIGHT = 0.5
 
 
 def clean_query(text: str) -> str:
@@ -55,6 +61,8 @@ def search(
     dedupe: bool = True,
     query_vector: np.ndarray | None = None,
     doc_weight: float = DEFAULT_DOC_WEIGHT,
+    feedback: int = DEFAULT_FEEDBACK,
+    feedback_weight: float = DEFAULT_FEEDBACK_WEIGHT,
 ) -> list[Result]:
     """Rank passages of ``index`` for ``query``.
 
@@ -66,6 +74,8 @@ def search(
     better-ranked passage of the same document is passed over, so no result only repeats another.
     ``query_vector`` is the query's embedding when the caller already has it (batched queries).
     ``doc_weight`` is the weight of a sentence's document vector in its semantic score.
+    ``feedback`` documents of the first hybrid ranking sharpen the query vector for a second one
+    (``feedback_weight`` is their weight against the query; 0 documents: one ranking only).
     """
     if k < 1:
         raise SearchError("k must be at least 1")
@@ -81,6 +91,8 @@ def search(
         syntax=syntax,
         query_vector=query_vector,
         doc_weight=doc_weight,
+        feedback=feedback,
+        feedback_weight=feedback_weight,
     )
     fused, keyword, semantic, parsed = scored.fused, scored.keyword, scored.semantic, scored.parsed
     results: list[Result] = []
@@ -132,6 +144,8 @@ def score_chunks(
     syntax: Syntax = "auto",
     query_vector: np.ndarray | None = None,
     doc_weight: float = DEFAULT_DOC_WEIGHT,
+    feedback: int = DEFAULT_FEEDBACK,
+    feedback_weight: float = DEFAULT_FEEDBACK_WEIGHT,
 ) -> Scored:
     """The ranking without passages: what :func:`search` shows and ``search eval`` measures."""
     if mode not in MODES:
@@ -143,6 +157,8 @@ def score_chunks(
     parsed: ParsedQuery = index.keyword.parse(text, syntax)
     if doc_weight < 0:
         raise SearchError(f"doc_weight must be 0 or more, not {doc_weight}")
+    if feedback < 0 or feedback_weight < 0:
+        raise SearchError(f"feedback and feedback_weight must be 0 or more, not {feedback} and {feedback_weight}")
     keyword: dict[int, float] = {}
     semantic: dict[int, float] = {}
     cosine: dict[int, float] = {}
@@ -156,16 +172,44 @@ def score_chunks(
             cosine.update(index.vectors.similarities(qvec, [c for c in keyword if c not in cosine]))
             keyword.update(index.keyword.scores_for(parsed, [c for c in cosine if c not in keyword]))
         doc_of = {c: index.chunk(c).doc for c in cosine}
-        by_doc = index.doc_vectors.similarities(qvec, sorted(set(doc_of.values())))
+        docs = sorted(set(doc_of.values()))
+        by_doc = index.doc_vectors.similarities(qvec, docs)
         doc_cosine = {c: by_doc[d] for c, d in doc_of.items()}
-        semantic = {c: (s + doc_weight * doc_cosine[c]) / (1.0 + doc_weight) for c, s in cosine.items()}
+        semantic = _mix(cosine, doc_cosine, doc_weight)
     if mode == "keyword":
         fused = keyword
     elif mode == "semantic":
         fused = semantic
     else:
         fused = fuse(keyword, semantic, k=rrf_k, alpha=alpha)
+        if feedback and feedback_weight and doc_weight and fused:
+            # second ranking (pseudo-relevance feedback): the query moved towards its best documents
+            # scores every candidate's document again; a sentence's own cosine stays, so which
+            # sentence of a document matches is still the query's choice
+            best = _top_documents(fused, doc_of, feedback)
+            moved = qvec + feedback_weight * index.doc_vectors.vectors(best).mean(axis=0)
+            moved /= max(float(np.linalg.norm(moved)), 1e-12)
+            by_doc = index.doc_vectors.similarities(moved, docs)
+            semantic = _mix(cosine, {c: by_doc[d] for c, d in doc_of.items()}, doc_weight)
+            fused = fuse(keyword, semantic, k=rrf_k, alpha=alpha)
     return Scored(fused, keyword, semantic, parsed, cosine, doc_cosine)
+
+
+def _mix(cosine: dict[int, float], doc_cosine: dict[int, float], doc_weight: float) -> dict[int, float]:
+    """A sentence's semantic score: its cosine and its document's, weighted 1 : ``doc_weight``."""
+    return {c: (s + doc_weight * doc_cosine[c]) / (1.0 + doc_weight) for c, s in cosine.items()}
+
+
+def _top_documents(fused: dict[int, float], doc_of: dict[int, int], n: int) -> list[int]:
+    """The ``n`` documents holding the best fused chunks, best first."""
+    best: list[int] = []
+    for cid in sorted(fused, key=lambda c: (-fused[c], c)):
+        doc = doc_of[cid]
+        if doc not in best:
+            best.append(doc)
+            if len(best) == n:
+                break
+    return best
 
 
 def _result(

@@ -37,7 +37,14 @@ from starlette.exceptions import HTTPException
 from .encoder import Encoder
 from .errors import QueryError, SearchError, ServeError
 from .index import DEFAULT_INDEX, Index
-from .ranker import DEFAULT_ALPHA, DEFAULT_CANDIDATES, DEFAULT_DOC_WEIGHT, DEFAULT_K
+from .ranker import (
+    DEFAULT_ALPHA,
+    DEFAULT_CANDIDATES,
+    DEFAULT_DOC_WEIGHT,
+    DEFAULT_FEEDBACK,
+    DEFAULT_FEEDBACK_WEIGHT,
+    DEFAULT_K,
+)
 from .types import Document, FusionName, ModeName, Result, SyntaxName, results_payload
 
 log = logging.getLogger("search.serve")
@@ -193,6 +200,12 @@ SyntaxParam = Annotated[SyntaxName, Query(description="Query syntax: auto (only 
 DocWeightParam = Annotated[
     float, Query(ge=0.0, le=10.0, description="Weight of a sentence's document vector in its semantic score.")
 ]
+FeedbackParam = Annotated[
+    int, Query(ge=0, le=20, description="Hybrid: the first ranking's best documents that move the query (0: off).")
+]
+FeedbackWeightParam = Annotated[
+    float, Query(ge=0.0, le=10.0, description="Weight of those documents against the query vector.")
+]
 CandidatesParam = Annotated[int, Query(ge=1, le=1000, description="Candidates each side contributes before fusion.")]
 
 
@@ -208,6 +221,8 @@ class SearchOptions:
     syntax: SyntaxParam = SyntaxName.auto
     candidates: CandidatesParam = DEFAULT_CANDIDATES
     doc_weight: DocWeightParam = DEFAULT_DOC_WEIGHT
+    feedback: FeedbackParam = DEFAULT_FEEDBACK
+    feedback_weight: FeedbackWeightParam = DEFAULT_FEEDBACK_WEIGHT
 
     def as_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of :meth:`Index.search` (enums as their values)."""

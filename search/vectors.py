@@ -84,12 +84,18 @@ class VectorIndex:
         scores, ids = index.search(q, min(k, self.count))  # type: ignore[attr-defined]
         return [Hit(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=False) if i >= 0]
 
+    def vectors(self, ids: list[int]) -> np.ndarray:
+        """The stored (normalised) vectors of ``ids``, one row each."""
+        if not ids:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        keys = np.ascontiguousarray(ids, dtype=np.int64)
+        return self.index.reconstruct_batch(keys)  # type: ignore[attr-defined,no-any-return]
+
     def similarities(self, query: np.ndarray, ids: list[int]) -> dict[int, float]:
         """Exact cosine of ``query`` to each of ``ids`` (to score candidates the other side found)."""
         if not ids:
             return {}
-        vecs = np.vstack([self.index.reconstruct(int(i)) for i in ids])  # type: ignore[attr-defined]
-        sims = vecs @ np.asarray(query, dtype=np.float32).reshape(-1)
+        sims = self.vectors(ids) @ np.asarray(query, dtype=np.float32).reshape(-1)
         return {int(i): float(s) for i, s in zip(ids, sims, strict=False)}
 
     @property

@@ -85,6 +85,8 @@ def test_hybrid_options(cli_index: Path) -> None:
         ["--fusion", "convex", "--alpha", "0.3"],
         ["--window", "0"],
         ["--syntax", "off"],
+        ["--feedback", "0"],
+        ["--feedback", "2", "--feedback-weight", "1.5", "--doc-weight", "1"],
     ):
         result = runner.invoke(app, ["query", "Truppen", "--json", "--index", str(cli_index), *extra])
         assert result.exit_code == 0, (extra, result.output)

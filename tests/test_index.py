@@ -172,3 +172,64 @@ def test_document_vector_ranks_a_sentence_by_what_its_document_is_about(tmp_path
         assert same.evidence.similarity == pytest.approx(alone[0].evidence.similarity)  # the sentence's own
         with pytest.raises(SearchError, match="doc_weight"):
             ix.search("cat", doc_weight=-1)
+
+
+def test_a_title_lifts_its_document_in_keyword_mode(tmp_path: Path) -> None:
+    """The title counts in the document's keyword score (not only for `title:` queries)."""
+    corpus = tmp_path / "c.jsonl"
+    rows = [
+        {"_id": "a", "title": "Notes", "text": "The harbour was busy. Ships came in from the north."},
+        {"_id": "b", "title": "Harbour report", "text": "The harbour was busy. Ships came in from the south."},
+    ]
+    corpus.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    build_index(corpus, tmp_path / "idx", encoder=FakeEncoder(["ship"]))
+    with Index.open(tmp_path / "idx", encoder=FakeEncoder(["ship"])) as ix:
+        results = ix.search("harbour", mode="keyword", k=5, window=0)
+        assert [(r.doc, r.passage) for r in results] == [("b", "The harbour was busy."), ("a", "The harbour was busy.")]
+        assert results[0].keyword_score > results[1].keyword_score
+
+
+def test_feedback_moves_the_query_towards_the_best_document(tmp_path: Path) -> None:
+    """Pseudo-relevance feedback: the first ranking's best document pulls documents on its topic up
+    even where they lack the query's words; 0 documents is one ranking only."""
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "1.txt").write_text("The cat sleeps on the sea wall. The sea is calm.\n", encoding="utf-8")
+    (corpus / "2.txt").write_text("A dog runs home. The mountain is high.\n", encoding="utf-8")
+    (corpus / "3.txt").write_text("Waves of the sea roll in.\n", encoding="utf-8")
+    enc = FakeEncoder(["cat", "sea", "dog", "mountain"])
+    build_index(corpus, tmp_path / "idx", encoder=enc)
+    with Index.open(tmp_path / "idx", encoder=enc) as ix:
+        options = {"mode": "hybrid", "k": 5, "dedupe": False, "window": 0, "doc_weight": 1.0}
+        plain = ix.search("cat", feedback=0, **options)
+        moved = ix.search("cat", feedback=1, feedback_weight=1.0, **options)
+        assert plain[0].doc == moved[0].doc == "1.txt"
+        before, after = ({r.passage: r for r in rs} for rs in (plain, moved))
+        waves, dog = "Waves of the sea roll in.", "A dog runs home."
+        # the query holds no "sea"; document 1 (cat + sea) moves it towards the sea
+        assert after[waves].semantic_score > before[waves].semantic_score + 0.1
+        assert after[dog].semantic_score < before[dog].semantic_score  # a document on another topic loses
+        assert abs(before[waves].score - before[dog].score) < 0.01  # both unrelated to "cat" at first
+        assert after[waves].score > after[dog].score + 0.1
+        # the evidence stays the sentence's similarity to the query as typed
+        assert after[waves].evidence.similarity == pytest.approx(before[waves].evidence.similarity)
+        # keyword and semantic modes rank once; without document weight there is nothing to move
+        for mode in ("keyword", "semantic"):
+            assert ix.search("cat", mode=mode, feedback=3) == ix.search("cat", mode=mode, feedback=0)
+        assert ix.search("cat", feedback=2, doc_weight=0.0) == ix.search("cat", feedback=0, doc_weight=0.0)
+        with pytest.raises(SearchError, match="feedback"):
+            ix.search("cat", feedback=-1)
+
+
+def test_feedback_leaves_a_one_document_corpus_alone(tmp_path: Path) -> None:
+    """Feedback re-scores documents, not sentences: with one document it changes no ranking."""
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "1.txt").write_text("The cat sleeps. The sea is calm. A dog runs home. The mountain is high.\n")
+    enc = FakeEncoder(["cat", "sea", "dog", "mountain"])
+    build_index(corpus, tmp_path / "idx", encoder=enc)
+    with Index.open(tmp_path / "idx", encoder=enc) as ix:
+        for query in ("cat", "sea dog", "mountain high"):
+            off = ix.search(query, feedback=0, window=0)
+            on = ix.search(query, feedback=3, feedback_weight=2.0, window=0)
+            assert [r.passage for r in on] == [r.passage for r in off]

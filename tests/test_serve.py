@@ -100,6 +100,8 @@ def test_modes_and_fusion_options(client: TestClient) -> None:
         ({"q": "Truppen", "fusion": "max"}, 422, "fusion: Input should be 'convex' or 'rrf'"),
         ({"q": "Truppen", "alpha": 1.5}, 422, "alpha: Input should be less than or equal to 1"),
         ({"q": "Truppen", "candidates": 0}, 422, "candidates: Input should be greater than or equal to 1"),
+        ({"q": "Truppen", "feedback": -1}, 422, "feedback: Input should be greater than or equal to 0"),
+        ({"q": "Truppen", "feedback_weight": 11}, 422, "feedback_weight: Input should be less than or equal to 10"),
         ({"q": "   "}, 400, "empty query"),
         ({"q": "\x01\x02"}, 400, "empty query"),
     ],
