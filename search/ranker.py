@@ -26,7 +26,7 @@ DEFAULT_ALPHA = 0.8  # chosen on the tuning splits: benchmarks/results/relevance
 DEFAULT_RRF_K = 60
 # a sentence's semantic score = (its cosine + w · its document's cosine) / (1 + w): the document
 # vector (title and opening text) knows what the whole document is about, one sentence may not
-DEFAULT_DOC_WEIGHT = 2.0  # chosen with alpha on the tuning splits
+DEFAULT_DOC_WEIGHT = 3.0  # chosen with alpha and feedback on the tuning splits
 # pseudo-relevance feedback in hybrid mode: the query vector is moved towards the document vectors
 # of the first ranking's best documents, q' = q + weight · mean(those vectors), and every
 # candidate's document cosine is taken again with q' ("documents like the best one"); chosen with
