@@ -52,6 +52,8 @@ WORDY = st.text(
 @settings(max_examples=400, deadline=None)
 @given(text=WORDY, lang=st.sampled_from(["de", "en", "fr"]))
 def test_term_spans_agree_with_the_whoosh_analyzer(text: str, lang: str) -> None:
-    """Highlighting's fast path yields exactly the terms and offsets the index analyzer does."""
+    """The fast path (highlighting, BM25 matrices, queries) yields exactly the terms and offsets
+    whoosh's index analyzer does."""
     expected = [(t.text, t.startchar, t.endchar) for t in language_analyzer(lang)(text, chars=True)]
     assert list(term_spans(text, lang)) == expected
+    assert analyze(text, lang) == [t for t, _, _ in expected]
