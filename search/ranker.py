@@ -26,7 +26,8 @@ DEFAULT_ALPHA = 0.8  # chosen on the tuning splits: benchmarks/results/relevance
 DEFAULT_RRF_K = 60
 # a sentence's semantic score = (its cosine + w · its document's cosine) / (1 + w): the document
 # vector (title and opening text) knows what the whole document is about, one sentence may not
-DEFAULT_DOC_WEIGHT = 3.0  # chosen with alpha and feedback on the tuning splits
+DEFAULT_DOC_WEIGHT = 3.0  # hybrid mode: chosen with alpha and feedback on the tuning splits
+DEFAULT_SEMANTIC_DOC_WEIGHT = 1.0  # semantic mode alone: chosen on the same splits
 # pseudo-relevance feedback in hybrid mode: the query vector is moved towards the document vectors
 # of the first ranking's best documents, q' = q + weight · mean(those vectors), and every
 # candidate's document cosine is taken again with q' ("documents like the best one"); chosen with
@@ -60,7 +61,7 @@ def search(
     syntax: Syntax = "auto",
     dedupe: bool = True,
     query_vector: np.ndarray | None = None,
-    doc_weight: float = DEFAULT_DOC_WEIGHT,
+    doc_weight: float | None = None,
     feedback: int = DEFAULT_FEEDBACK,
     feedback_weight: float = DEFAULT_FEEDBACK_WEIGHT,
 ) -> list[Result]:
@@ -73,7 +74,8 @@ def search(
     matched one (default: the index's setting). With ``dedupe`` a passage that lies wholly inside a
     better-ranked passage of the same document is passed over, so no result only repeats another.
     ``query_vector`` is the query's embedding when the caller already has it (batched queries).
-    ``doc_weight`` is the weight of a sentence's document vector in its semantic score.
+    ``doc_weight`` is the weight of a sentence's document vector in its semantic score (default:
+    :data:`DEFAULT_DOC_WEIGHT` in hybrid mode, :data:`DEFAULT_SEMANTIC_DOC_WEIGHT` in semantic mode).
     ``feedback`` documents of the first hybrid ranking sharpen the query vector for a second one
     (``feedback_weight`` is their weight against the query; 0 documents: one ranking only).
     """
@@ -143,7 +145,7 @@ def score_chunks(
     candidates: int = DEFAULT_CANDIDATES,
     syntax: Syntax = "auto",
     query_vector: np.ndarray | None = None,
-    doc_weight: float = DEFAULT_DOC_WEIGHT,
+    doc_weight: float | None = None,
     feedback: int = DEFAULT_FEEDBACK,
     feedback_weight: float = DEFAULT_FEEDBACK_WEIGHT,
 ) -> Scored:
@@ -155,6 +157,8 @@ def score_chunks(
     fuse = get_fusion(fusion)
     text = clean_query(query)
     parsed: ParsedQuery = index.keyword.parse(text, syntax)
+    if doc_weight is None:
+        doc_weight = DEFAULT_SEMANTIC_DOC_WEIGHT if mode == "semantic" else DEFAULT_DOC_WEIGHT
     if doc_weight < 0:
         raise SearchError(f"doc_weight must be 0 or more, not {doc_weight}")
     if feedback < 0 or feedback_weight < 0:

@@ -44,6 +44,7 @@ from .ranker import (
     DEFAULT_FEEDBACK,
     DEFAULT_FEEDBACK_WEIGHT,
     DEFAULT_K,
+    DEFAULT_SEMANTIC_DOC_WEIGHT,
 )
 from .types import Document, FusionName, ModeName, Result, SyntaxName, results_payload
 
@@ -198,7 +199,13 @@ WindowParam = Annotated[
 ]
 SyntaxParam = Annotated[SyntaxName, Query(description="Query syntax: auto (only where clearly meant), on, or off.")]
 DocWeightParam = Annotated[
-    float, Query(ge=0.0, le=10.0, description="Weight of a sentence's document vector in its semantic score.")
+    float | None,
+    Query(
+        ge=0.0,
+        le=10.0,
+        description=f"Weight of a sentence's document vector in its semantic score (default {DEFAULT_DOC_WEIGHT:g} "
+        f"in hybrid mode, {DEFAULT_SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
+    ),
 ]
 FeedbackParam = Annotated[
     int, Query(ge=0, le=20, description="Hybrid: the first ranking's best documents that move the query (0: off).")
@@ -220,7 +227,7 @@ class SearchOptions:
     window: WindowParam = None
     syntax: SyntaxParam = SyntaxName.auto
     candidates: CandidatesParam = DEFAULT_CANDIDATES
-    doc_weight: DocWeightParam = DEFAULT_DOC_WEIGHT
+    doc_weight: DocWeightParam = None
     feedback: FeedbackParam = DEFAULT_FEEDBACK
     feedback_weight: FeedbackWeightParam = DEFAULT_FEEDBACK_WEIGHT
 

@@ -8,6 +8,7 @@ import pytest
 
 from search import Index, build_index
 from search.errors import CorpusError, IndexFormatError, IndexNotFoundError, ModelMismatchError, QueryError, SearchError
+from search.ranker import DEFAULT_DOC_WEIGHT, DEFAULT_SEMANTIC_DOC_WEIGHT
 from search.store import FORMAT_VERSION, MANIFEST
 
 from .conftest import FakeEncoder, assert_result_json
@@ -172,6 +173,11 @@ def test_document_vector_ranks_a_sentence_by_what_its_document_is_about(tmp_path
         assert same.evidence.similarity == pytest.approx(alone[0].evidence.similarity)  # the sentence's own
         with pytest.raises(SearchError, match="doc_weight"):
             ix.search("cat", doc_weight=-1)
+        # the default weight depends on the mode (each chosen on the tuning splits)
+        for mode, weight in (("semantic", DEFAULT_SEMANTIC_DOC_WEIGHT), ("hybrid", DEFAULT_DOC_WEIGHT)):
+            default = ix.search("cat dog", mode=mode, dedupe=False)
+            assert default == ix.search("cat dog", mode=mode, dedupe=False, doc_weight=weight)
+            assert default != ix.search("cat dog", mode=mode, dedupe=False, doc_weight=weight + 1)
 
 
 def test_a_title_lifts_its_document_in_keyword_mode(tmp_path: Path) -> None:
