@@ -417,9 +417,9 @@ def write(state: dict[str, Any]) -> None:
         e, s, t = res["engine"], res["settings"], TARGETS[name]
         kw, sem, hyb = (e[m]["all"]["ndcg@10"] for m in ("keyword", "semantic", "hybrid"))
         lines.append(
-            f"| {name} | {kw:.3f} {'✅' if kw >= t['keyword'] else '❌'} | {sem:.3f} "
-            f"| **{hyb:.3f}** {'✅' if hyb >= t['hybrid'] else '❌'} "
-            f"| {hyb - max(kw, sem):+.3f} {'✅' if hyb - max(kw, sem) >= 0.01 else '❌'} "
+            f"| {name} | {kw:.4f} {'✅' if kw >= t['keyword'] else '❌'} | {sem:.4f} "
+            f"| **{hyb:.4f}** {'✅' if hyb >= t['hybrid'] else '❌'} "
+            f"| {hyb - max(kw, sem):+.4f} {'✅' if hyb - max(kw, sem) >= 0.01 else '❌'} "
             f"| {e['hybrid']['heldout_ndcg@10']:.3f} "
             f"| {s['semantic μ=0 max']['ndcg@10']:.3f} | {ndcg(s, rrf):.3f} "
             f"| ≥ {t['hybrid']} | ≥ {t['keyword']} | {t['bm25s']} / {t['e5']} / {t['convex']} |"
