@@ -145,6 +145,7 @@ def collect(name: str) -> tuple[list[str], list[Candidates], np.ndarray, dict, d
             ids = sorted(s.cosine)
             nums = [ix.chunk(c).doc for c in ids]
             local = {n: i for i, n in enumerate(dict.fromkeys(nums))}
+            doc_cosine = {n: s.doc_cosine[c] for c, n in zip(ids, nums, strict=True)}  # each document's, once
             cands.append(
                 Candidates(
                     np.array([local[n] for n in nums]),
@@ -152,7 +153,7 @@ def collect(name: str) -> tuple[list[str], list[Candidates], np.ndarray, dict, d
                     np.array([drow[n] for n in local]),
                     np.array([s.keyword.get(c, 0.0) for c in ids], dtype=np.float64),
                     np.array([s.cosine[c] for c in ids], dtype=np.float64),
-                    np.array([s.doc_cosine[ids[nums.index(n)]] for n in local], dtype=np.float64),
+                    np.array([doc_cosine[n] for n in local], dtype=np.float64),
                     vec,
                 )
             )
