@@ -154,6 +154,7 @@ def index(
                 progress=progress,
                 prune=prune,
                 rebuild=rebuild,
+                embedding_cache=cache,
             )
     except SearchError as exc:
         _fail(exc)
