@@ -5,6 +5,9 @@ from __future__ import annotations
 from .check import Check, check_index
 from .errors import SearchError
 from .index import DEFAULT_INDEX, BuildReport, Index, build_index
+from .manifest import Manifest, Scoring
+from .params import FusionName, ModeName, SearchParams, SyntaxName
+from .searcher import Searcher
 from .types import Chunk, Document, Evidence, Result
 from .writer import compact_index, remove_documents
 
@@ -15,9 +18,16 @@ __all__ = [
     "Chunk",
     "Document",
     "Evidence",
+    "FusionName",
     "Index",
+    "Manifest",
+    "ModeName",
     "Result",
+    "Scoring",
     "SearchError",
+    "SearchParams",
+    "Searcher",
+    "SyntaxName",
     "build_index",
     "check_index",
     "compact_index",

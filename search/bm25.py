@@ -24,11 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexFormatError
+from .errors import IndexFormatError, rebuild_hint
+from .manifest import IDF_FORMS, Scoring
+from .store import ChunkTable
 from .types import Hit
 
-K1 = 1.2
-B = 0.75
+K1 = Scoring.k1
+B = Scoring.b
 
 
 @dataclass(frozen=True)
@@ -134,9 +136,7 @@ class TermMatrix:
             with np.load(path, allow_pickle=False) as z:
                 return cls(z["terms"], z["indptr"], z["rows"], z["tf"], z["doclen"], z["row_ids"])
         except (OSError, ValueError, KeyError) as exc:
-            raise IndexFormatError(
-                f"cannot read {path} ({exc}); rebuild with `search index CORPUS --rebuild`"
-            ) from None
+            raise IndexFormatError(f"cannot read {path} ({exc}); {rebuild_hint(path.parent.parent)}") from None
 
 
 class BM25:
@@ -178,14 +178,14 @@ class BM25:
         return {c: found[c] for c in chunk_ids if c in found}
 
 
-def row_documents(chunks: np.ndarray, row_ids: np.ndarray) -> np.ndarray:
-    """The document number of each row, from the chunk table (id, doc, start, end, position)."""
-    order = np.argsort(chunks[:, 0])
-    return chunks[order[np.searchsorted(chunks[order, 0], row_ids)], 1]
+def row_documents(chunks: ChunkTable, row_ids: np.ndarray) -> np.ndarray:
+    """The document number of each row, from the chunk table."""
+    order = np.argsort(chunks.ids)
+    return chunks.docs[order[np.searchsorted(chunks.ids[order], row_ids)]]
 
 
-DOC_WEIGHT = 1.0
-SENTENCE_WEIGHT = 0.5
+DOC_WEIGHT = Scoring.document_share
+SENTENCE_WEIGHT = Scoring.sentence_share
 
 
 class PassageBM25:
@@ -199,13 +199,37 @@ class PassageBM25:
     visible. (benchmarks/results/relevance.md)
     """
 
-    def __init__(self, sentences: BM25, documents: BM25, row_docs: np.ndarray) -> None:
+    def __init__(
+        self,
+        sentences: BM25,
+        documents: BM25,
+        row_docs: np.ndarray,
+        doc_weight: float = DOC_WEIGHT,
+        sentence_weight: float = SENTENCE_WEIGHT,
+    ) -> None:
         self.sent = sentences
         self.docs = documents
         self.row_docs = row_docs
+        self.doc_weight = doc_weight
+        self.sentence_weight = sentence_weight
         # hybrid search asks twice for the same query (its candidates, then the semantic side's);
         # one memo per thread, so concurrent queries (a server) do not overwrite each other's
         self._memo = threading.local()
+
+    @classmethod
+    def from_params(
+        cls, sentences: TermMatrix, documents: TermMatrix, row_docs: np.ndarray, params: Scoring
+    ) -> PassageBM25:
+        """The scorer the manifest's :class:`~search.manifest.Scoring` describes."""
+        if params.idf not in IDF_FORMS:
+            raise IndexFormatError(f"unknown idf form {params.idf!r} in the manifest; known: {', '.join(IDF_FORMS)}")
+        return cls(
+            BM25(sentences, params.k1, params.b),
+            BM25(documents, params.k1, params.b),
+            row_docs,
+            params.document_share,
+            params.sentence_share,
+        )
 
     def scores(self, terms: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         key = tuple(terms)
@@ -224,7 +248,7 @@ class PassageBM25:
         doc_score = np.zeros(len(self.docs.m.row_ids), dtype=np.float32)
         doc_score[drows] = dscores
         pos = np.searchsorted(self.docs.m.row_ids, self.row_docs[rows])
-        return rows, DOC_WEIGHT * doc_score[pos] + SENTENCE_WEIGHT * sent
+        return rows, self.doc_weight * doc_score[pos] + self.sentence_weight * sent
 
     def search(self, terms: Iterable[str], k: int) -> list[Hit]:
         return _top(self.sent.m.row_ids, *self.scores(terms), k)

@@ -1,13 +1,19 @@
-"""The ``search`` command: a thin typer layer over :mod:`search.index` and :mod:`search.ranker`."""
+"""The ``search`` command: a thin typer layer over :mod:`search.index` and :mod:`search.searcher`.
+
+The search options of ``search query`` and ``search eval`` are generated from
+:class:`~search.params.SearchParams` (:func:`with_search_params`), never written out here.
+"""
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import os
 import sys
-from enum import StrEnum
+from collections.abc import Callable, Collection
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
@@ -17,17 +23,9 @@ from rich.text import Text
 
 from .errors import SearchError
 from .index import DEFAULT_INDEX, DEFAULT_WINDOW
-from .ranker import (
-    DEFAULT_ALPHA,
-    DEFAULT_CANDIDATES,
-    DEFAULT_DOC_WEIGHT,
-    DEFAULT_FEEDBACK,
-    DEFAULT_FEEDBACK_WEIGHT,
-    DEFAULT_K,
-    DEFAULT_RRF_K,
-    DEFAULT_SEMANTIC_DOC_WEIGHT,
-)
-from .types import FusionName, ModeName, SyntaxName, results_payload
+from .manifest import Scoring
+from .params import MODES, ParamSpec, SearchParams, param_specs
+from .types import results_payload
 
 app = typer.Typer(
     help="Hybrid keyword + semantic search over your own documents (German and English), "
@@ -52,31 +50,44 @@ ModelOpt = Annotated[
 ]
 
 
-DocWeightOpt = Annotated[
-    float | None,
-    typer.Option(
-        "--doc-weight",
-        min=0.0,
-        max=10.0,
-        help=f"Weight of a sentence's document vector in its semantic score (0: the sentence alone; "
-        f"default {DEFAULT_DOC_WEIGHT:g} in hybrid mode, {DEFAULT_SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
-        show_default=False,
-    ),
-]
-FeedbackOpt = Annotated[
-    int,
-    typer.Option(
-        "--feedback",
-        min=0,
-        max=20,
-        help="Hybrid: the first ranking's best N documents move the query vector for a second ranking "
-        "(pseudo-relevance feedback; 0: off).",
-    ),
-]
-FeedbackWeightOpt = Annotated[
-    float,
-    typer.Option("--feedback-weight", min=0.0, max=10.0, help="Weight of those documents against the query."),
-]
+def spec_option(spec: ParamSpec, *, optional: bool = False, help: str | None = None) -> Any:
+    """The typer annotation of one :class:`SearchParams` field: its flag, bounds and help, generated."""
+    flags = spec.flag_names
+    if spec.type is bool:
+        flags = (f"{flags[0]}/--no-{flags[0].removeprefix('--')}",)
+    kind = spec.type | None if (spec.optional or optional) else spec.type
+    info = typer.Option(*flags, min=spec.lo, max=spec.hi, help=help or spec.help, show_default=not spec.optional)
+    return Annotated[kind, info]
+
+
+def with_search_params(*, exclude: Collection[str] = ()) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Adds every :class:`SearchParams` field (but ``exclude``) to a command as an option, and hands
+    the command one checked ``params: SearchParams`` instead."""
+    specs = [s for s in param_specs() if s.name not in exclude]
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "params"]
+        generated = [
+            inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=s.default, annotation=spec_option(s))
+            for s in specs
+        ]
+
+        @functools.wraps(command)
+        def run(**values: Any) -> None:
+            given = {s.name: values.pop(s.name) for s in specs}
+            try:
+                params = SearchParams(**given)
+            except SearchError as exc:
+                _fail(exc)
+                return
+            command(params=params, **values)
+
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + generated
+        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # typer reads it
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        return run
+
+    return decorate
 
 
 class _RichProgress:
@@ -234,59 +245,27 @@ def _score(value: float | None) -> str:
 
 
 @app.command()
+@with_search_params()
 def query(
     text: Annotated[
         str, typer.Argument(help='Words, a question, or query syntax: "phrase", AND/OR/NOT, field:term, term~.')
     ],
     index_dir: IndexOpt = DEFAULT_INDEX,
-    mode: Annotated[
-        ModeName, typer.Option(help="Which side ranks: keyword, semantic or both fused.")
-    ] = ModeName.hybrid,
-    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of passages to return.")] = DEFAULT_K,
-    fusion: Annotated[
-        FusionName, typer.Option(help="How hybrid mode fuses: convex (normalised scores) or rrf (ranks).")
-    ] = FusionName.convex,
-    alpha: Annotated[
-        float, typer.Option(min=0.0, max=1.0, help="Weight of the semantic side in hybrid mode.")
-    ] = DEFAULT_ALPHA,
-    window: Annotated[
-        int | None, typer.Option(min=0, max=10, help="Neighbouring sentences around the match (default: the index's).")
-    ] = None,
-    syntax: Annotated[
-        SyntaxName, typer.Option(help="Query syntax: auto (only where clearly meant), on, or off (plain words).")
-    ] = SyntaxName.auto,
-    candidates: Annotated[
-        int, typer.Option(min=1, max=10000, help="Candidates each side contributes before fusion.")
-    ] = DEFAULT_CANDIDATES,
-    dedupe: Annotated[bool, typer.Option(help="Skip a passage that lies wholly inside a better-ranked one.")] = True,
-    doc_weight: DocWeightOpt = None,
-    feedback: FeedbackOpt = DEFAULT_FEEDBACK,
-    feedback_weight: FeedbackWeightOpt = DEFAULT_FEEDBACK_WEIGHT,
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    *,
+    params: SearchParams,
 ) -> None:
     """Search the index and show passages with highlighted evidence."""
     from .index import Index
 
     try:
         with Index.open(index_dir, model=model) as ix:
-            results = ix.search(
-                text,
-                mode=mode.value,
-                k=k,
-                fusion=fusion.value,
-                alpha=alpha,
-                window=window,
-                syntax=syntax.value,
-                candidates=candidates,
-                dedupe=dedupe,
-                doc_weight=doc_weight,
-                feedback=feedback,
-                feedback_weight=feedback_weight,
-            )
+            results = ix.search(text, params)
     except SearchError as exc:
         _fail(exc)
         return
+    mode = params.mode
     if as_json:
         payload = results_payload(text, mode.value, results)
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
@@ -334,7 +313,7 @@ def serve(
         err.print(
             f"[green]serving[/] {index_dir} ({_count(len(ix.documents), 'document')}, "
             f"{_count(len(ix.chunks), 'sentence')}, "
-            f"{ix.manifest['model']['name']}) at [bold]{url}[/]  ·  API docs {url}docs  ·  Ctrl+C stops",
+            f"{ix.manifest.model.name}) at [bold]{url}[/]  ·  API docs {url}docs  ·  Ctrl+C stops",
             soft_wrap=True,
         )
 
@@ -382,7 +361,7 @@ def info(
         ("languages", ", ".join(f"{k}: {v}" for k, v in report["languages"].items())),
         ("model", f"{model['name']} ({model['dim']} dims, fingerprint {model['fingerprint']})"),
         ("analyzer", analyzer["pipeline"]),
-        ("scoring", analyzer["scoring"]),
+        ("scoring", Scoring(**report["scoring"]).describe()),
         (
             "chunking",
             f"{report['chunking']['unit']} ({report['chunking']['splitter']}), window {report['chunking']['window']}",
@@ -399,14 +378,13 @@ def info(
     out.print(table)
 
 
-class EvalMode(StrEnum):
-    keyword = "keyword"
-    semantic = "semantic"
-    hybrid = "hybrid"
-    all = "all"
+_CANDIDATES = next(s for s in param_specs() if s.name == "candidates")
+EvalMode = Literal[(*MODES, "all")]  # typer offers a Literal's values as the choices
+EVAL_EXCLUDE = ("mode", "k", "window", "dedupe", "candidates")  # a run keeps 100 documents; modes: all at once
 
 
 @app.command("eval")
+@with_search_params(exclude=EVAL_EXCLUDE)
 def eval_(
     target: Annotated[
         Path,
@@ -419,19 +397,15 @@ def eval_(
         Path | None,
         typer.Option("--index", help="Index for a query file (default indexes/default); a BEIR folder gets its own."),
     ] = None,
-    mode: Annotated[EvalMode, typer.Option(help="Mode to evaluate, or all side by side.")] = EvalMode.all,
-    fusion: Annotated[FusionName, typer.Option(help="Hybrid fusion: convex or rrf.")] = FusionName.convex,
-    alpha: Annotated[float, typer.Option(min=0.0, max=1.0, help="Semantic weight in convex fusion.")] = DEFAULT_ALPHA,
-    rrf_k: Annotated[int, typer.Option("--rrf-k", min=1, help="k of reciprocal rank fusion.")] = DEFAULT_RRF_K,
-    doc_weight: DocWeightOpt = None,
-    feedback: FeedbackOpt = DEFAULT_FEEDBACK,
-    feedback_weight: FeedbackWeightOpt = DEFAULT_FEEDBACK_WEIGHT,
-    candidates: Annotated[
-        int | None,
-        typer.Option(
-            min=1, max=100000, help="Sentences each side contributes (default 1000 for documents, 100 for sentences)."
-        ),
-    ] = None,
+    mode: Annotated[
+        EvalMode,  # type: ignore[valid-type]  # generated from ModeName, plus "all"
+        typer.Option(help="Mode to evaluate, or all side by side."),
+    ] = "all",
+    candidates: spec_option(  # type: ignore[valid-type]  # generated from SearchParams.candidates
+        _CANDIDATES,
+        optional=True,
+        help="Sentences each side contributes (default 1000 for documents, 100 for sentences).",
+    ) = None,
     aggregate: Annotated[
         str, typer.Option(help="Sentence → document scores: max, or max+ (best plus a tenth of the next two).")
     ] = "max",
@@ -449,27 +423,20 @@ def eval_(
     save: Annotated[
         Path | None, typer.Option(help="Folder for eval.json, TREC runs and qrels, and a PNG chart of modes × metrics.")
     ] = None,
+    *,
+    params: SearchParams,
 ) -> None:
     """Measure relevance (nDCG@10, MRR@10, Recall@100, MAP) of keyword, semantic and hybrid ranking."""
-    from .evaluate import MODES, run_eval, write_qrels, write_run
+    from .evaluate import run_eval, write_qrels, write_run
 
-    modes = list(MODES) if mode is EvalMode.all else [mode.value]
+    modes = list(MODES) if mode == "all" else [mode]
     chosen = [m.strip() for m in metrics.split(",") if m.strip()]
-    options: dict[str, Any] = {
-        "fusion": fusion.value,
-        "alpha": alpha,
-        "rrf_k": rrf_k,
-        "doc_weight": doc_weight,
-        "feedback": feedback,
-        "feedback_weight": feedback_weight,
-    }
-    if candidates:
-        options["candidates"] = candidates
     try:
         with _bar(as_json) as bar:
             report = run_eval(
                 target, index=index_dir, modes=modes, metrics=chosen, split=split, qrels_file=qrels, model=model,
-                aggregation=aggregate, options=options, limit=limit, progress=_RichProgress(bar, "preparing"),
+                aggregation=aggregate, params=params, candidates=candidates, limit=limit,
+                progress=_RichProgress(bar, "preparing"),
             )  # fmt: skip
     except SearchError as exc:
         _fail(exc)

@@ -66,3 +66,8 @@ class QueryError(SearchError):
     """The query is empty, too long or cannot be parsed."""
 
     exit_code = 5
+
+
+def rebuild_hint(folder: object) -> str:
+    """What to do about an index that cannot be read: the one wording every such error uses."""
+    return f"rebuild it with `search index CORPUS --index {folder} --rebuild`"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CorpusError, SearchError
+from .params import MODES, SearchParams
 
 METRICS = {  # our name → (trec_eval measure, cutoff applied to the run first)
     "ndcg@10": ("ndcg_cut_10", None),
@@ -37,7 +38,6 @@ METRICS = {  # our name → (trec_eval measure, cutoff applied to the run first)
     "p@10": ("P_10", None),
 }
 DEFAULT_METRICS = ("ndcg@10", "mrr@10", "recall@100", "map")
-MODES = ("keyword", "semantic", "hybrid")
 RUN_DEPTH = 100  # documents (or sentences) kept per query in a run
 CHUNK_DEPTH = 1000  # sentences each side contributes before aggregation to documents
 
@@ -222,20 +222,24 @@ def run_queries(
     mode: str,
     *,
     aggregation: str = "max",
-    options: dict[str, Any] | None = None,
+    params: SearchParams | None = None,
+    candidates: int | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> Run:
-    """A run of ``mode`` over every query: documents (or sentences) with scores, best first."""
-    from .ranker import score_chunks
+    """A run of ``mode`` over every query: documents (or sentences) with scores, best first.
 
-    options = dict(options or {})
-    options.setdefault("candidates", CHUNK_DEPTH if judged.level == "document" else RUN_DEPTH)
+    ``params`` are the search options (their mode is replaced by ``mode``); each side contributes
+    ``candidates`` sentences (default 1,000 for document judgments, 100 for sentence ones).
+    """
+    depth = candidates or (CHUNK_DEPTH if judged.level == "document" else RUN_DEPTH)
+    p = (params or SearchParams()).replace(mode=mode, candidates=depth)
+    searcher = ix.searcher()
     texts = list(judged.queries.items())
-    vectors: list[Any] = [None] * len(texts) if mode == "keyword" else ix.query_vectors([t for _, t in texts])
+    vectors: list[Any] = [None] * len(texts) if mode == "keyword" else searcher.query_vectors([t for _, t in texts])
     run: Run = {}
     for (qid, text), vec in zip(texts, vectors, strict=True):
         try:
-            scored = score_chunks(ix, text, mode=mode, query_vector=vec, **options).fused
+            scored = searcher.score(text, p, query_vector=vec).fused
         except SearchError:
             scored = {}
         if judged.level == "document":
@@ -252,7 +256,7 @@ def sentence_qrels(ix: Any, judged: Judged) -> Qrels:
     """Sentence-level judgments resolved against the index: chunk ids whose text holds a relevant substring."""
     assert judged.relevant_text is not None
     qrels: Qrels = {}
-    sentences = [(int(row[0]), ix.document(int(row[1])).text[int(row[2]) : int(row[3])]) for row in ix.chunks.tolist()]
+    sentences = [(c.id, ix.document(c.doc).text[c.start : c.end]) for c in ix.chunks.records()]
     for qid, needles in judged.relevant_text.items():
         rel = {str(cid): 1 for cid, text in sentences if any(n in text for n in needles)}
         if not rel:
@@ -303,7 +307,8 @@ def run_eval(
     qrels_file: Path | None = None,
     model: str | None = None,
     aggregation: str = "max",
-    options: dict[str, Any] | None = None,
+    params: SearchParams | None = None,
+    candidates: int | None = None,
     limit: int | None = None,
     progress: Any = None,
 ) -> EvalReport:
@@ -343,9 +348,15 @@ def run_eval(
             if progress is not None:
                 progress.start(f"{mode}: {len(judged.queries)} queries", len(judged.queries))
             runs[mode] = run_queries(
-                ix, judged, mode, aggregation=aggregation, options=options,
+                ix, judged, mode, aggregation=aggregation, params=params, candidates=candidates,
                 progress=progress.advance if progress is not None else None,
             )  # fmt: skip
             results[mode] = evaluate(judged.qrels, runs[mode], metrics)
-    settings = {"aggregation": aggregation, "split": split, **(options or {})}
+    chosen = (params or SearchParams()).as_dict()
+    settings = {
+        "aggregation": aggregation,
+        "split": split,
+        **{k: chosen[k] for k in ("fusion", "alpha", "rrf_k", "doc_weight", "feedback", "feedback_weight", "syntax")},
+        **({"candidates": candidates} if candidates else {}),
+    }
     return EvalReport(judged.name, len(judged.queries), judged.level, results, runs, judged.qrels, str(index), settings)

@@ -17,10 +17,14 @@ from typing import Any
 import numpy as np
 
 from .chunking import Span
+from .components import COMPONENTS
 from .encoder import Encoder, make_encoder, ref_fingerprint, resolve_model
-from .errors import IndexFormatError, ModelMismatchError
+from .errors import IndexFormatError, ModelMismatchError, rebuild_hint
 from .keyword import KeywordIndex
 from .locks import pin_generation, unpin
+from .manifest import Manifest
+from .params import SearchParams
+from .searcher import Searcher
 from .store import (
     BM25_DOCS_FILE,
     BM25_FILE,
@@ -34,7 +38,7 @@ from .store import (
     load_documents,
     read_manifest,
 )
-from .types import Chunk, Document
+from .types import Chunk, Document, Result
 from .vectors import VectorIndex
 from .writer import DEFAULT_INDEX, DEFAULT_WINDOW, BuildReport, Progress, build_index, folder_bytes
 
@@ -48,7 +52,7 @@ class Index:
     def __init__(
         self,
         folder: Path,
-        manifest: dict[str, Any],
+        manifest: Manifest,
         model: str | None = None,
         encoder: Encoder | None = None,
         pin: int | None = None,
@@ -56,31 +60,32 @@ class Index:
     ) -> None:
         self.folder = folder
         self.manifest = manifest
-        self.generation = folder / manifest["generation"]
+        self.generation = folder / manifest.generation
         self._pin = pin
         stored = load_documents(self.generation / DOCS)
         self.documents: list[Document] = [s.doc for s in stored]
         self.docs_by_num: dict[int, Document] = {s.num: s.doc for s in stored}
         self.chunks = load_chunks(self.generation / CHUNKS)
-        self.langs: list[str] = list(manifest["analyzer"]["languages"])
+        self.langs: list[str] = list(manifest.analyzer.languages)
         self.keyword = KeywordIndex.open(
             self.generation / KEYWORD,
             self.langs,
             (self.generation / BM25_FILE, self.generation / BM25_DOCS_FILE, self.chunks),
+            manifest.scoring,
         )
-        self.dim = int(manifest["model"]["dim"])
+        self.dim = manifest.model.dim
         self._vectors: VectorIndex | None = None
         self._doc_vectors: VectorIndex | None = None
         self._encoder = encoder
         self._encoder_threads = encoder_threads
         self._ref = resolve_model(model) if model is not None and encoder is None else None
-        self._row = {int(cid): i for i, cid in enumerate(self.chunks[:, 0])}
+        self._row = {int(cid): i for i, cid in enumerate(self.chunks.ids.tolist())}
         if encoder is not None:
             self._check_model(encoder.name, encoder.fingerprint)
         elif self._ref is not None:  # fail before loading a model that cannot serve this index
             self._check_model(self._ref.name, ref_fingerprint(self._ref))
         # the sentences of each document, in order, for passage windows
-        self._doc_rows: dict[int, np.ndarray] = {}
+        self._doc_rows: dict[int, list[Span]] = {}
 
     @classmethod
     def open(
@@ -97,7 +102,7 @@ class Index:
         folder = Path(folder)
         for _ in range(OPEN_ATTEMPTS):  # a writer may commit and delete the generation we just read of
             manifest = read_manifest(folder)
-            pin = pin_generation(folder / manifest["generation"])
+            pin = pin_generation(folder / manifest.generation)
             if pin is None:
                 continue
             try:
@@ -105,14 +110,12 @@ class Index:
             except BaseException:
                 unpin(pin)
                 raise
-        raise IndexFormatError(
-            f"{folder}: the generation named in {MANIFEST} is missing; rebuild with `search index --rebuild`"
-        )
+        raise IndexFormatError(f"{folder}: the generation named in {MANIFEST} is missing; {rebuild_hint(folder)}")
 
     def is_current(self) -> bool:
         """False once a writer has committed a newer generation (reopen to see it)."""
         try:
-            return read_manifest(self.folder)["generation"] == self.manifest["generation"]
+            return read_manifest(self.folder).generation == self.manifest.generation
         except Exception:
             return True  # a damaged manifest: keep serving what is open
 
@@ -143,16 +146,15 @@ class Index:
         self._pin = None
 
     def _check_model(self, name: str, fp: str) -> None:
-        built = self.manifest["model"]
-        if fp != built["fingerprint"] and name == built["name"]:
+        built = self.manifest.model
+        if fp != built.fingerprint and name == built.name:
             raise ModelMismatchError(
                 f"index {self.folder} was built with another version of {name!r} (fingerprint "
-                f"{built['fingerprint']}, now {fp}); "
-                f"rebuild it with `search index CORPUS --index {self.folder} --rebuild`"
+                f"{built.fingerprint}, now {fp}); {rebuild_hint(self.folder)}"
             )
-        if fp != built["fingerprint"]:
+        if fp != built.fingerprint:
             raise ModelMismatchError(
-                f"index {self.folder} was built with model {built['name']!r} (fingerprint {built['fingerprint']}), "
+                f"index {self.folder} was built with model {built.name!r} (fingerprint {built.fingerprint}), "
                 f"not {name!r} ({fp}); query without --model, "
                 f"or rebuild it with `search index CORPUS --model {name} --rebuild`"
             )
@@ -160,7 +162,7 @@ class Index:
     @property
     def encoder(self) -> Encoder:
         if self._encoder is None:
-            ref = self._ref or resolve_model(self.manifest["model"]["name"])
+            ref = self._ref or resolve_model(self.manifest.model.name)
             self._check_model(ref.name, ref_fingerprint(ref))
             self._encoder = make_encoder(ref, threads=self._encoder_threads)
         return self._encoder
@@ -180,64 +182,48 @@ class Index:
 
     # -- chunk lookups -------------------------------------------------------------------
     def chunk(self, chunk_id: int) -> Chunk:
-        row = self.chunks[self._row[chunk_id]]
-        return Chunk(int(row[0]), int(row[1]), int(row[2]), int(row[3]), int(row[4]))
+        return self.chunks.record(self._row[chunk_id])
 
     def document(self, num: int) -> Document:
         return self.docs_by_num[num]
 
     def sentences(self, doc: int) -> list[Span]:
-        rows = self._doc_rows.get(doc)
-        if rows is None:
-            rows = self.chunks[self.chunks[:, 1] == doc]
-            rows = rows[np.argsort(rows[:, 4])]
-            self._doc_rows[doc] = rows
-        return [Span(int(r[2]), int(r[3])) for r in rows]
+        spans = self._doc_rows.get(doc)
+        if spans is None:
+            mine = self.chunks.where(self.chunks.docs == doc)
+            order = np.argsort(mine.positions)
+            spans = [Span(int(s), int(e)) for s, e in zip(mine.starts[order], mine.ends[order], strict=True)]
+            self._doc_rows[doc] = spans
+        return list(spans)
 
-    def search(self, query: str, **options: Any) -> list[Any]:
-        """Rank passages for ``query``; see :func:`search.ranker.search` for the options."""
-        from .ranker import search
+    def searcher(self) -> Searcher:
+        """A :class:`~search.searcher.Searcher` over this index: ``search``, ``search_many``, ``query_vectors``."""
+        return Searcher(self)
 
-        return search(self, query, **options)
+    def search(self, query: str, params: SearchParams | None = None, **changes: Any) -> list[Result]:
+        """Rank passages for ``query``: ``params`` (default :class:`~search.params.SearchParams`) with
+        ``changes`` applied, e.g. ``ix.search("Truppen", mode="keyword", k=5)``."""
+        return self.searcher().search(query, params, **changes)
+
+    def search_many(self, queries: list[str], params: SearchParams | None = None, **changes: Any) -> list[list[Result]]:
+        """Rank passages for several queries, embedding them in batches."""
+        return self.searcher().search_many(queries, params, **changes)
 
     def query_vectors(self, queries: list[str], batch: int = 64) -> list[np.ndarray | None]:
-        """Embeddings of several queries, a batch at a time, of the cleaned text a search embeds
-        (None for a query that search() would refuse; it reports that query's own error)."""
-        import contextlib
-
-        from .errors import QueryError
-        from .ranker import clean_query
-
-        vectors: list[np.ndarray | None] = [None] * len(queries)
-        good: list[tuple[int, str]] = []
-        for i, q in enumerate(queries):
-            with contextlib.suppress(QueryError):
-                good.append((i, clean_query(q)))
-        for lo in range(0, len(good), batch):
-            part = good[lo : lo + batch]
-            for (i, _), vec in zip(part, self.encoder.encode_queries([q for _, q in part]), strict=True):
-                vectors[i] = vec
-        return vectors
-
-    def search_many(self, queries: list[str], **options: Any) -> list[list[Any]]:
-        """Rank passages for several queries, embedding them in batches (semantic and hybrid modes)."""
-        from .ranker import search
-
-        keyword = options.get("mode", "hybrid") == "keyword"
-        vectors = [None] * len(queries) if keyword else self.query_vectors(queries)
-        return [search(self, q, query_vector=v, **options) for q, v in zip(queries, vectors, strict=True)]
+        """Embeddings of several queries (None for a query a search would refuse)."""
+        return self.searcher().query_vectors(queries, batch)
 
     def info(self) -> dict[str, Any]:
         """The manifest plus sizes on disk, for ``search info``."""
         sizes = {}
-        for name in (DOCS, CHUNKS, VECTORS, DOC_VECTORS, KEYWORD, BM25_FILE, BM25_DOCS_FILE):
+        for name in (DOCS, CHUNKS, *(f for c in COMPONENTS for f in c.files)):
             path = self.generation / name
             if path.is_dir():
                 sizes[name] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
             elif path.exists():
                 sizes[name] = path.stat().st_size
         return {
-            **self.manifest,
+            **self.manifest.to_json(),
             "folder": str(self.folder),
             "sizes": sizes,
             "total_bytes": sum(sizes.values()),

@@ -18,9 +18,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-import numpy as np
 from whoosh import index as whoosh_index
 from whoosh import query as Q
 from whoosh import scoring
@@ -28,11 +27,13 @@ from whoosh.fields import ID, TEXT, Schema
 from whoosh.qparser import FuzzyTermPlugin, OrGroup, QueryParser
 
 from .analysis import analyze, language_analyzer, stopword_language, stopwords
-from .bm25 import BM25, PassageBM25, TermMatrix, row_documents
-from .errors import IndexFormatError, QueryError
+from .bm25 import PassageBM25, TermMatrix, row_documents
+from .errors import IndexFormatError, QueryError, rebuild_hint
+from .manifest import Scoring
+from .params import SyntaxName
+from .store import ChunkTable
 from .types import Hit
 
-Syntax = Literal["auto", "on", "off"]
 SEARCH_FIELDS = ("text", "title")
 _WORD = re.compile(r"\w+(?:\.?\w+)*")
 # Parentheses alone are not syntax: "(TNF-α)" in a question is an abbreviation, not a group.
@@ -106,10 +107,10 @@ def _positive_leaves(q: Q.Query) -> Iterator[Q.Query]:
         yield from _positive_leaves(child)
 
 
-def parse_query(text: str, langs: Iterable[str], syntax: Syntax = "auto") -> ParsedQuery:
-    """Turn the user's text into a whoosh query over the index's languages."""
+def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) -> ParsedQuery:
+    """Turn the user's text into a whoosh query over the index's languages (``syntax``: a :class:`SyntaxName`)."""
     langs = list(langs)
-    use_syntax = syntax == "on" or (syntax == "auto" and looks_like_syntax(text))
+    use_syntax = syntax == SyntaxName.on or (syntax == SyntaxName.auto and looks_like_syntax(text))
     parts: list[Q.Query] = []
     plain: list[str] = []
     if use_syntax:
@@ -145,10 +146,13 @@ class KeywordIndex:
     take turns on it; the BM25 fast path for plain words is numpy and runs without the lock.
     """
 
-    def __init__(self, ix: Any, langs: list[str], bm25: PassageBM25 | None = None) -> None:
+    def __init__(
+        self, ix: Any, langs: list[str], bm25: PassageBM25 | None = None, params: Scoring | None = None
+    ) -> None:
         self.ix = ix
         self.langs = langs
-        self.searcher = ix.searcher(weighting=scoring.BM25F(B=0.75, K1=1.2))
+        params = params or Scoring()
+        self.searcher = ix.searcher(weighting=scoring.BM25F(B=params.b, K1=params.k1))
         self.bm25 = bm25
         self._lock = threading.Lock()
 
@@ -224,28 +228,35 @@ class KeywordIndex:
         return n
 
     @classmethod
-    def open(cls, folder: Path, langs: list[str], bm25: tuple[Path, Path, np.ndarray] | None = None) -> KeywordIndex:
+    def open(
+        cls,
+        folder: Path,
+        langs: list[str],
+        bm25: tuple[Path, Path, ChunkTable] | None = None,
+        params: Scoring | None = None,
+    ) -> KeywordIndex:
         """Open the whoosh index, and with ``bm25`` (sentence matrix, document matrix, the chunk
-        table) the BM25 fast path for plain-word queries."""
+        table) the BM25 fast path for plain-word queries, scored with ``params`` (the manifest's)."""
+        params = params or Scoring()
         try:
             ix = whoosh_index.open_dir(str(folder))
         except Exception as exc:
             raise IndexFormatError(
-                f"cannot open the keyword index {folder} ({exc}); rebuild with `search index CORPUS --rebuild`"
+                f"cannot open the keyword index {folder} ({exc}); {rebuild_hint(folder.parent.parent)}"
             ) from None
         fast = None
         if bm25 is not None:
             sentences = TermMatrix.load(bm25[0])
-            fast = PassageBM25(
-                BM25(sentences), BM25(TermMatrix.load(bm25[1])), row_documents(bm25[2], sentences.row_ids)
+            fast = PassageBM25.from_params(
+                sentences, TermMatrix.load(bm25[1]), row_documents(bm25[2], sentences.row_ids), params
             )
-        return cls(ix, langs, fast)
+        return cls(ix, langs, fast, params)
 
     def close(self) -> None:
         with self._lock:
             self.searcher.close()
 
-    def parse(self, text: str, syntax: Syntax = "auto") -> ParsedQuery:
+    def parse(self, text: str, syntax: str = SyntaxName.auto) -> ParsedQuery:
         parsed = parse_query(text, self.langs, syntax)
         if parsed.query is None:
             return parsed

@@ -14,13 +14,14 @@ and swapped in, and the old one is closed when its last request has finished.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,21 +38,12 @@ from starlette.exceptions import HTTPException
 from .encoder import Encoder
 from .errors import QueryError, SearchError, ServeError
 from .index import DEFAULT_INDEX, Index
-from .ranker import (
-    DEFAULT_ALPHA,
-    DEFAULT_CANDIDATES,
-    DEFAULT_DOC_WEIGHT,
-    DEFAULT_FEEDBACK,
-    DEFAULT_FEEDBACK_WEIGHT,
-    DEFAULT_K,
-    DEFAULT_SEMANTIC_DOC_WEIGHT,
-)
-from .types import Document, FusionName, ModeName, Result, SyntaxName, results_payload
+from .params import SearchParams, param_specs
+from .types import Document, Result, results_payload
 
 log = logging.getLogger("search.serve")
 
 MAX_QUERY = 1000  # characters of q the API accepts (the library's own limit is 10,000)
-MAX_K = 100
 RELOAD_CHECK_S = 1.0
 STATIC = resources.files("search") / "static"
 # the page loads nothing from elsewhere; the browser is told so
@@ -141,13 +133,13 @@ class IndexHolder:
                 new = old.index.reopen()
                 new.vectors, new.doc_vectors  # noqa: B018 -- load them now, not in a request
             except SearchError as exc:  # a damaged or half-deleted folder: keep answering from what is open
-                log.warning("keeping generation %s: %s", old.index.manifest["generation"], exc)
+                log.warning("keeping generation %s: %s", old.index.manifest.generation, exc)
                 return
             with self._lock:
                 self._current = _Snapshot(new)
                 self.reloads += 1
             self._retire(old)
-            log.info("now serving generation %s", new.manifest["generation"])
+            log.info("now serving generation %s", new.manifest.generation)
         finally:
             self._checked = time.monotonic()
             self._reloading.release()
@@ -190,50 +182,31 @@ QueryText = Annotated[
         description='Words, a question, or query syntax ("phrase", AND/OR/NOT, field:term, term~).',
     ),
 ]
-ModeParam = Annotated[ModeName, Query(description="Which side ranks: keyword, semantic, or both fused.")]
-KParam = Annotated[int, Query(ge=1, le=MAX_K, description="Number of passages.")]
-FusionParam = Annotated[FusionName, Query(description="How hybrid mode fuses: convex (scores) or rrf (ranks).")]
-AlphaParam = Annotated[float, Query(ge=0.0, le=1.0, description="Weight of the semantic side in hybrid mode.")]
-WindowParam = Annotated[
-    int | None, Query(ge=0, le=10, description="Neighbouring sentences around the match (default: the index's).")
-]
-SyntaxParam = Annotated[SyntaxName, Query(description="Query syntax: auto (only where clearly meant), on, or off.")]
-DocWeightParam = Annotated[
-    float | None,
-    Query(
-        ge=0.0,
-        le=10.0,
-        description=f"Weight of a sentence's document vector in its semantic score (default {DEFAULT_DOC_WEIGHT:g} "
-        f"in hybrid mode, {DEFAULT_SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
-    ),
-]
-FeedbackParam = Annotated[
-    int, Query(ge=0, le=20, description="Hybrid: the first ranking's best documents that move the query (0: off).")
-]
-FeedbackWeightParam = Annotated[
-    float, Query(ge=0.0, le=10.0, description="Weight of those documents against the query vector.")
-]
-CandidatesParam = Annotated[int, Query(ge=1, le=1000, description="Candidates each side contributes before fusion.")]
 
 
-@dataclass
-class SearchOptions:
-    """The search options /api/search and /api/documents share (query parameters)."""
+def search_params_dependency() -> Callable[..., SearchParams]:
+    """A FastAPI dependency whose query parameters are generated from :class:`SearchParams`: the
+    same names, defaults, bounds (``api_hi`` where the API allows less than the library) and help."""
+    parameters = []
+    for spec in param_specs():
+        hi = spec.api_hi if spec.api_hi is not None else spec.hi
+        query = Query(ge=spec.lo, le=hi, description=spec.help)
+        kind = spec.type | None if spec.optional else spec.type
+        parameters.append(
+            inspect.Parameter(
+                spec.name, inspect.Parameter.KEYWORD_ONLY, default=spec.default, annotation=Annotated[kind, query]
+            )
+        )
 
-    mode: ModeParam = ModeName.hybrid
-    k: KParam = DEFAULT_K
-    fusion: FusionParam = FusionName.convex
-    alpha: AlphaParam = DEFAULT_ALPHA
-    window: WindowParam = None
-    syntax: SyntaxParam = SyntaxName.auto
-    candidates: CandidatesParam = DEFAULT_CANDIDATES
-    doc_weight: DocWeightParam = None
-    feedback: FeedbackParam = DEFAULT_FEEDBACK
-    feedback_weight: FeedbackWeightParam = DEFAULT_FEEDBACK_WEIGHT
+    def params(**values: Any) -> SearchParams:
+        return SearchParams(**values)
 
-    def as_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of :meth:`Index.search` (enums as their values)."""
-        return {f.name: getattr(getattr(self, f.name), "value", getattr(self, f.name)) for f in fields(self)}
+    params.__signature__ = inspect.Signature(parameters, return_annotation=SearchParams)  # type: ignore[attr-defined]  # FastAPI reads it
+    return params
+
+
+SearchOptions = Annotated[SearchParams, Depends(search_params_dependency())]
+MAX_K = next(s.api_hi for s in param_specs() if s.name == "k")
 
 
 class ScoresOut(BaseModel):
@@ -339,18 +312,18 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
         # a query or option the engine refuses is the client's; a damaged index is ours
         return _error(400 if isinstance(exc, QueryError) or exc.exit_code == 1 else 503, str(exc))
 
-    def run_search(snap: _Snapshot, q: str, options: SearchOptions) -> list[Result]:
+    def run_search(snap: _Snapshot, q: str, params: SearchParams) -> list[Result]:
         holder.count_query()
-        return snap.index.search(q, **options.as_kwargs())
+        return snap.index.search(q, params)
 
     @app.get("/api/search", summary="Rank passages", tags=["search"], response_model=SearchOut, responses=ERRORS)
-    def api_search(q: QueryText, options: Annotated[SearchOptions, Depends()]) -> JSONResponse:
+    def api_search(q: QueryText, options: SearchOptions) -> JSONResponse:
         """The same JSON as `search query --json`: `{"query", "mode", "results": [...]}`; offsets
         (`highlights`, `evidence.sentence`) are characters (code points) into `passage`."""
         t0 = time.perf_counter()
         with holder.use() as snap:
             results = run_search(snap, q, options)
-            generation = snap.index.manifest["generation"]
+            generation = snap.index.manifest.generation
         headers = {
             "X-Index-Generation": generation,
             "Server-Timing": f"search;dur={(time.perf_counter() - t0) * 1000:.1f}",
@@ -367,7 +340,7 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
     )
     def api_document(
         doc_id: str,
-        options: Annotated[SearchOptions, Depends()],
+        options: SearchOptions,
         q: Annotated[
             str | None,
             Query(max_length=MAX_QUERY, description="Mark the passages this query finds in the document."),
@@ -422,10 +395,10 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
             ix = snap.index
             return {
                 "status": "ok",
-                "generation": ix.manifest["generation"],
+                "generation": ix.manifest.generation,
                 "documents": len(ix.documents),
                 "sentences": len(ix.chunks),
-                "model": ix.manifest["model"]["name"],
+                "model": ix.manifest.model.name,
                 "model_loaded": ix.model_loaded,
             }
 

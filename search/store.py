@@ -33,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexFormatError, IndexNotFoundError
-from .types import Document
+from .errors import IndexFormatError, IndexNotFoundError, rebuild_hint
+from .manifest import Manifest
+from .types import Chunk, Document
 
 FORMAT_VERSION = 6  # 6: titles in the document term matrix
 MANIFEST = "manifest.json"
@@ -61,10 +62,6 @@ def generations(folder: Path) -> list[Path]:
         return []
     found = [p for p in folder.iterdir() if p.is_dir() and GENERATION.match(p.name)]
     return sorted(found, key=lambda p: int(p.name[1:]))
-
-
-def rebuild_hint(folder: Path) -> str:
-    return f"rebuild it with `search index CORPUS --index {folder} --rebuild`"
 
 
 def fsync_dir(path: Path) -> None:
@@ -128,7 +125,7 @@ def content_hash(doc: Document, lang_option: str) -> str:
     return h.hexdigest()
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
+def read_manifest(folder: Path) -> Manifest:
     path = folder / MANIFEST
     if not path.exists():
         if folder.exists():
@@ -146,7 +143,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
     gen = manifest.get("generation")
     if not isinstance(gen, str) or not GENERATION.match(gen):
         raise IndexFormatError(f"{path} names no generation; {rebuild_hint(folder)}")
-    return manifest
+    return Manifest.from_json(manifest, f"{path}; {rebuild_hint(folder)}")
 
 
 @dataclass(frozen=True)
@@ -178,11 +175,64 @@ def load_documents(path: Path) -> list[StoredDoc]:
         raise IndexFormatError(f"cannot read documents {path} ({exc}); {rebuild_hint(path.parent.parent)}") from None
 
 
-def save_chunks(path: Path, table: np.ndarray) -> None:
-    np.save(path, np.asarray(table, dtype=np.int64).reshape(-1, CHUNK_COLUMNS), allow_pickle=False)
+@dataclass(frozen=True)
+class ChunkTable:
+    """The chunk table with named columns, one row per sentence chunk (``chunks.npy``: int64, n × 5)."""
+
+    rows: np.ndarray
+
+    @classmethod
+    def of(cls, rows: Any) -> ChunkTable:
+        return cls(np.asarray(rows, dtype=np.int64).reshape(-1, CHUNK_COLUMNS))
+
+    @classmethod
+    def empty(cls) -> ChunkTable:
+        return cls.of(np.zeros((0, CHUNK_COLUMNS), dtype=np.int64))
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self.rows[:, 0]
+
+    @property
+    def docs(self) -> np.ndarray:
+        """The document num of each chunk."""
+        return self.rows[:, 1]
+
+    @property
+    def starts(self) -> np.ndarray:
+        return self.rows[:, 2]
+
+    @property
+    def ends(self) -> np.ndarray:
+        return self.rows[:, 3]
+
+    @property
+    def positions(self) -> np.ndarray:
+        """The sentence number of each chunk inside its document."""
+        return self.rows[:, 4]
+
+    def where(self, mask: np.ndarray) -> ChunkTable:
+        return ChunkTable(self.rows[mask])
+
+    def concat(self, other: ChunkTable) -> ChunkTable:
+        return ChunkTable(np.vstack([self.rows, other.rows]))
+
+    def records(self) -> list[Chunk]:
+        """Every row as a :class:`Chunk`."""
+        return [Chunk(*row) for row in self.rows.tolist()]
+
+    def record(self, row: int) -> Chunk:
+        return Chunk(*(int(v) for v in self.rows[row]))
 
 
-def load_chunks(path: Path) -> np.ndarray:
+def save_chunks(path: Path, table: ChunkTable) -> None:
+    np.save(path, table.rows, allow_pickle=False)
+
+
+def load_chunks(path: Path) -> ChunkTable:
     """The chunk table, one row per chunk: id, document num, start, end, position."""
     try:
         table = np.load(path, allow_pickle=False)
@@ -190,4 +240,4 @@ def load_chunks(path: Path) -> np.ndarray:
         raise IndexFormatError(f"cannot read chunk table {path} ({exc}); {rebuild_hint(path.parent.parent)}") from None
     if table.ndim != 2 or table.shape[1] != CHUNK_COLUMNS:
         raise IndexFormatError(f"chunk table {path} has shape {table.shape}; {rebuild_hint(path.parent.parent)}")
-    return table
+    return ChunkTable.of(table)

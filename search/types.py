@@ -3,30 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import Literal
-
-Mode = Literal["keyword", "semantic", "hybrid"]
-MODES: tuple[str, ...] = ("keyword", "semantic", "hybrid")
-
-
-class ModeName(StrEnum):
-    """Which side ranks (the choices the CLI and the API offer)."""
-
-    keyword = "keyword"
-    semantic = "semantic"
-    hybrid = "hybrid"
-
-
-class FusionName(StrEnum):
-    convex = "convex"
-    rrf = "rrf"
-
-
-class SyntaxName(StrEnum):
-    auto = "auto"
-    on = "on"
-    off = "off"
 
 
 @dataclass(frozen=True)
@@ -48,6 +24,15 @@ class Chunk:
     start: int
     end: int
     position: int  # sentence number inside its document
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verified property of an index: its name, whether it holds, and the detail that proves or refutes it."""
+
+    name: str
+    ok: bool
+    detail: str
 
 
 @dataclass(frozen=True)

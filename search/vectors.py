@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import IndexFormatError
+from .errors import IndexFormatError, rebuild_hint
 from .types import Hit
 
 # Below this many vectors search is exact: it streams every vector (~12 ms at 100,000 on one core),
@@ -22,6 +22,7 @@ from .types import Hit
 HNSW_MIN = int(os.environ.get("SEARCH_HNSW_MIN", "250000"))
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
+HNSW_FILE = "vectors.hnsw"  # beside vectors.faiss in a generation
 HNSW_EF_SEARCH = 512  # recall@10 on scifact ×2: 256 → 0.990, 512 → 0.996; on the mixed corpus 0.894 → 0.909
 
 
@@ -102,10 +103,26 @@ class VectorIndex:
     def count(self) -> int:
         return int(self.index.ntotal)  # type: ignore[attr-defined]
 
+    def ann_ids(self) -> np.ndarray | None:
+        """The ids the HNSW graph holds (None without a graph)."""
+        if self.ann is None:
+            return None
+        return self._faiss.vector_to_array(self.ann.id_map).astype(np.int64)  # type: ignore[attr-defined]
+
+    def sample_norms(self, n: int) -> np.ndarray:
+        """L2 norms of about ``n`` stored vectors, spread over the index (they should all be 1)."""
+        ids = self.ids()
+        sample = ids[:: max(1, len(ids) // n)].tolist()
+        return np.asarray(np.linalg.norm(self.vectors(sample), axis=1))
+
     def save(self, path: Path) -> None:
+        """Write the exact index (the graph, where there is one, goes with :meth:`save_ann`)."""
         self._faiss.write_index(self.index, str(path))
+
+    def save_ann(self, path: Path) -> None:
+        """Write the HNSW graph beside the exact index at ``path``."""
         if self.ann is not None:
-            self._faiss.write_index(self.ann, str(path.with_suffix(".hnsw")))
+            self._faiss.write_index(self.ann, str(path.with_name(HNSW_FILE)))
 
     @classmethod
     def load(cls, path: Path, dim: int) -> VectorIndex:
@@ -113,12 +130,10 @@ class VectorIndex:
 
         try:
             index = faiss.read_index(str(path))
-            graph = path.with_suffix(".hnsw")
+            graph = path.with_name(HNSW_FILE)
             ann = faiss.read_index(str(graph)) if graph.exists() else None
         except RuntimeError:
-            raise IndexFormatError(
-                f"cannot read the vector index {path}; rebuild with `search index CORPUS --rebuild`"
-            ) from None
+            raise IndexFormatError(f"cannot read the vector index {path}; {rebuild_hint(path.parent.parent)}") from None
         if index.d != dim:
             raise IndexFormatError(f"vector index {path} has {index.d} dimensions, the manifest says {dim}")
         if ann is not None:

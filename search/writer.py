@@ -15,39 +15,33 @@ import shutil
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
-from .analysis import analyze, check_lang, detect_language
-from .bm25 import TermMatrix, row_documents
+from .analysis import check_lang, detect_language
 from .chunking import split_sentences
+from .components import COMPONENTS, Change, Progress
 from .corpus import Skipped, read_corpus
 from .encoder import Encoder, ModelRef, make_encoder, ref_fingerprint, resolve_model
 from .errors import CorpusError, IndexWriteError, ModelMismatchError
-from .keyword import KeywordIndex, KeywordRecord
 from .locks import WriterLock, remove_if_unused
+from .manifest import Analyzer, Chunking, Counts, Manifest, ModelInfo, Scoring
 from .store import (
-    BM25_DOCS_FILE,
-    BM25_FILE,
-    CHUNK_COLUMNS,
     CHUNKS,
-    DOC_VECTORS,
     DOCS,
     FORMAT_VERSION,
-    KEYWORD,
     LOCK,
     MANIFEST,
     READERS,
-    VECTORS,
+    ChunkTable,
     StoredDoc,
     content_hash,
     fsync_tree,
     generation_name,
     generations,
-    link_tree,
     load_chunks,
     load_documents,
     read_manifest,
@@ -56,20 +50,10 @@ from .store import (
     write_json,
 )
 from .types import Document
-from .vectors import HNSW_MIN, VectorIndex
 
 DEFAULT_INDEX = Path("indexes/default")
 DEFAULT_WINDOW = 1
 CRASH_ENV = "SEARCH_CRASH_AT"  # fault injection for tests: the writer kills itself at this point
-PARALLEL_KEYWORD_MIN = 5000  # below this, starting writer processes costs more than it saves
-
-
-class Progress(Protocol):
-    """Where long work reports how far it is (the CLI passes a rich progress bar)."""
-
-    def start(self, task: str, total: int) -> None: ...
-
-    def advance(self, n: int) -> None: ...
 
 
 class _NoProgress:
@@ -118,13 +102,13 @@ def _crash_point(name: str) -> None:
 class _State:
     """The committed index a writer starts from (empty for a first build)."""
 
-    manifest: dict[str, Any] | None
+    manifest: Manifest | None
     docs: list[StoredDoc]
-    chunks: np.ndarray
+    chunks: ChunkTable
 
     @property
     def gen(self) -> str | None:
-        return self.manifest["generation"] if self.manifest else None
+        return self.manifest.generation if self.manifest else None
 
 
 def _check_folder(folder: Path) -> None:
@@ -136,11 +120,11 @@ def _check_folder(folder: Path) -> None:
 
 
 def _load_state(folder: Path, rebuild: bool) -> _State:
-    empty = _State(None, [], np.zeros((0, CHUNK_COLUMNS), dtype=np.int64))
+    empty = _State(None, [], ChunkTable.empty())
     if rebuild or not (folder / MANIFEST).exists():
         return empty
     manifest = read_manifest(folder)
-    gen = folder / manifest["generation"]
+    gen = folder / manifest.generation
     return _State(manifest, load_documents(gen / DOCS), load_chunks(gen / CHUNKS))
 
 
@@ -177,19 +161,19 @@ class _LazyEncoder:
         self.cached: Any = None
         self.sentence_hits = 0  # cache hits among the sentences (documents are cached too)
         self._ref: ModelRef | None = None
-        built = state.manifest["model"] if state.manifest else None
+        built = state.manifest.model if state.manifest else None
         if encoder is not None:
             name, fp = encoder.name, encoder.fingerprint
         else:
-            self._ref = resolve_model(model if model is not None else (built["name"] if built else None))
+            self._ref = resolve_model(model if model is not None else (built.name if built else None))
             name, fp = self._ref.name, ref_fingerprint(self._ref)
-        if built and fp != built["fingerprint"]:
+        if built and fp != built.fingerprint:
             raise ModelMismatchError(
-                f"index {folder} was built with model {built['name']!r} (fingerprint {built['fingerprint']}), "
+                f"index {folder} was built with model {built.name!r} (fingerprint {built.fingerprint}), "
                 f"not {name!r} ({fp}); add --rebuild to re-embed everything with {name!r}"
             )
         self.name, self.fingerprint = name, fp
-        self._dim = int(built["dim"]) if built else None
+        self._dim = built.dim if built else None
 
     def get(self) -> Encoder:
         if self._encoder is None:
@@ -205,22 +189,16 @@ class _LazyEncoder:
     def dim(self) -> int:
         return self._dim if self._dim is not None else self.get().dim
 
-
-DOC_EMBED_CHARS = 8_000  # the model reads 512 tokens; more characters would only be tokenised to be cut
-
-
-def document_text(doc: Document) -> str:
-    """What a document's own vector embeds: its title and the opening of its text."""
-    text = f"{doc.title}\n{doc.text}" if doc.title else doc.text
-    return text[:DOC_EMBED_CHARS]
+    def sentences_done(self) -> None:
+        self.sentence_hits = self.cached.hits if self.cached is not None else 0
 
 
-def _chunk_docs(docs: list[StoredDoc], first_id: int) -> np.ndarray:
+def _chunk_docs(docs: list[StoredDoc], first_id: int) -> ChunkTable:
     rows: list[tuple[int, int, int, int, int]] = []
     for s in docs:
         for pos, span in enumerate(split_sentences(s.doc.text, s.doc.lang)):
             rows.append((first_id + len(rows), s.num, span.start, span.end, pos))
-    return np.array(rows, dtype=np.int64).reshape(-1, CHUNK_COLUMNS)
+    return ChunkTable.of(rows)
 
 
 def _write_generation(
@@ -234,107 +212,46 @@ def _write_generation(
     progress: Progress,
     timings: dict[str, float],
     optimize: bool = False,
-) -> tuple[str, int, dict[str, Any]]:
+) -> tuple[str, int, Manifest]:
     """Write and commit the next generation: ``keep`` (already indexed) plus ``add`` (new text).
 
+    Every component (search/components.py) writes its files into the new generation's folder;
+    then the documents and the chunk table, an fsync of everything, and the commit.
     Returns the generation's name, the number of chunks embedded, and the committed manifest.
     """
-    kept_nums = {s.num for s in keep}
-    old_chunks = state.chunks
-    live = np.isin(old_chunks[:, 1], np.fromiter(kept_nums, dtype=np.int64, count=len(kept_nums)))
-    dropped_ids = old_chunks[~live, 0]
-    dropped_docs = [s for s in state.docs if s.num not in kept_nums]
-    next_chunk = int(state.manifest["next_chunk_id"]) if state.manifest else 0
+    kept_nums = np.fromiter((s.num for s in keep), dtype=np.int64, count=len(keep))
+    live = np.isin(state.chunks.docs, kept_nums)
+    next_chunk = state.manifest.next_chunk_id if state.manifest else 0
     t = time.perf_counter()
     new_chunks = _chunk_docs(add, next_chunk)
     timings["chunking"] = time.perf_counter() - t
-    chunks = np.vstack([old_chunks[live], new_chunks])
+    chunks = state.chunks.where(live).concat(new_chunks)
     docs = sorted([*keep, *add], key=lambda s: s.num)
-    by_num = {s.num: s.doc for s in add}
-    langs = sorted({s.doc.lang for s in docs} | set(state.manifest["analyzer"]["languages"] if state.manifest else ()))
-
+    langs = sorted({s.doc.lang for s in docs} | set(state.manifest.analyzer.languages if state.manifest else ()))
     existing = [int(g.name[1:]) for g in generations(folder)]
     gen_name = generation_name(max([0, *existing]) + 1)
     gen = folder / gen_name
     gen.mkdir()
     (gen / READERS).touch()
+    kept = {int(n) for n in kept_nums}
+    change = Change(
+        previous=folder / state.manifest.generation if state.manifest else None,
+        target=gen, langs=langs, docs=docs, chunks=chunks,
+        dropped_docs=[s for s in state.docs if s.num not in kept], dropped_ids=state.chunks.ids[~live],
+        added_docs=add, added_chunks=new_chunks, encoder=encoder, progress=progress, optimize=optimize,
+    )  # fmt: skip
     try:
-        t = time.perf_counter()
-        # the title goes with a document's first sentence only: `title:` queries find the
-        # document, and whoosh does not analyse the same title once per sentence
-        records = (
-            KeywordRecord(
-                int(cid), by_num[num].id, by_num[num].lang, by_num[num].title if pos == 0 else "",
-                by_num[num].text[start:end],
-            )
-            for cid, num, start, end, pos in new_chunks.tolist()
-        )  # fmt: skip
-        progress.start("indexing keywords", len(new_chunks))
-        procs = min(os.cpu_count() or 1, 4) if len(new_chunks) >= PARALLEL_KEYWORD_MIN else 1
-        if state.manifest:
-            link_tree(folder / state.manifest["generation"] / KEYWORD, gen / KEYWORD)
-            KeywordIndex.update(
-                gen / KEYWORD,
-                langs,
-                [s.doc.id for s in dropped_docs],
-                records,
-                progress.advance,
-                optimize=optimize,
-                procs=procs,
-            )
-        else:
-            KeywordIndex.build(gen / KEYWORD, langs, records, progress.advance, procs=procs)
-        matrix = TermMatrix.load(folder / state.manifest["generation"] / BM25_FILE) if state.manifest else None
-        matrix = (matrix or TermMatrix.empty()).update(
-            dropped_ids,
-            new_chunks[:, 0].tolist(),
-            (
-                [f"{by_num[num].lang}:{t}" for t in analyze(by_num[num].text[start:end], by_num[num].lang)]
-                for num, start, end in new_chunks[:, 1:4].tolist()
-            ),
-        )
-        matrix.save(gen / BM25_FILE)
-        titles = [(s.num, [f"{s.doc.lang}:{t}" for t in analyze(s.doc.title, s.doc.lang)]) for s in docs if s.doc.title]
-        matrix.by_group(row_documents(chunks, matrix.row_ids), titles).save(gen / BM25_DOCS_FILE)
-        timings["keyword"] = time.perf_counter() - t
-        _crash_point("keyword")
-
-        t = time.perf_counter()
-        if state.manifest:
-            vectors = VectorIndex.load(folder / state.manifest["generation"] / VECTORS, encoder.dim)
-            vectors.remove(dropped_ids)
-        else:
-            vectors = VectorIndex(encoder.dim)
-        if len(new_chunks):
-            progress.start("embedding sentences", len(new_chunks))
-            texts = [by_num[num].text[start:end] for num, start, end in new_chunks[:, 1:4].tolist()]
-            vectors.add(encoder.get().encode_passages(texts, progress=progress.advance), new_chunks[:, 0])
-        if vectors.count >= HNSW_MIN:
-            progress.start("building the HNSW graph", 0)
-            vectors.build_ann()
-        vectors.save(gen / VECTORS)
-        timings["embedding"] = time.perf_counter() - t
-        encoder.sentence_hits = encoder.cached.hits if encoder.cached is not None else 0
-        t = time.perf_counter()
-        if state.manifest:
-            doc_vectors = VectorIndex.load(folder / state.manifest["generation"] / DOC_VECTORS, encoder.dim)
-            doc_vectors.remove(np.array([s.num for s in dropped_docs], dtype=np.int64))
-        else:
-            doc_vectors = VectorIndex(encoder.dim)
-        if add:
-            progress.start("embedding documents", len(add))
-            embedded_docs = encoder.get().encode_passages([document_text(s.doc) for s in add], progress.advance)
-            doc_vectors.add(embedded_docs, np.array([s.num for s in add], dtype=np.int64))
-        doc_vectors.save(gen / DOC_VECTORS)
-        timings["documents"] = time.perf_counter() - t
-        _crash_point("vectors")
-
+        for component in COMPONENTS:
+            t = time.perf_counter()
+            component.write(change)
+            timings[component.stage] = timings.get(component.stage, 0.0) + time.perf_counter() - t
+            _crash_point(component.name)
         save_documents(gen / DOCS, docs)
         save_chunks(gen / CHUNKS, chunks)
         fsync_tree(gen)
         _crash_point("before-commit")
         manifest = _manifest(state, gen_name, docs, chunks, langs, encoder, settings, next_chunk + len(new_chunks))
-        write_json(folder / MANIFEST, manifest)  # the commit
+        write_json(folder / MANIFEST, manifest.to_json())  # the commit
     except BaseException:
         shutil.rmtree(gen, ignore_errors=True)
         raise
@@ -346,36 +263,30 @@ def _manifest(
     state: _State,
     gen: str,
     docs: list[StoredDoc],
-    chunks: np.ndarray,
+    chunks: ChunkTable,
     langs: list[str],
     encoder: _LazyEncoder,
     settings: dict[str, Any],
     next_chunk: int,
-) -> dict[str, Any]:
+) -> Manifest:
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return {
-        "format_version": FORMAT_VERSION,
-        "generation": gen,
-        "created": state.manifest["created"] if state.manifest else now,
-        "updated": now,
-        "model": {"name": encoder.name, "fingerprint": encoder.fingerprint, "dim": encoder.dim},
-        "analyzer": {
-            "languages": langs,
-            "lang_option": settings["lang"],
-            "pipeline": "regex tokens | lowercase | stopwords | snowball stem | fold umlauts, accents, ß",
-            "scoring": "BM25F B=0.75 K1=1.2",
-        },
-        "chunking": {"unit": "sentence", "splitter": "pysbd", "window": settings["window"]},
-        "counts": {
-            "documents": len(docs),
-            "chunks": len(chunks),
-            "skipped": settings.get("skipped", state.manifest["counts"].get("skipped", 0) if state.manifest else 0),
-        },
-        "languages": _language_counts(docs),
-        "next_chunk_id": next_chunk,
-        "next_doc_num": max([s.num for s in docs], default=-1) + 1,
-        "corpus": settings.get("corpus", state.manifest.get("corpus") if state.manifest else None),
-    }
+    old = state.manifest
+    skipped = settings.get("skipped", old.counts.skipped if old else 0)
+    return Manifest(
+        format_version=FORMAT_VERSION,
+        generation=gen,
+        created=old.created if old else now,
+        updated=now,
+        model=ModelInfo(encoder.name, encoder.fingerprint, encoder.dim),
+        analyzer=Analyzer(tuple(langs), settings["lang"]),
+        chunking=Chunking(settings["window"]),
+        counts=Counts(len(docs), len(chunks), skipped),
+        languages=_language_counts(docs),
+        next_chunk_id=next_chunk,
+        next_doc_num=max([s.num for s in docs], default=-1) + 1,
+        corpus=settings.get("corpus", old.corpus if old else None),
+        scoring=old.scoring if old else Scoring(),
+    )
 
 
 def _language_counts(docs: list[StoredDoc]) -> dict[str, int]:
@@ -469,14 +380,14 @@ def _build(
         settings = {"lang": lang, "window": window, "corpus": str(Path(corpus).resolve()), "skipped": len(skipped)}
         report = dict(added=len(fresh) - updated, updated=updated, removed=removed, unchanged=len(docs) - len(fresh))
         if state.manifest and not fresh and not removed:
-            if state.manifest["chunking"]["window"] != window:  # a setting only: same generation, new manifest
-                state.manifest["chunking"]["window"] = window
-                write_json(folder / MANIFEST, state.manifest)
+            if state.manifest.chunking.window != window:  # a setting only: same generation, new manifest
+                state.manifest = state.manifest.replace(chunking=replace(state.manifest.chunking, window=window))
+                write_json(folder / MANIFEST, state.manifest.to_json())
             timings["total"] = time.perf_counter() - t0
             return _report(folder, state.manifest, skipped, timings, committed=False, **report)
 
         t = time.perf_counter()
-        next_num = int(state.manifest["next_doc_num"]) if state.manifest else 0
+        next_num = state.manifest.next_doc_num if state.manifest else 0
         add = [
             StoredDoc(next_num + i, h, Document(d.id, d.title, d.text, detect_language(f"{d.title}\n{d.text}")))
             if lang == "auto"
@@ -489,7 +400,7 @@ def _build(
         )
         _collect_garbage(folder, gen)
         if rebuild:  # files of an index of an older format, now replaced
-            for legacy in (DOCS, CHUNKS, VECTORS, DOC_VECTORS, KEYWORD, BM25_FILE, BM25_DOCS_FILE):
+            for legacy in (DOCS, CHUNKS, *(f for c in COMPONENTS for f in c.files)):
                 path = folder / legacy
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)
@@ -502,16 +413,16 @@ def _build(
 
 
 def _report(
-    folder: Path, manifest: dict[str, Any], skipped: list[Skipped], timings: dict[str, float], **counts: Any
+    folder: Path, manifest: Manifest, skipped: list[Skipped], timings: dict[str, float], **counts: Any
 ) -> BuildReport:
     return BuildReport(
         folder,
-        manifest["counts"]["documents"],
-        manifest["counts"]["chunks"],
+        manifest.counts.documents,
+        manifest.counts.chunks,
         skipped,
-        dict(manifest["languages"]),
+        dict(manifest.languages),
         timings,
-        generation=manifest["generation"],
+        generation=manifest.generation,
         **counts,
     )
 
@@ -523,10 +434,10 @@ def _rewrite(
     progress: Progress | None,
     timings: dict[str, float],
     optimize: bool = False,
-) -> dict[str, Any]:
+) -> Manifest:
     """Commit a generation that keeps ``keep`` and adds nothing (removal, compaction); the caller holds the lock."""
     assert state.manifest is not None
-    settings = {"lang": state.manifest["analyzer"]["lang_option"], "window": state.manifest["chunking"]["window"]}
+    settings = {"lang": state.manifest.analyzer.lang_option, "window": state.manifest.chunking.window}
     gen, _, manifest = _write_generation(
         folder, state, keep=keep, add=[], encoder=_LazyEncoder(state, None, _FixedModel(state.manifest), folder),
         settings=settings, progress=progress or _NoProgress(), timings=timings, optimize=optimize,
@@ -585,9 +496,9 @@ def folder_bytes(folder: Path) -> int:
 class _FixedModel:
     """Stands in for the encoder where nothing is embedded (removal, compaction)."""
 
-    def __init__(self, manifest: dict[str, Any]) -> None:
-        m = manifest["model"]
-        self.name, self.fingerprint, self.dim = m["name"], m["fingerprint"], int(m["dim"])
+    def __init__(self, manifest: Manifest) -> None:
+        m = manifest.model
+        self.name, self.fingerprint, self.dim = m.name, m.fingerprint, m.dim
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         raise AssertionError("nothing is embedded here")

@@ -16,7 +16,7 @@ UPDATES = 5
 
 def _snapshot_versions(ix: Index) -> set[str]:
     """Versions seen through both halves of one opened index; a consistent snapshot has exactly one."""
-    assert ix.keyword.count == ix.vectors.count == len(ix.chunks) == ix.manifest["counts"]["chunks"]
+    assert ix.keyword.count == ix.vectors.count == len(ix.chunks) == ix.manifest.counts.chunks
     assert len(ix.documents) == N_DOCS
     versions = set()
     for mode in ("keyword", "semantic", "hybrid"):

@@ -8,7 +8,7 @@ import pytest
 
 from search import Index, build_index
 from search.errors import CorpusError, IndexFormatError, IndexNotFoundError, ModelMismatchError, QueryError, SearchError
-from search.ranker import DEFAULT_DOC_WEIGHT, DEFAULT_SEMANTIC_DOC_WEIGHT
+from search.params import HYBRID_DOC_WEIGHT, SEMANTIC_DOC_WEIGHT
 from search.store import FORMAT_VERSION, MANIFEST
 
 from .conftest import FakeEncoder, assert_result_json
@@ -29,7 +29,10 @@ def test_manifest_round_trip(built: Path, fake_encoder: FakeEncoder) -> None:
     assert manifest["languages"] == {"de": 1, "en": 2}
     assert manifest["chunking"]["window"] == 1
     with Index.open(built, encoder=fake_encoder) as ix:
-        assert ix.manifest == manifest
+        assert ix.manifest.to_json() == manifest
+        assert manifest["scoring"] == {
+            "k1": 1.2, "b": 0.75, "idf": "lucene", "document_share": 1.0, "sentence_share": 0.5, "titles": "document"
+        }  # fmt: skip
         assert ix.keyword.count == ix.vectors.count == manifest["counts"]["chunks"] == len(ix.chunks)
         info = ix.info()
         assert info["sizes"]["vectors.faiss"] > 0 and info["total_bytes"] >= sum(info["sizes"].values())
@@ -38,7 +41,7 @@ def test_manifest_round_trip(built: Path, fake_encoder: FakeEncoder) -> None:
 
 def test_ids_shared_by_both_sides(built: Path, fake_encoder: FakeEncoder) -> None:
     with Index.open(built, encoder=fake_encoder) as ix:
-        ids = set(int(i) for i in ix.chunks[:, 0])
+        ids = set(ix.chunks.ids.tolist())
         stored = {int(f["chunk"]) for f in ix.keyword.searcher.all_stored_fields()}
         assert stored == ids
         for cid in ids:
@@ -137,7 +140,7 @@ def test_empty_corpus_is_an_error(tmp_path: Path, fake_encoder: FakeEncoder) -> 
 
 def test_vectors_are_normalised(built: Path, fake_encoder: FakeEncoder) -> None:
     with Index.open(built, encoder=fake_encoder) as ix:
-        v = ix.vectors.index.reconstruct(int(ix.chunks[0, 0]))
+        v = ix.vectors.index.reconstruct(int(ix.chunks.ids[0]))
         assert np.linalg.norm(v) == pytest.approx(1.0, abs=1e-5)
 
 
@@ -174,7 +177,7 @@ def test_document_vector_ranks_a_sentence_by_what_its_document_is_about(tmp_path
         with pytest.raises(SearchError, match="doc_weight"):
             ix.search("cat", doc_weight=-1)
         # the default weight depends on the mode (each chosen on the tuning splits)
-        for mode, weight in (("semantic", DEFAULT_SEMANTIC_DOC_WEIGHT), ("hybrid", DEFAULT_DOC_WEIGHT)):
+        for mode, weight in (("semantic", SEMANTIC_DOC_WEIGHT), ("hybrid", HYBRID_DOC_WEIGHT)):
             default = ix.search("cat dog", mode=mode, dedupe=False)
             assert default == ix.search("cat dog", mode=mode, dedupe=False, doc_weight=weight)
             assert default != ix.search("cat dog", mode=mode, dedupe=False, doc_weight=weight + 1)

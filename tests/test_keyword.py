@@ -50,7 +50,7 @@ def ix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Index]:
     with Index.open(folder, encoder=FakeEncoder(VOCAB)) as opened:
         # the premises of every expectation below: languages detected, one chunk per sentence
         assert {d.id: d.lang for d in opened.documents} == {d: lang for d, (lang, _, _) in DOCS.items()}
-        assert opened.manifest["counts"]["chunks"] == len(SENTENCES)
+        assert opened.manifest.counts.chunks == len(SENTENCES)
         yield opened
 
 

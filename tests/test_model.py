@@ -135,8 +135,8 @@ def test_minilm_works_as_a_second_model(tmp_path: Path, real_encoder) -> None:  
     folder = tmp_path / "minilm"
     build_index(EXAMPLE, folder, model="all-MiniLM-L6-v2")
     with Index.open(folder) as ix:
-        assert ix.manifest["model"]["name"] == "all-MiniLM-L6-v2"
-        assert ix.manifest["model"]["dim"] == 384
+        assert ix.manifest.model.name == "all-MiniLM-L6-v2"
+        assert ix.manifest.model.dim == 384
         top = ix.search("Healey Koalition der Willigen", mode="semantic", k=3)
         assert len(top) == 3 and all(r.semantic_score is not None for r in top)
     with pytest.raises(ModelMismatchError, match="all-MiniLM-L6-v2"):

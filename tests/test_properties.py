@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from search import Index, build_index
 from search.cli import app
 from search.errors import QueryError, SearchError
-from search.ranker import MAX_QUERY_CHARS
+from search.searcher import MAX_QUERY_CHARS
 
 from .conftest import FakeEncoder
 

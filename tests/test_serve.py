@@ -216,7 +216,7 @@ def test_server_picks_up_an_updated_index(tmp_path: Path, tiny_corpus: Path, mon
             assert again.status_code == 200 and again.json()["results"][0]["doc"] == "sub/volcano.txt"
             while holder._reloading.locked():  # a reload attempt in the background: let it fail
                 time.sleep(0.01)
-    assert holder.reloads == 1 and holder.index.manifest["generation"] == "g000002"
+    assert holder.reloads == 1 and holder.index.manifest.generation == "g000002"
     holder.close()
 
 

@@ -232,7 +232,7 @@ def test_hnsw_graph_above_the_threshold(
 ) -> None:
     import search.writer
 
-    monkeypatch.setattr(search.writer, "HNSW_MIN", 1)
+    monkeypatch.setattr(search.components, "HNSW_MIN", 1)
     folder = tmp_path / "idx"
     build_index(tiny_corpus, folder, encoder=fake_encoder)
     (tiny_corpus / "more.txt").write_text("A mountain above the sea.\n", encoding="utf-8")
@@ -242,6 +242,6 @@ def test_hnsw_graph_above_the_threshold(
     with Index.open(folder, encoder=fake_encoder) as ix:
         assert ix.vectors.ann is not None
         assert ix.search("mountain", mode="semantic", k=1)[0].doc in {"more.txt", "page.html", "sea.md"}
-    monkeypatch.setattr(search.writer, "HNSW_MIN", 10**9)
+    monkeypatch.setattr(search.components, "HNSW_MIN", 10**9)
     report = build_index(tiny_corpus, folder, encoder=fake_encoder, rebuild=True)
     assert not (folder / report.generation / "vectors.hnsw").exists()

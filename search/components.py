@@ -1,0 +1,298 @@
+"""The parts of an index generation, each behind one small interface (txtai's ``ann/base.py`` is the model).
+
+A :class:`Component` owns some files of a generation and knows how to ``build`` them from
+nothing, ``update`` them from the previous generation (what was dropped, what was added), and
+``check`` them against the chunk table. The writer (:mod:`search.writer`) commits a generation by
+looping over :data:`COMPONENTS`; ``search info --check`` (:mod:`search.check`) asks each one.
+A new kind of index file is a new class here and one entry in :data:`COMPONENTS`.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from .analysis import analyze
+from .bm25 import TermMatrix, row_documents
+from .encoder import Encoder
+from .keyword import KeywordIndex, KeywordRecord
+from .store import BM25_DOCS_FILE, BM25_FILE, DOC_VECTORS, KEYWORD, VECTORS, ChunkTable, StoredDoc, link_tree
+from .types import Check, Document
+from .vectors import HNSW_FILE, HNSW_MIN, VectorIndex
+
+PARALLEL_KEYWORD_MIN = 5000  # below this many new sentences, starting writer processes costs more than it saves
+DOC_EMBED_CHARS = 8_000  # the model reads 512 tokens; more characters would only be tokenised to be cut
+
+
+class Progress(Protocol):
+    """Where long work reports how far it is (the CLI passes a rich progress bar)."""
+
+    def start(self, task: str, total: int) -> None: ...
+
+    def advance(self, n: int) -> None: ...
+
+
+class EncoderSource(Protocol):
+    """The write's model: loaded on first use, so a write that embeds nothing never loads it."""
+
+    dim: int
+
+    def get(self) -> Encoder: ...
+
+    def sentences_done(self) -> None: ...
+
+
+@dataclass
+class Change:
+    """What one write does: the generation it starts from, the one it writes, what goes and what comes."""
+
+    previous: Path | None  # the committed generation's folder (None: a first build)
+    target: Path  # the new generation's folder
+    langs: list[str]
+    docs: list[StoredDoc]  # every document of the new generation
+    chunks: ChunkTable  # every chunk of the new generation
+    dropped_docs: list[StoredDoc]
+    dropped_ids: np.ndarray  # chunk ids
+    added_docs: list[StoredDoc]
+    added_chunks: ChunkTable
+    encoder: EncoderSource
+    progress: Progress
+    optimize: bool = False  # merge segments, drop deleted entries for good (compaction)
+    made: dict[str, Any] = field(default_factory=dict)  # what a component hands a later one
+
+    def added_texts(self) -> Iterator[tuple[Document, int, int, int]]:
+        """(document, start, end, position) of every added chunk."""
+        by_num = {s.num: s.doc for s in self.added_docs}
+        for num, start, end, pos in self.added_chunks.rows[:, 1:].tolist():
+            yield by_num[num], start, end, pos
+
+
+class OpenIndex(Protocol):
+    """What a component's check reads of an opened index."""
+
+    chunks: ChunkTable
+    docs_by_num: dict[int, Document]
+    keyword: KeywordIndex
+
+    @property
+    def vectors(self) -> VectorIndex: ...
+
+    @property
+    def doc_vectors(self) -> VectorIndex: ...
+
+
+class Component(ABC):
+    """One part of a generation: its files, how to build and update them, and how to check them."""
+
+    name: str  # also the writer's crash point right after it (SEARCH_CRASH_AT, for the fault tests)
+    stage: str  # the timing it counts in (BuildReport.seconds)
+    files: tuple[str, ...]
+
+    def write(self, change: Change) -> None:
+        if change.previous is None:
+            self.build(change)
+        else:
+            self.update(change.previous, change)
+
+    @abstractmethod
+    def build(self, change: Change) -> None:
+        """Write this component's files into ``change.target`` from the added documents alone."""
+
+    @abstractmethod
+    def update(self, previous: Path, change: Change) -> None:
+        """Write them from ``previous``'s files, without ``change.dropped_*`` and with ``change.added_*``."""
+
+    @abstractmethod
+    def check(self, ix: OpenIndex, expected: set[int]) -> list[Check]:
+        """This component's consistency checks; ``expected`` is the set of chunk ids."""
+
+
+def same_ids(name: str, ids: list[int], expected: set[int], what: str = "chunk ids") -> Check:
+    """One side holds every expected id exactly once, and nothing else."""
+    got = set(ids)
+    missing, extra = len(expected - got), len(got - expected)
+    ok = got == expected and len(ids) == len(got)
+    return Check(name, ok, f"{len(ids)} entries; {missing} {what} missing, {extra} unknown")
+
+
+class KeywordComponent(Component):
+    """Whoosh, for query syntax: one document per chunk (segments hard-linked between generations)."""
+
+    name = stage = "keyword"
+    files = (KEYWORD,)
+
+    def build(self, change: Change) -> None:
+        change.progress.start("indexing keywords", len(change.added_chunks))
+        KeywordIndex.build(
+            change.target / KEYWORD, change.langs, _records(change), change.progress.advance, procs=_procs(change)
+        )
+
+    def update(self, previous: Path, change: Change) -> None:
+        change.progress.start("indexing keywords", len(change.added_chunks))
+        link_tree(previous / KEYWORD, change.target / KEYWORD)
+        gone = [s.doc.id for s in change.dropped_docs]
+        KeywordIndex.update(
+            change.target / KEYWORD, change.langs, gone, _records(change), change.progress.advance,
+            optimize=change.optimize, procs=_procs(change),
+        )  # fmt: skip
+
+    def check(self, ix: OpenIndex, expected: set[int]) -> list[Check]:
+        stored = ix.keyword.stored()
+        doc_of = {c.id: ix.docs_by_num[c.doc].id for c in ix.chunks.records() if c.doc in ix.docs_by_num}
+        wrong = sum(1 for c, d in stored if c in doc_of and doc_of[c] != d)
+        return [
+            same_ids("keyword ids = chunk ids", [c for c, _ in stored], expected),
+            Check("keyword chunks name their document", wrong == 0, f"{wrong} disagree"),
+        ]
+
+
+def _records(change: Change) -> Iterator[KeywordRecord]:
+    # the title goes with a document's first sentence only: `title:` queries find the document,
+    # and whoosh does not analyse the same title once per sentence
+    for cid, (doc, start, end, pos) in zip(change.added_chunks.ids.tolist(), change.added_texts(), strict=True):
+        yield KeywordRecord(cid, doc.id, doc.lang, doc.title if pos == 0 else "", doc.text[start:end])
+
+
+def _procs(change: Change) -> int:
+    # several processes, each writing its own segment: 1.7x the documents per second on 2 cores
+    return min(os.cpu_count() or 1, 4) if len(change.added_chunks) >= PARALLEL_KEYWORD_MIN else 1
+
+
+class BM25Component(Component):
+    """Term frequencies per sentence and per document (title included), for plain-word BM25 (search/bm25.py)."""
+
+    name = "bm25"
+    stage = "keyword"
+    files = (BM25_FILE, BM25_DOCS_FILE)
+
+    def build(self, change: Change) -> None:
+        self._write(TermMatrix.empty(), change)
+
+    def update(self, previous: Path, change: Change) -> None:
+        self._write(TermMatrix.load(previous / BM25_FILE), change)
+
+    def _write(self, matrix: TermMatrix, change: Change) -> None:
+        terms = [[f"{doc.lang}:{t}" for t in analyze(doc.text[s:e], doc.lang)] for doc, s, e, _ in change.added_texts()]
+        matrix = matrix.update(change.dropped_ids, change.added_chunks.ids.tolist(), terms)
+        matrix.save(change.target / BM25_FILE)
+        titles = [
+            (s.num, [f"{s.doc.lang}:{t}" for t in analyze(s.doc.title, s.doc.lang)]) for s in change.docs if s.doc.title
+        ]
+        matrix.by_group(row_documents(change.chunks, matrix.row_ids), titles).save(change.target / BM25_DOCS_FILE)
+
+    def check(self, ix: OpenIndex, expected: set[int]) -> list[Check]:
+        bm25 = ix.keyword.bm25
+        if bm25 is None:
+            return [Check("BM25 matrices readable", False, "not opened")]
+        docs = set(bm25.docs.m.row_ids.tolist())
+        unknown = docs - set(ix.docs_by_num)
+        return [
+            same_ids("BM25 rows = chunk ids", bm25.sent.m.row_ids.tolist(), expected),
+            Check("BM25 document rows name documents", not unknown, f"{len(docs)} rows, {len(unknown)} unknown"),
+        ]
+
+
+class SentenceVectors(Component):
+    """The exact vector index over every chunk (faiss, ids = chunk ids): the source of truth for cosines."""
+
+    name = "vectors"
+    stage = "embedding"
+    files = (VECTORS,)
+
+    def build(self, change: Change) -> None:
+        self._write(VectorIndex(change.encoder.dim), change)
+
+    def update(self, previous: Path, change: Change) -> None:
+        vectors = VectorIndex.load(previous / VECTORS, change.encoder.dim)
+        vectors.remove(change.dropped_ids)
+        self._write(vectors, change)
+
+    def _write(self, vectors: VectorIndex, change: Change) -> None:
+        if len(change.added_chunks):
+            change.progress.start("embedding sentences", len(change.added_chunks))
+            texts = [doc.text[start:end] for doc, start, end, _ in change.added_texts()]
+            embedded = change.encoder.get().encode_passages(texts, progress=change.progress.advance)
+            vectors.add(embedded, change.added_chunks.ids)
+            change.encoder.sentences_done()
+        vectors.save(change.target / VECTORS)
+        change.made["vectors"] = vectors
+
+    def check(self, ix: OpenIndex, expected: set[int]) -> list[Check]:
+        ids = ix.vectors.ids()
+        out = [same_ids("vector ids = chunk ids", ids.tolist(), expected)]
+        if len(ids):
+            norms = ix.vectors.sample_norms(200)
+            out.append(Check("vectors normalised", bool(np.allclose(norms, 1.0, atol=1e-3)), f"{len(norms)} sampled"))
+        return out
+
+
+class HNSWGraph(Component):
+    """The HNSW graph for top-k search from ``HNSW_MIN`` sentences on, rebuilt per generation (it cannot forget)."""
+
+    name = "hnsw"
+    stage = "embedding"
+    files = (HNSW_FILE,)
+
+    def build(self, change: Change) -> None:
+        vectors = change.made.get("vectors") or VectorIndex.load(change.target / VECTORS, change.encoder.dim)
+        if vectors.count >= HNSW_MIN:
+            change.progress.start("building the HNSW graph", 0)
+            vectors.build_ann()
+            vectors.save_ann(change.target / VECTORS)
+
+    def update(self, previous: Path, change: Change) -> None:
+        self.build(change)
+
+    def check(self, ix: OpenIndex, expected: set[int]) -> list[Check]:
+        ids = ix.vectors.ann_ids()
+        return [] if ids is None else [same_ids("HNSW graph ids = chunk ids", ids.tolist(), expected)]
+
+
+def document_text(doc: Document) -> str:
+    """What a document's own vector embeds: its title and the opening of its text."""
+    text = f"{doc.title}\n{doc.text}" if doc.title else doc.text
+    return text[:DOC_EMBED_CHARS]
+
+
+class DocumentVectors(Component):
+    """One vector per document (title and opening text), ids = document nums."""
+
+    name = "docvectors"
+    stage = "documents"
+    files = (DOC_VECTORS,)
+
+    def build(self, change: Change) -> None:
+        self._write(VectorIndex(change.encoder.dim), change)
+
+    def update(self, previous: Path, change: Change) -> None:
+        vectors = VectorIndex.load(previous / DOC_VECTORS, change.encoder.dim)
+        vectors.remove(np.array([s.num for s in change.dropped_docs], dtype=np.int64))
+        self._write(vectors, change)
+
+    def _write(self, vectors: VectorIndex, change: Change) -> None:
+        if change.added_docs:
+            change.progress.start("embedding documents", len(change.added_docs))
+            texts = [document_text(s.doc) for s in change.added_docs]
+            embedded = change.encoder.get().encode_passages(texts, change.progress.advance)
+            vectors.add(embedded, np.array([s.num for s in change.added_docs], dtype=np.int64))
+        vectors.save(change.target / DOC_VECTORS)
+
+    def check(self, ix: OpenIndex, expected: set[int]) -> list[Check]:
+        nums = set(ix.docs_by_num)
+        ids = ix.doc_vectors.ids().tolist()
+        return [same_ids("document vector ids = document nums", ids, nums, "documents")]
+
+
+COMPONENTS: tuple[Component, ...] = (
+    KeywordComponent(),
+    BM25Component(),
+    SentenceVectors(),
+    HNSWGraph(),
+    DocumentVectors(),
+)

@@ -1,0 +1,195 @@
+"""Everything a search can be told, defined once: :class:`SearchParams`.
+
+Each field carries its default, its bounds, its help text and, for a tuned default, the
+measurement it came from. The CLI's options (:mod:`search.cli`), the API's query parameters
+(:mod:`search.serve`), ``search eval`` and :meth:`search.Searcher.search` are all generated from or
+checked by this one class, so a new option is added here and nowhere else.
+
+Modes, fusions and query-syntax settings are each defined once, here, as string enums; their
+members fill the CLI's choices, the API's schema and the error messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import MISSING, Field, dataclass, field, fields, replace
+from enum import StrEnum
+from typing import Any, get_args, get_type_hints
+
+from .errors import SearchError
+
+__all__ = ["FusionName", "ModeName", "ParamSpec", "SearchParams", "SyntaxName", "param_specs"]
+
+
+class ModeName(StrEnum):
+    """Which side ranks."""
+
+    keyword = "keyword"
+    semantic = "semantic"
+    hybrid = "hybrid"
+
+
+class FusionName(StrEnum):
+    """How hybrid mode fuses the two sides (:mod:`search.fusion` holds the functions)."""
+
+    convex = "convex"
+    rrf = "rrf"
+
+
+class SyntaxName(StrEnum):
+    """Whether the query is read as query syntax."""
+
+    auto = "auto"
+    on = "on"
+    off = "off"
+
+
+MODES: tuple[str, ...] = tuple(m.value for m in ModeName)
+SEMANTIC_DOC_WEIGHT = 1.0  # semantic mode's document weight, chosen on the tuning splits (relevance.md)
+
+
+def _param(
+    default: Any,
+    help: str,
+    *,
+    lo: float | None = None,
+    hi: float | None = None,
+    api_hi: float | None = None,
+    flags: tuple[str, ...] = (),
+    source: str = "",
+) -> Any:
+    """A field of :class:`SearchParams` with what the CLI and the API need to offer it."""
+    meta = {"help": help, "lo": lo, "hi": hi, "api_hi": api_hi, "flags": flags, "source": source}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class SearchParams:
+    """One search's options. Frozen: ``params.replace(k=5)`` makes a changed copy.
+
+    Values are checked on construction; an enum field also takes its value as a string
+    (``SearchParams(mode="keyword")``). A bad value raises :class:`~search.errors.SearchError`.
+    """
+
+    mode: ModeName = _param(ModeName.hybrid, "Which side ranks: keyword, semantic, or both fused.")
+    k: int = _param(10, "Number of passages to return.", lo=1, hi=1000, api_hi=100, flags=("-k", "--k"))
+    fusion: FusionName = _param(
+        FusionName.convex,
+        "How hybrid mode fuses: convex (normalised scores) or rrf (ranks).",
+        source="convex beat rrf on every tuning split (benchmarks/results/relevance.md)",
+    )
+    alpha: float = _param(
+        0.8,
+        "Weight of the semantic side in hybrid mode.",
+        lo=0.0,
+        hi=1.0,
+        source="chosen with doc_weight and feedback on tuning splits of five collections (relevance.md)",
+    )
+    rrf_k: int = _param(60, "k of reciprocal rank fusion (fusion rrf).", lo=1, hi=1000, source="Cormack et al. 2009")
+    candidates: int = _param(
+        100,
+        "Candidates each side contributes before fusion.",
+        lo=1,
+        hi=10_000,
+        api_hi=1000,
+        source="depth 100 vs 1,000 moved hybrid nDCG@10 by at most 0.002 (stop 10 note on issue 6); 100 keeps p50 low",
+    )
+    window: int | None = _param(
+        None, "Neighbouring sentences shown around the match (default: the index's).", lo=0, hi=10
+    )
+    syntax: SyntaxName = _param(
+        SyntaxName.auto, "Query syntax: auto (only where clearly meant), on, or off (plain words)."
+    )
+    dedupe: bool = _param(True, "Skip a passage that lies wholly inside a better-ranked one.")
+    doc_weight: float | None = _param(
+        None,
+        "Weight of a sentence's document vector in its semantic score (0: the sentence alone; "
+        f"default 3 in hybrid mode, {SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
+        lo=0.0,
+        hi=10.0,
+        source="3 (hybrid) and 1 (semantic), each chosen on the tuning splits (relevance.md)",
+    )
+    feedback: int = _param(
+        1,
+        "Hybrid: the first ranking's best N documents move the query vector for a second ranking "
+        "(pseudo-relevance feedback; 0: off).",
+        lo=0,
+        hi=20,
+        source="1 document at weight 0.5, chosen with alpha on the tuning splits (relevance.md)",
+    )
+    feedback_weight: float = _param(0.5, "Weight of those documents against the query vector.", lo=0.0, hi=10.0)
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            enum = _ENUMS.get(f.name)
+            if enum is not None and not isinstance(value, enum):
+                try:
+                    object.__setattr__(self, f.name, enum(value))
+                except ValueError:
+                    choices = ", ".join(m.value for m in enum)
+                    raise SearchError(f"unknown {f.name} {value!r}; choose one of: {choices}") from None
+            elif value is not None and f.metadata["lo"] is not None:
+                lo, hi = f.metadata["lo"], f.metadata["hi"]
+                if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
+                    raise SearchError(f"{f.name} must be between {lo:g} and {hi:g}, not {value!r}")
+
+    def replace(self, **changes: Any) -> SearchParams:
+        """A copy with ``changes`` applied (and checked)."""
+        unknown = set(changes) - {f.name for f in fields(self)}
+        if unknown:
+            raise SearchError(f"unknown search option(s) {', '.join(sorted(unknown))}; see SearchParams")
+        return replace(self, **changes)
+
+    @property
+    def effective_doc_weight(self) -> float:
+        """``doc_weight``, or its mode's default where unset."""
+        if self.doc_weight is not None:
+            return self.doc_weight
+        return SEMANTIC_DOC_WEIGHT if self.mode is ModeName.semantic else HYBRID_DOC_WEIGHT
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON values (enums as strings), e.g. for ``search eval``'s settings."""
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
+
+
+HYBRID_DOC_WEIGHT = 3.0
+_ENUMS: dict[str, type[StrEnum]] = {"mode": ModeName, "fusion": FusionName, "syntax": SyntaxName}
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, StrEnum) else value
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One field of :class:`SearchParams` as a CLI option or an API parameter sees it."""
+
+    name: str
+    type: Any  # the Python type: int, float, bool, or one of the enums
+    optional: bool  # None is a valid value ("use the index's / the mode's default")
+    default: Any
+    help: str
+    lo: float | None
+    hi: float | None
+    api_hi: float | None
+    flags: tuple[str, ...]
+    source: str
+
+    @property
+    def flag_names(self) -> tuple[str, ...]:
+        return self.flags or ("--" + self.name.replace("_", "-"),)
+
+
+def param_specs() -> list[ParamSpec]:
+    """Every search option, in declaration order, for the CLI and the API to generate their options from."""
+    hints = get_type_hints(SearchParams)
+    specs = []
+    for f in fields(SearchParams):
+        kinds = [t for t in get_args(hints[f.name]) if t is not type(None)] or [hints[f.name]]
+        optional = type(None) in get_args(hints[f.name])
+        specs.append(ParamSpec(f.name, kinds[0], optional, _default(f), **f.metadata))
+    return specs
+
+
+def _default(f: Field[Any]) -> Any:
+    return None if f.default is MISSING else f.default

@@ -1,0 +1,210 @@
+"""Running queries: ``Index.searcher()`` returns a :class:`Searcher`, as whoosh's index hands out a searcher.
+
+The :class:`~search.index.Index` opens and holds the files; the searcher runs queries against
+them: both sides propose candidates, every candidate is scored by both sides, the signals are
+fused (:mod:`search.fusion`), feedback may re-rank once (:mod:`search.feedback`), and the best
+chunks become passages with highlights and evidence. What a search can be told is one
+:class:`~search.params.SearchParams`.
+
+This module never imports :mod:`search.index`: it needs only what :class:`IndexView` names.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from .chunking import Span, passage_span
+from .encoder import Encoder
+from .errors import QueryError
+from .feedback import DocumentFeedback
+from .fusion import fuse
+from .highlight import highlight_spans, matched_words
+from .keyword import KeywordIndex, ParsedQuery
+from .manifest import Manifest
+from .params import ModeName, SearchParams
+from .types import Chunk, Document, Evidence, Result
+from .vectors import VectorIndex
+
+MAX_QUERY_CHARS = 10_000
+
+
+class IndexView(Protocol):
+    """What a searcher reads of an open index."""
+
+    manifest: Manifest
+    keyword: KeywordIndex
+
+    @property
+    def vectors(self) -> VectorIndex: ...
+
+    @property
+    def doc_vectors(self) -> VectorIndex: ...
+
+    @property
+    def encoder(self) -> Encoder: ...
+
+    def chunk(self, chunk_id: int) -> Chunk: ...
+
+    def document(self, num: int) -> Document: ...
+
+    def sentences(self, doc: int) -> list[Span]: ...
+
+
+def clean_query(text: str) -> str:
+    """The query with control characters removed and whitespace collapsed; checks its length."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise QueryError(f"query is {len(text)} characters long; the limit is {MAX_QUERY_CHARS}")
+    text = "".join(" " if unicodedata.category(c)[0] in "CZ" else c for c in text)
+    text = " ".join(text.split())
+    if not text:
+        raise QueryError("empty query; type some words or a question")
+    return text
+
+
+@dataclass(frozen=True)
+class Scored:
+    """Every candidate chunk of a query with its fused score and each side's score."""
+
+    fused: dict[int, float]
+    keyword: dict[int, float]
+    semantic: dict[int, float]  # what ranks: sentence and document cosine mixed by doc_weight
+    parsed: ParsedQuery
+    cosine: dict[int, float] = field(default_factory=dict)  # the sentence's own cosine (the evidence)
+    doc_cosine: dict[int, float] = field(default_factory=dict)  # its document's cosine
+
+
+def _params(params: SearchParams | None, changes: dict[str, Any]) -> SearchParams:
+    base = params if params is not None else SearchParams()
+    return base.replace(**changes) if changes else base
+
+
+class Searcher:
+    """Runs queries against one open index; cheap to make, holds no files of its own."""
+
+    def __init__(self, index: IndexView) -> None:
+        self.index = index
+
+    def search(
+        self, query: str, params: SearchParams | None = None, *, query_vector: np.ndarray | None = None, **changes: Any
+    ) -> list[Result]:
+        """Rank passages for ``query``: ``params`` (default :class:`SearchParams`), with ``changes`` applied.
+
+        ``query_vector`` is the query's embedding where the caller already has it (batched queries).
+        """
+        p = _params(params, changes)
+        window = self.index.manifest.chunking.window if p.window is None else p.window
+        scored = self.score(query, p.replace(candidates=max(p.candidates, p.k)), query_vector=query_vector)
+        results: list[Result] = []
+        shown: dict[int, list[tuple[int, int]]] = {}
+        for cid in sorted(scored.fused, key=lambda c: (-scored.fused[c], c)):
+            if len(results) == p.k:
+                break
+            result = self._result(len(results) + 1, cid, scored, window, p.mode)
+            doc = self.index.chunk(cid).doc
+            if p.dedupe and any(s <= result.start and result.end <= e for s, e in shown.get(doc, ())):
+                continue
+            shown.setdefault(doc, []).append((result.start, result.end))
+            results.append(result)
+        return results
+
+    def search_many(self, queries: list[str], params: SearchParams | None = None, **changes: Any) -> list[list[Result]]:
+        """Rank passages for several queries, embedding them in batches (semantic and hybrid modes)."""
+        p = _params(params, changes)
+        vectors = [None] * len(queries) if p.mode is ModeName.keyword else self.query_vectors(queries)
+        return [self.search(q, p, query_vector=v) for q, v in zip(queries, vectors, strict=True)]
+
+    def query_vectors(self, queries: list[str], batch: int = 64) -> list[np.ndarray | None]:
+        """Embeddings of several queries, a batch at a time, of the cleaned text a search embeds
+        (None for a query that search() would refuse; it reports that query's own error)."""
+        vectors: list[np.ndarray | None] = [None] * len(queries)
+        good: list[tuple[int, str]] = []
+        for i, q in enumerate(queries):
+            with contextlib.suppress(QueryError):
+                good.append((i, clean_query(q)))
+        for lo in range(0, len(good), batch):
+            part = good[lo : lo + batch]
+            for (i, _), vec in zip(part, self.index.encoder.encode_queries([q for _, q in part]), strict=True):
+                vectors[i] = vec
+        return vectors
+
+    def score(
+        self, query: str, params: SearchParams | None = None, *, query_vector: np.ndarray | None = None
+    ) -> Scored:
+        """The ranking without passages: what :meth:`search` shows and ``search eval`` measures."""
+        p = params if params is not None else SearchParams()
+        ix = self.index
+        text = clean_query(query)
+        parsed: ParsedQuery = ix.keyword.parse(text, p.syntax.value)
+        keyword: dict[int, float] = {}
+        cosine: dict[int, float] = {}
+        if p.mode is not ModeName.semantic:
+            keyword = {h.chunk_id: h.score for h in ix.keyword.search(parsed, p.candidates)}
+        if p.mode is ModeName.keyword:
+            return Scored(keyword, keyword, {}, parsed)
+        qvec = ix.encoder.encode_queries([text])[0] if query_vector is None else query_vector
+        cosine = {h.chunk_id: h.score for h in ix.vectors.search(qvec, p.candidates)}
+        if p.mode is ModeName.hybrid:
+            cosine.update(ix.vectors.similarities(qvec, [c for c in keyword if c not in cosine]))
+            keyword.update(ix.keyword.scores_for(parsed, [c for c in cosine if c not in keyword]))
+        doc_of = {c: ix.chunk(c).doc for c in cosine}
+        docs = sorted(set(doc_of.values()))
+        weight = p.effective_doc_weight
+        doc_cosine = _per_chunk(ix.doc_vectors.similarities(qvec, docs), doc_of)
+        semantic = _mix(cosine, doc_cosine, weight)
+        if p.mode is ModeName.semantic:
+            return Scored(semantic, {}, semantic, parsed, cosine, doc_cosine)
+        weights = [1.0 - p.alpha, p.alpha]
+        fused = fuse([keyword, semantic], weights, p.fusion.value, p.rrf_k)
+        feedback = DocumentFeedback(p.feedback, p.feedback_weight)
+        if feedback.active and weight and fused:
+            # second ranking: the query moved towards its best documents scores every candidate's
+            # document again; a sentence's own cosine stays (see search/feedback.py)
+            best = feedback.top_documents(fused, doc_of)
+            moved = feedback.moved(qvec, ix.doc_vectors.vectors(best))
+            semantic = _mix(cosine, _per_chunk(ix.doc_vectors.similarities(moved, docs), doc_of), weight)
+            fused = fuse([keyword, semantic], weights, p.fusion.value, p.rrf_k)
+        return Scored(fused, keyword, semantic, parsed, cosine, doc_cosine)
+
+    def _result(self, rank: int, chunk_id: int, scored: Scored, window: int, mode: ModeName) -> Result:
+        ix = self.index
+        chunk = ix.chunk(chunk_id)
+        doc = ix.document(chunk.doc)
+        span = passage_span(ix.sentences(chunk.doc), chunk.position, window)
+        passage = doc.text[span.start : span.end]
+        spans = highlight_spans(passage, scored.parsed.terms)
+        kw, sem = scored.keyword.get(chunk_id), scored.semantic.get(chunk_id)
+        sentence = (chunk.start - span.start, chunk.end - span.start) if sem is not None else None
+        if mode is ModeName.keyword:
+            sem = None
+        elif mode is ModeName.semantic:
+            kw = None
+        elif kw is None:
+            kw = 0.0  # hybrid: the keyword side scored this chunk and found no query term
+        return Result(
+            rank=rank,
+            doc=doc.id,
+            title=doc.title,
+            passage=passage,
+            start=span.start,
+            end=span.end,
+            score=float(scored.fused[chunk_id]),
+            keyword_score=kw,
+            semantic_score=sem,
+            highlights=tuple(spans),
+            evidence=Evidence(matched_words(passage, spans), sentence, scored.cosine.get(chunk_id)),
+            chunk_id=chunk_id,
+        )
+
+
+def _per_chunk(by_doc: dict[int, float], doc_of: dict[int, int]) -> dict[int, float]:
+    return {c: by_doc[d] for c, d in doc_of.items()}
+
+
+def _mix(cosine: dict[int, float], doc_cosine: dict[int, float], doc_weight: float) -> dict[int, float]:
+    """A sentence's semantic score: its cosine and its document's, weighted 1 : ``doc_weight``."""
+    return {c: (s + doc_weight * doc_cosine[c]) / (1.0 + doc_weight) for c, s in cosine.items()}
