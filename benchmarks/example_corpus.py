@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -20,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-RESULTS = ROOT / "benchmarks" / "results"
+from _common import ROOT, stamp, write_results
+
 QUESTION = "Wer will britische Soldaten in die Ukraine schicken?"
 QUERIES = [json.loads(line)["text"] for line in (ROOT / "queries" / "koalition.jsonl").read_text().splitlines()]
 
@@ -33,7 +32,7 @@ def timed(cmd: list[str], env: dict[str, str]) -> float:
 
 
 def main() -> None:
-    figures: dict[str, object] = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores"}
+    figures: dict[str, object] = stamp("python benchmarks/example_corpus.py")
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "SEARCH_CACHE_DIR": str(Path(tmp) / "cache")}
         index = str(Path(tmp) / "index")
@@ -71,22 +70,19 @@ def main() -> None:
     for key, value in figures.items():
         if isinstance(value, float):
             figures[key] = round(value, 2)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "example_corpus.json").write_text(json.dumps(figures, indent=2) + "\n")
     lines = [
         "# Example corpus: build and query times",
         "",
-        f"`python benchmarks/example_corpus.py` on {figures['machine']}, {time.strftime('%Y-%m-%d')}.",
+        f"`{figures['command']}` on {figures['machine']}, {figures['date']}.",
         "Corpus: corpus/koalition-der-willigen.txt (1 document, 39 sentences); default model.",
         f"Query latencies over the {len(QUERIES)} questions of queries/koalition.jsonl, 5 rounds, model loaded.",
         "",
         "| figure | value |",
         "|---|---|",
-        *[f"| {k} | {v} |" for k, v in figures.items() if k != "machine"],
+        *[f"| {k} | {v} |" for k, v in figures.items() if k not in ("machine", "command", "date")],
         "",
     ]
-    (RESULTS / "example_corpus.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results("example_corpus", figures, lines)
 
 
 if __name__ == "__main__":

@@ -9,17 +9,9 @@ float32). Issue 5's bar: within 0.01 on scifact and mlqa-de-dev.
 
 from __future__ import annotations
 
-import json
-import os
-import platform
-import sys
 import time
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "datasets"
-RESULTS = ROOT / "benchmarks" / "results"
+from _common import DATA, stamp, write_results
 
 
 def main() -> None:
@@ -39,14 +31,7 @@ def main() -> None:
             rows[name][label] = {m: report.modes[m]["ndcg@10"] for m in report.modes}
             rows[name][label]["seconds"] = time.perf_counter() - t
             print(name, label, rows[name][label], flush=True)
-    figures = {
-        "command": "python benchmarks/quantization.py",
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-        "results": rows,
-    }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "quantization.json").write_text(json.dumps(figures, indent=2) + "\n")
+    figures = {**stamp("python benchmarks/quantization.py"), "results": rows}
     lines = [
         "# int8 ONNX against float32: nDCG@10",
         "",
@@ -59,8 +44,7 @@ def main() -> None:
         for mode in ("semantic", "hybrid"):
             a, b = r["float32"][mode], r["int8 ONNX"][mode]
             lines.append(f"| {name} | {mode} | {a:.3f} | {b:.3f} | {b - a:+.3f} |")
-    (RESULTS / "quantization.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("quantization", figures, lines)
 
 
 if __name__ == "__main__":

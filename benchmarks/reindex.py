@@ -18,8 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-CORPUS = ROOT.parent / "shared" / "datasets" / "scifact" / "corpus.jsonl"
+from _common import DATA, ROOT, stamp, write_results
+
+CORPUS = DATA / "scifact" / "corpus.jsonl"
 
 
 def timed(args: list[str], env: dict[str, str]) -> float:
@@ -36,10 +37,11 @@ def main() -> None:
         unchanged = timed([str(CORPUS), "--index", index], env)
         timed([str(CORPUS), "--index", index, "--rebuild"], env)  # fills the cache
         cached = timed([str(CORPUS), "--index", index, "--rebuild"], env)
+    figures = {**stamp("python benchmarks/reindex.py"), "first_s": first, "unchanged_s": unchanged, "cached_s": cached}
     lines = [
         "# Re-indexing scifact (45,557 sentences)",
         "",
-        f"`python benchmarks/reindex.py` on {time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores.",
+        f"`{figures['command']}` on {figures['date']}, {figures['machine']}.",
         "",
         "| run | seconds | share of the first build |",
         "|---|---|---|",
@@ -47,9 +49,7 @@ def main() -> None:
         f"| same corpus again (incremental: nothing changed) | {unchanged:.1f} | {unchanged / first:.1%} |",
         f"| `--rebuild`, every sentence in the embedding cache | {cached:.1f} | {cached / first:.1%} |",
     ]
-    out = ROOT / "benchmarks" / "results" / "reindex.md"
-    out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("reindex", figures, lines)
 
 
 if __name__ == "__main__":

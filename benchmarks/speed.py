@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import subprocess
@@ -36,21 +35,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _common import DATA, ROOT, log, pct, stamp, write_results
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "datasets"
-RESULTS = ROOT / "benchmarks" / "results"
 SETS = ["scifact", "cranfield", "mlqa-de-dev", "xquad-de", "xquad-en"]
 QUERY_MIX = {"scifact": 100, "mlqa-de-dev": 50, "xquad-de": 25, "xquad-en": 25}
-
-
-def log(msg: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
-
-
-def pct(values: list[float], p: float) -> float:
-    return float(np.percentile(np.asarray(values), p))
 
 
 def read_jsonl(path: Path) -> list[dict]:
@@ -333,11 +321,7 @@ def main() -> None:
     parser.add_argument("--skip-txtai", action="store_true")
     args = parser.parse_args()
     target = 5_000 if args.quick else 100_000
-    figures: dict = {
-        "command": "python benchmarks/speed.py" + (" --quick" if args.quick else ""),
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-    }
+    figures: dict = stamp("python benchmarks/speed.py" + (" --quick" if args.quick else ""))
     queries = load_queries()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
@@ -381,8 +365,6 @@ def main() -> None:
 
 
 def write(f: dict) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "speed.json").write_text(json.dumps(f, indent=2) + "\n")
     b, lat, emb = f["big_build"], f["big_latency"], f["embedding"]
     sps = b["sentences_per_s"]
     lines = [
@@ -464,9 +446,7 @@ def write(f: dict) -> None:
         )
     elif tx:
         lines.append(f"| txtai | failed: {tx['error']} | | | | |")
-    text = "\n".join(lines) + "\n"
-    (RESULTS / "speed.md").write_text(text)
-    print(text)
+    write_results("speed", f, lines)
 
 
 if __name__ == "__main__":

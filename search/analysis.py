@@ -63,7 +63,7 @@ class SnowballFilter(Filter):
         return {"lang": self.lang}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["lang"])  # type: ignore[misc]
+        self.__init__(state["lang"])  # type: ignore[misc]  # whoosh unpickles through __setstate__; re-run the set-up
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, SnowballFilter) and other.lang == self.lang

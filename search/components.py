@@ -41,7 +41,8 @@ class Progress(Protocol):
 class EncoderSource(Protocol):
     """The write's model: loaded on first use, so a write that embeds nothing never loads it."""
 
-    dim: int
+    @property
+    def dim(self) -> int: ...
 
     def get(self) -> Encoder: ...
 
@@ -198,30 +199,53 @@ class BM25Component(Component):
         ]
 
 
-class SentenceVectors(Component):
-    """The exact vector index over every chunk (faiss, ids = chunk ids): the source of truth for cosines."""
+class _Embedded(Component):
+    """A vector index whose ids are dropped and whose new texts are embedded on each write."""
 
-    name = "vectors"
-    stage = "embedding"
-    files = (VECTORS,)
+    task: str  # what the progress bar says
 
     def build(self, change: Change) -> None:
         self._write(VectorIndex(change.encoder.dim), change)
 
     def update(self, previous: Path, change: Change) -> None:
-        vectors = VectorIndex.load(previous / VECTORS, change.encoder.dim)
-        vectors.remove(change.dropped_ids)
+        vectors = VectorIndex.load(previous / self.files[0], change.encoder.dim)
+        vectors.remove(self.dropped(change))
         self._write(vectors, change)
 
     def _write(self, vectors: VectorIndex, change: Change) -> None:
-        if len(change.added_chunks):
-            change.progress.start("embedding sentences", len(change.added_chunks))
-            texts = [doc.text[start:end] for doc, start, end, _ in change.added_texts()]
-            embedded = change.encoder.get().encode_passages(texts, progress=change.progress.advance)
-            vectors.add(embedded, change.added_chunks.ids)
-            change.encoder.sentences_done()
-        vectors.save(change.target / VECTORS)
-        change.made["vectors"] = vectors
+        texts, ids = self.added(change)
+        if texts:
+            change.progress.start(self.task, len(texts))
+            vectors.add(change.encoder.get().encode_passages(texts, change.progress.advance), ids)
+            self.embedded(change)
+        vectors.save(change.target / self.files[0])
+        change.made[self.name] = vectors
+
+    @abstractmethod
+    def dropped(self, change: Change) -> np.ndarray:
+        """The ids to remove."""
+
+    @abstractmethod
+    def added(self, change: Change) -> tuple[list[str], np.ndarray]:
+        """The texts to embed and their ids."""
+
+    def embedded(self, change: Change) -> None:
+        """Called after the new texts were embedded."""
+
+
+class SentenceVectors(_Embedded):
+    """The exact vector index over every chunk (faiss, ids = chunk ids): the source of truth for cosines."""
+
+    name, stage, files, task = "vectors", "embedding", (VECTORS,), "embedding sentences"
+
+    def dropped(self, change: Change) -> np.ndarray:
+        return change.dropped_ids
+
+    def added(self, change: Change) -> tuple[list[str], np.ndarray]:
+        return [doc.text[start:end] for doc, start, end, _ in change.added_texts()], change.added_chunks.ids
+
+    def embedded(self, change: Change) -> None:
+        change.encoder.sentences_done()
 
     def check(self, ix: OpenIndex, expected: set[int]) -> list[Check]:
         ids = ix.vectors.ids()
@@ -260,28 +284,17 @@ def document_text(doc: Document) -> str:
     return text[:DOC_EMBED_CHARS]
 
 
-class DocumentVectors(Component):
+class DocumentVectors(_Embedded):
     """One vector per document (title and opening text), ids = document nums."""
 
-    name = "docvectors"
-    stage = "documents"
-    files = (DOC_VECTORS,)
+    name, stage, files, task = "docvectors", "documents", (DOC_VECTORS,), "embedding documents"
 
-    def build(self, change: Change) -> None:
-        self._write(VectorIndex(change.encoder.dim), change)
+    def dropped(self, change: Change) -> np.ndarray:
+        return np.array([s.num for s in change.dropped_docs], dtype=np.int64)
 
-    def update(self, previous: Path, change: Change) -> None:
-        vectors = VectorIndex.load(previous / DOC_VECTORS, change.encoder.dim)
-        vectors.remove(np.array([s.num for s in change.dropped_docs], dtype=np.int64))
-        self._write(vectors, change)
-
-    def _write(self, vectors: VectorIndex, change: Change) -> None:
-        if change.added_docs:
-            change.progress.start("embedding documents", len(change.added_docs))
-            texts = [document_text(s.doc) for s in change.added_docs]
-            embedded = change.encoder.get().encode_passages(texts, change.progress.advance)
-            vectors.add(embedded, np.array([s.num for s in change.added_docs], dtype=np.int64))
-        vectors.save(change.target / DOC_VECTORS)
+    def added(self, change: Change) -> tuple[list[str], np.ndarray]:
+        texts = [document_text(s.doc) for s in change.added_docs]
+        return texts, np.array([s.num for s in change.added_docs], dtype=np.int64)
 
     def check(self, ix: OpenIndex, expected: set[int]) -> list[Check]:
         nums = set(ix.docs_by_num)

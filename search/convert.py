@@ -27,6 +27,7 @@ import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -218,7 +219,8 @@ def _write_folder(packed: PackedModel, out: Path, source: Path, source_sha: str)
         "position_embedding_type": "absolute",
         "initializer_range": 0.02,
     }
-    build_tokenizer(packed).save(str(out / "tokenizer.json"))  # type: ignore[attr-defined]
+    tokenizer: Any = build_tokenizer(packed)  # a tokenizers.Tokenizer (the library ships no stubs)
+    tokenizer.save(str(out / "tokenizer.json"))
     tok_config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
         "model_max_length": c["maxpos"],

@@ -155,7 +155,7 @@ class SentenceTransformerEncoder:
         self.name = ref.name
         self.fingerprint = ref_fingerprint(ref)
         dim_fn = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        self.dim = int(dim_fn())
+        self.dim = int(dim_fn() or 0)
         prompts = getattr(self.model, "prompts", {}) or {}
         self.query_prompt = "query" if "query" in prompts else None
         self.passage_prompt = "passage" if "passage" in prompts else ("document" if "document" in prompts else None)

@@ -88,7 +88,8 @@ def remove_if_unused(gen: Path) -> bool:
     except FileNotFoundError:
         pass  # never finished (a crashed writer's generation): nobody can hold it
     except BlockingIOError:
-        os.close(fd)  # type: ignore[arg-type]
+        if fd is not None:
+            os.close(fd)
         return False
     trash = gen.parent / f".trash-{gen.name}-{os.getpid()}"
     try:

@@ -32,9 +32,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException
 
+from .api_models import ERRORS, DocumentOut, ErrorOut, HealthOut, SearchOut
 from .encoder import Encoder
 from .errors import QueryError, SearchError, ServeError
 from .index import DEFAULT_INDEX, Index
@@ -206,76 +206,6 @@ def search_params_dependency() -> Callable[..., SearchParams]:
 
 
 SearchOptions = Annotated[SearchParams, Depends(search_params_dependency())]
-MAX_K = next(s.api_hi for s in param_specs() if s.name == "k")
-
-
-class ScoresOut(BaseModel):
-    keyword: float | None = Field(description="BM25 score (null in semantic mode)")
-    semantic: float | None = Field(description="cosine similarity (null in keyword mode)")
-
-
-class EvidenceOut(BaseModel):
-    terms: list[str] = Field(description="query terms as written in the passage")
-    sentence: list[int] | None = Field(description="[start, end] of the sentence that carried the semantic match")
-    similarity: float | None
-
-
-class ResultOut(BaseModel):
-    rank: int
-    doc: str
-    title: str
-    passage: str = Field(description="the matched sentence with its neighbours")
-    start: int = Field(description="passage start in the document's text (code points)")
-    end: int
-    score: float
-    scores: ScoresOut
-    highlights: list[list[int]] = Field(description="[start, end] of each matched word, inside passage")
-    evidence: EvidenceOut
-
-
-class SearchOut(BaseModel):
-    query: str
-    mode: str
-    results: list[ResultOut]
-
-
-class PassageOut(BaseModel):
-    rank: int
-    start: int = Field(description="offsets here are into the document's text")
-    end: int
-    score: float
-    scores: ScoresOut
-    highlights: list[list[int]]
-    evidence: EvidenceOut
-
-
-class DocumentOut(BaseModel):
-    id: str
-    title: str
-    lang: str
-    text: str
-    query: str | None
-    mode: str
-    passages: list[PassageOut]
-
-
-class HealthOut(BaseModel):
-    status: str
-    generation: str
-    documents: int
-    sentences: int
-    model: str
-    model_loaded: bool
-
-
-class ErrorOut(BaseModel):
-    error: str = Field(description="one line saying what was wrong")
-
-
-ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorOut, "description": "a query the engine refuses"},
-    422: {"model": ErrorOut, "description": "a missing or invalid parameter (pydantic's `detail` beside)"},
-}
 
 
 def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | None = None) -> FastAPI:
@@ -297,7 +227,14 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
         lifespan=lifespan,
     )
     app.state.holder = holder
+    _error_handlers(app)
+    _search_routes(app, holder)
+    _index_routes(app, holder)
+    _page(app)
+    return app
 
+
+def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
@@ -312,6 +249,25 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
         # a query or option the engine refuses is the client's; a damaged index is ours
         return _error(400 if isinstance(exc, QueryError) or exc.exit_code == 1 else 503, str(exc))
 
+
+def _passages_in(doc: Document, results: list[Result]) -> list[dict[str, Any]]:
+    """The results lying in ``doc``, every offset turned into one into its text."""
+    passages = []
+    for r in results:
+        if r.doc != doc.id:
+            continue
+        item: dict[str, Any] = r.to_json()
+        del item["doc"], item["title"], item["passage"]
+        item["highlights"] = [[r.start + s, r.start + e] for s, e in r.highlights]
+        sentence = r.evidence.sentence
+        evidence = dict(item["evidence"])
+        evidence["sentence"] = [r.start + sentence[0], r.start + sentence[1]] if sentence else None
+        item["evidence"] = evidence
+        passages.append(item)
+    return passages
+
+
+def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
     def run_search(snap: _Snapshot, q: str, params: SearchParams) -> list[Result]:
         holder.count_query()
         return snap.index.search(q, params)
@@ -354,39 +310,18 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
             if doc is None:
                 raise HTTPException(404, f"no document {doc_id!r} in the index")
             results = run_search(snap, q, options) if q else []
-        passages = []
-        for r in results:
-            if r.doc != doc.id:
-                continue
-            item = r.to_json()
-            del item["doc"], item["title"], item["passage"]
-            item["highlights"] = [[r.start + s, r.start + e] for s, e in r.highlights]
-            sentence = r.evidence.sentence
-            item["evidence"]["sentence"] = [r.start + sentence[0], r.start + sentence[1]] if sentence else None
-            passages.append(item)
-        return JSONResponse(
-            {
-                "id": doc.id,
-                "title": doc.title,
-                "lang": doc.lang,
-                "text": doc.text,
-                "query": q,
-                "mode": options.mode.value,
-                "passages": passages,
-            }
-        )
+        body = {"id": doc.id, "title": doc.title, "lang": doc.lang, "text": doc.text, "query": q}
+        return JSONResponse({**body, "mode": options.mode.value, "passages": _passages_in(doc, results)})
 
+
+def _index_routes(app: FastAPI, holder: IndexHolder) -> None:
     @app.get("/api/info", summary="What is in the index", tags=["index"])
     def api_info() -> dict[str, Any]:
         """The index's manifest (documents, sentences, model, analyzer) with sizes on disk, as
         `search info --json` prints it, and the server's own figures."""
         with holder.use() as snap:
             report = snap.index.info()
-        report["server"] = {
-            "started": holder.started,
-            "queries": holder.queries,
-            "reloads": holder.reloads,
-        }
+        report["server"] = {"started": holder.started, "queries": holder.queries, "reloads": holder.reloads}
         return report
 
     @app.get("/healthz", summary="Liveness", tags=["index"], response_model=HealthOut)
@@ -402,6 +337,8 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
                 "model_loaded": ix.model_loaded,
             }
 
+
+def _page(app: FastAPI) -> None:
     @app.get("/", include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(Path(str(STATIC / "index.html")), headers={"Content-Security-Policy": PAGE_CSP})
@@ -415,8 +352,6 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
             response.headers["Content-Security-Policy"] = PAGE_CSP
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         return response
-
-    return app
 
 
 def listen(host: str, port: int) -> socket.socket:

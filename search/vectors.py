@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -35,13 +36,13 @@ class VectorIndex:
     (recall@10 against exact search is measured in benchmarks/results/speed.md).
     """
 
-    def __init__(self, dim: int, index: object | None = None, ann: object | None = None) -> None:
+    def __init__(self, dim: int, index: Any = None, ann: Any = None) -> None:
         import faiss
 
         self.dim = dim
-        self._faiss = faiss
-        self.index = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
-        self.ann = ann
+        self._faiss: Any = faiss  # faiss's SWIG classes are typed loosely; their methods are checked by the tests
+        self.index: Any = index if index is not None else faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self.ann: Any = ann
 
     def build_ann(self) -> None:
         """Build the HNSW graph over every stored vector (replacing an older one)."""
@@ -51,7 +52,7 @@ class VectorIndex:
         hnsw.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         hnsw.hnsw.efSearch = HNSW_EF_SEARCH
         ann = faiss.IndexIDMap(hnsw)
-        flat = faiss.downcast_index(self.index.index)  # type: ignore[attr-defined]
+        flat = faiss.downcast_index(self.index.index)
         vectors = faiss.rev_swig_ptr(flat.get_xb(), self.count * self.dim).reshape(self.count, self.dim)
         ann.add_with_ids(np.ascontiguousarray(vectors), self.ids())
         self.ann = ann
@@ -61,18 +62,18 @@ class VectorIndex:
         if vectors.ndim != 2 or vectors.shape[1] != self.dim:
             raise ValueError(f"expected vectors of shape (n, {self.dim}), got {vectors.shape}")
         self._faiss.normalize_L2(vectors)
-        self.index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))  # type: ignore[attr-defined]
+        self.index.add_with_ids(vectors, np.ascontiguousarray(ids, dtype=np.int64))
 
     def remove(self, ids: np.ndarray) -> int:
         """Drop the vectors of ``ids``; returns how many were there."""
         if len(ids) == 0:
             return 0
         self.ann = None  # a graph cannot forget; it is rebuilt for the next generation
-        return int(self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))  # type: ignore[attr-defined]
+        return int(self.index.remove_ids(np.ascontiguousarray(ids, dtype=np.int64)))
 
     def ids(self) -> np.ndarray:
         """Every id held, in storage order."""
-        return self._faiss.vector_to_array(self.index.id_map).astype(np.int64)  # type: ignore[attr-defined]
+        return self._faiss.vector_to_array(self.index.id_map).astype(np.int64)
 
     def search(self, query: np.ndarray, k: int, exact: bool = False) -> list[Hit]:
         if self.count == 0 or k <= 0:
@@ -82,7 +83,7 @@ class VectorIndex:
         # one query: a single thread is faster than an OpenMP team fighting ONNX Runtime's
         # still-spinning threads for two cores (7.5 ms → 0.7 ms at 10,000 vectors)
         self._faiss.omp_set_num_threads(1)
-        scores, ids = index.search(q, min(k, self.count))  # type: ignore[attr-defined]
+        scores, ids = index.search(q, min(k, self.count))
         return [Hit(int(i), float(s)) for i, s in zip(ids[0], scores[0], strict=False) if i >= 0]
 
     def vectors(self, ids: list[int]) -> np.ndarray:
@@ -90,7 +91,7 @@ class VectorIndex:
         if not ids:
             return np.zeros((0, self.dim), dtype=np.float32)
         keys = np.ascontiguousarray(ids, dtype=np.int64)
-        return self.index.reconstruct_batch(keys)  # type: ignore[attr-defined,no-any-return]
+        return self.index.reconstruct_batch(keys)
 
     def similarities(self, query: np.ndarray, ids: list[int]) -> dict[int, float]:
         """Exact cosine of ``query`` to each of ``ids`` (to score candidates the other side found)."""
@@ -101,13 +102,13 @@ class VectorIndex:
 
     @property
     def count(self) -> int:
-        return int(self.index.ntotal)  # type: ignore[attr-defined]
+        return int(self.index.ntotal)
 
     def ann_ids(self) -> np.ndarray | None:
         """The ids the HNSW graph holds (None without a graph)."""
         if self.ann is None:
             return None
-        return self._faiss.vector_to_array(self.ann.id_map).astype(np.int64)  # type: ignore[attr-defined]
+        return self._faiss.vector_to_array(self.ann.id_map).astype(np.int64)
 
     def sample_norms(self, n: int) -> np.ndarray:
         """L2 norms of about ``n`` stored vectors, spread over the index (they should all be 1)."""
@@ -129,13 +130,14 @@ class VectorIndex:
         import faiss
 
         try:
-            index = faiss.read_index(str(path))
+            index: Any = faiss.read_index(str(path))
             graph = path.with_name(HNSW_FILE)
-            ann = faiss.read_index(str(graph)) if graph.exists() else None
+            ann: Any = faiss.read_index(str(graph)) if graph.exists() else None
         except RuntimeError:
             raise IndexFormatError(f"cannot read the vector index {path}; {rebuild_hint(path.parent.parent)}") from None
         if index.d != dim:
             raise IndexFormatError(f"vector index {path} has {index.d} dimensions, the manifest says {dim}")
         if ann is not None:
-            faiss.downcast_index(ann.index).hnsw.efSearch = HNSW_EF_SEARCH
+            hnsw: Any = faiss.downcast_index(ann.index)
+            hnsw.hnsw.efSearch = HNSW_EF_SEARCH
         return cls(dim, index, ann)

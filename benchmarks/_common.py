@@ -1,0 +1,60 @@
+"""What every benchmark script shares (bm25s keeps these in ``utils/benchmark.py``): where results
+go, the machine line, a timestamped log, percentiles, and the writer of ``NAME.json`` + ``NAME.md``.
+
+Each script holds only its measurement: ``figures = {...}; write_results("speed", figures, lines)``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+DATA = ROOT.parent / "shared" / "datasets"
+if str(ROOT) not in sys.path:  # `python benchmarks/x.py` runs from a checkout, installed or not
+    sys.path.insert(0, str(ROOT))
+
+
+def machine() -> str:
+    """The machine a figure was measured on: CPU model, cores, memory, Python."""
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    except (OSError, ValueError):
+        mem = 0.0
+    return f"{model}, {os.cpu_count()} cores, {mem:.0f} GiB, Python {platform.python_version()}"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def pct(values: list[float], p: float) -> float:
+    """The ``p``-th percentile of ``values`` (numpy's linear interpolation)."""
+    import numpy as np
+
+    return float(np.percentile(np.asarray(values, dtype=np.float64), p))
+
+
+def stamp(command: str) -> dict[str, str]:
+    """The provenance every results file starts with."""
+    return {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine()}
+
+
+def write_results(name: str, figures: dict[str, Any], markdown: list[str] | str) -> None:
+    """Save ``figures`` as ``results/NAME.json`` and ``markdown`` as ``results/NAME.md``, and print the latter."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    text = markdown if isinstance(markdown, str) else "\n".join(markdown)
+    (RESULTS / f"{name}.md").write_text(text.rstrip("\n") + "\n", encoding="utf-8")
+    print(text)

@@ -1,0 +1,115 @@
+"""What every ``search`` command shares: the typer app, the consoles, progress bars, one-line
+failures, and the options generated from :class:`~search.params.SearchParams`."""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable, Collection
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
+
+from .errors import SearchError
+from .params import ParamSpec, SearchParams, param_specs
+
+app = typer.Typer(
+    help="Hybrid keyword + semantic search over your own documents (German and English), "
+    "with highlighted evidence for every match.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+
+IndexOpt = Annotated[Path, typer.Option("--index", help="Index folder.", show_default=True)]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Embedding model: multilingual-e5-small (default; int8 ONNX), multilingual-e5-small-fp32 "
+        "(sentence-transformers, float32), all-MiniLM-L6-v2, or a sentence-transformers folder. "
+        "At query time it must match the index's model.",
+    ),
+]
+
+
+def spec_option(spec: ParamSpec, *, optional: bool = False, help: str | None = None) -> Any:
+    """The typer annotation of one :class:`SearchParams` field: its flag, bounds and help, generated."""
+    flags = spec.flag_names
+    if spec.type is bool:
+        flags = (f"{flags[0]}/--no-{flags[0].removeprefix('--')}",)
+    kind = spec.type | None if (spec.optional or optional) else spec.type
+    info = typer.Option(*flags, min=spec.lo, max=spec.hi, help=help or spec.help, show_default=not spec.optional)
+    return Annotated[kind, info]
+
+
+def with_search_params(*, exclude: Collection[str] = ()) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Adds every :class:`SearchParams` field (but ``exclude``) to a command as an option, and hands
+    the command one checked ``params: SearchParams`` instead."""
+    specs = [s for s in param_specs() if s.name not in exclude]
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "params"]
+        generated = [
+            inspect.Parameter(s.name, inspect.Parameter.KEYWORD_ONLY, default=s.default, annotation=spec_option(s))
+            for s in specs
+        ]
+
+        @functools.wraps(command)
+        def run(**values: Any) -> None:
+            given = {s.name: values.pop(s.name) for s in specs}
+            try:
+                params = SearchParams(**given)
+            except SearchError as exc:
+                fail(exc)
+                return
+            command(params=params, **values)
+
+        parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + generated
+        run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]  # typer reads it
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        return run
+
+    return decorate
+
+
+class RichProgress:
+    """Adapts rich's progress bar to the library's Progress protocol.
+
+    Until the first counted task starts, a spinner says what is happening (reading, model load).
+    """
+
+    def __init__(self, progress: Progress, waiting: str) -> None:
+        self.progress = progress
+        self.task: Any = progress.add_task(waiting, total=None)
+
+    def start(self, task: str, total: int) -> None:
+        self.progress.remove_task(self.task)
+        self.task = self.progress.add_task(task, total=total)
+
+    def advance(self, n: int) -> None:
+        self.progress.advance(self.task, n)
+
+
+def fail(exc: SearchError) -> None:
+    err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def progress_bar(quiet: bool) -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        disable=quiet,
+        transient=True,
+    )
