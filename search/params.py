@@ -128,6 +128,8 @@ class SearchParams:
                 except ValueError:
                     choices = ", ".join(m.value for m in enum)
                     raise SearchError(f"unknown {f.name} {value!r}; choose one of: {choices}") from None
+            elif f.name in _FLAGS and not isinstance(value, bool):
+                raise SearchError(f"{f.name} must be true or false, not {value!r}")
             elif value is not None and f.metadata["lo"] is not None:
                 lo, hi = f.metadata["lo"], f.metadata["hi"]
                 if isinstance(value, bool) or not isinstance(value, int | float) or not lo <= value <= hi:
@@ -154,6 +156,7 @@ class SearchParams:
 
 HYBRID_DOC_WEIGHT = 3.0
 _ENUMS: dict[str, type[StrEnum]] = {"mode": ModeName, "fusion": FusionName, "syntax": SyntaxName}
+_FLAGS = {"dedupe"}
 
 
 def _plain(value: Any) -> Any:

@@ -9,10 +9,8 @@ chunked, analysed and embedded.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
-import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -22,38 +20,18 @@ from typing import Any
 import numpy as np
 
 from .analysis import check_lang, detect_language
-from .chunking import split_sentences
-from .components import COMPONENTS, Change, Progress
+from .components import COMPONENTS, Progress
 from .corpus import Skipped, read_corpus
 from .encoder import Encoder, ModelRef, make_encoder, ref_fingerprint, resolve_model
 from .errors import CorpusError, IndexWriteError, ModelMismatchError
-from .locks import WriterLock, remove_if_unused
-from .manifest import Analyzer, Chunking, Counts, Manifest, ModelInfo, Scoring
-from .store import (
-    CHUNKS,
-    DOCS,
-    FORMAT_VERSION,
-    LOCK,
-    MANIFEST,
-    READERS,
-    ChunkTable,
-    StoredDoc,
-    content_hash,
-    fsync_tree,
-    generation_name,
-    generations,
-    load_chunks,
-    load_documents,
-    read_manifest,
-    save_chunks,
-    save_documents,
-    write_json,
-)
+from .generation import State, collect_garbage, committed_generation, load_state, write_generation
+from .locks import WriterLock
+from .manifest import Manifest
+from .store import CHUNKS, DOCS, LOCK, MANIFEST, StoredDoc, content_hash, read_manifest, write_json
 from .types import Document
 
 DEFAULT_INDEX = Path("indexes/default")
 DEFAULT_WINDOW = 1
-CRASH_ENV = "SEARCH_CRASH_AT"  # fault injection for tests: the writer kills itself at this point
 
 
 class _NoProgress:
@@ -93,207 +71,12 @@ def _os_errors(folder: Path) -> Iterator[None]:
         raise IndexWriteError(f"cannot write the index {folder}: {exc.strerror or exc}") from None
 
 
-def _crash_point(name: str) -> None:
-    if os.environ.get(CRASH_ENV) == name:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-@dataclass
-class _State:
-    """The committed index a writer starts from (empty for a first build)."""
-
-    manifest: Manifest | None
-    docs: list[StoredDoc]
-    chunks: ChunkTable
-
-    @property
-    def gen(self) -> str | None:
-        return self.manifest.generation if self.manifest else None
-
-
 def _check_folder(folder: Path) -> None:
     if folder.exists() and not folder.is_dir():
         raise CorpusError(f"{folder} is a file, not an index folder; choose another --index")
     ours = (folder / MANIFEST).exists() or (folder / LOCK).exists()
     if folder.is_dir() and not ours and any(folder.iterdir()):
         raise CorpusError(f"{folder} exists and is not an index; choose another --index folder")
-
-
-def _load_state(folder: Path, rebuild: bool) -> _State:
-    empty = _State(None, [], ChunkTable.empty())
-    if rebuild or not (folder / MANIFEST).exists():
-        return empty
-    manifest = read_manifest(folder)
-    gen = folder / manifest.generation
-    return _State(manifest, load_documents(gen / DOCS), load_chunks(gen / CHUNKS))
-
-
-def _committed_generation(folder: Path) -> str | None:
-    """The generation the manifest names, read leniently (a rebuild must not delete it before its commit)."""
-    try:
-        gen = json.loads((folder / MANIFEST).read_text(encoding="utf-8")).get("generation")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return gen if isinstance(gen, str) else None
-
-
-def _collect_garbage(folder: Path, keep: str | None) -> None:
-    """Remove generations other than ``keep`` that no reader holds, and leftovers of crashes."""
-    for gen in generations(folder):
-        if gen.name != keep:
-            remove_if_unused(gen)
-    for stray in folder.iterdir():
-        if stray.name.startswith(".trash-") or stray.name == MANIFEST + ".tmp":
-            if stray.is_dir():
-                shutil.rmtree(stray, ignore_errors=True)
-            else:
-                stray.unlink(missing_ok=True)
-
-
-class _LazyEncoder:
-    """The model of a write, checked against the index's model but loaded only if something is embedded."""
-
-    def __init__(
-        self, state: _State, model: str | None, encoder: Encoder | None, folder: Path, cache: bool = False
-    ) -> None:
-        self._encoder = encoder
-        self._cache = cache
-        self.cached: Any = None
-        self.sentence_hits = 0  # cache hits among the sentences (documents are cached too)
-        self._ref: ModelRef | None = None
-        built = state.manifest.model if state.manifest else None
-        if encoder is not None:
-            name, fp = encoder.name, encoder.fingerprint
-        else:
-            self._ref = resolve_model(model if model is not None else (built.name if built else None))
-            name, fp = self._ref.name, ref_fingerprint(self._ref)
-        if built and fp != built.fingerprint:
-            raise ModelMismatchError(
-                f"index {folder} was built with model {built.name!r} (fingerprint {built.fingerprint}), "
-                f"not {name!r} ({fp}); add --rebuild to re-embed everything with {name!r}"
-            )
-        self.name, self.fingerprint = name, fp
-        self._dim = built.dim if built else None
-
-    def get(self) -> Encoder:
-        if self._encoder is None:
-            assert self._ref is not None
-            self._encoder = make_encoder(self._ref)
-        if self._cache and self.cached is None:
-            from .embcache import CachedEncoder, EmbeddingCache
-
-            self.cached = CachedEncoder(self._encoder, EmbeddingCache(self.fingerprint, self._encoder.dim))
-        return self.cached if self.cached is not None else self._encoder
-
-    @property
-    def dim(self) -> int:
-        return self._dim if self._dim is not None else self.get().dim
-
-    def sentences_done(self) -> None:
-        self.sentence_hits = self.cached.hits if self.cached is not None else 0
-
-
-def _chunk_docs(docs: list[StoredDoc], first_id: int) -> ChunkTable:
-    rows: list[tuple[int, int, int, int, int]] = []
-    for s in docs:
-        for pos, span in enumerate(split_sentences(s.doc.text, s.doc.lang)):
-            rows.append((first_id + len(rows), s.num, span.start, span.end, pos))
-    return ChunkTable.of(rows)
-
-
-def _write_generation(
-    folder: Path,
-    state: _State,
-    *,
-    keep: list[StoredDoc],
-    add: list[StoredDoc],
-    encoder: _LazyEncoder,
-    settings: dict[str, Any],
-    progress: Progress,
-    timings: dict[str, float],
-    optimize: bool = False,
-) -> tuple[str, int, Manifest]:
-    """Write and commit the next generation: ``keep`` (already indexed) plus ``add`` (new text).
-
-    Every component (search/components.py) writes its files into the new generation's folder;
-    then the documents and the chunk table, an fsync of everything, and the commit.
-    Returns the generation's name, the number of chunks embedded, and the committed manifest.
-    """
-    kept_nums = np.fromiter((s.num for s in keep), dtype=np.int64, count=len(keep))
-    live = np.isin(state.chunks.docs, kept_nums)
-    next_chunk = state.manifest.next_chunk_id if state.manifest else 0
-    t = time.perf_counter()
-    new_chunks = _chunk_docs(add, next_chunk)
-    timings["chunking"] = time.perf_counter() - t
-    chunks = state.chunks.where(live).concat(new_chunks)
-    docs = sorted([*keep, *add], key=lambda s: s.num)
-    langs = sorted({s.doc.lang for s in docs} | set(state.manifest.analyzer.languages if state.manifest else ()))
-    existing = [int(g.name[1:]) for g in generations(folder)]
-    gen_name = generation_name(max([0, *existing]) + 1)
-    gen = folder / gen_name
-    gen.mkdir()
-    (gen / READERS).touch()
-    kept = {int(n) for n in kept_nums}
-    change = Change(
-        previous=folder / state.manifest.generation if state.manifest else None,
-        target=gen, langs=langs, docs=docs, chunks=chunks,
-        dropped_docs=[s for s in state.docs if s.num not in kept], dropped_ids=state.chunks.ids[~live],
-        added_docs=add, added_chunks=new_chunks, encoder=encoder, progress=progress, optimize=optimize,
-    )  # fmt: skip
-    try:
-        for component in COMPONENTS:
-            t = time.perf_counter()
-            component.write(change)
-            timings[component.stage] = timings.get(component.stage, 0.0) + time.perf_counter() - t
-            _crash_point(component.name)
-        save_documents(gen / DOCS, docs)
-        save_chunks(gen / CHUNKS, chunks)
-        fsync_tree(gen)
-        _crash_point("before-commit")
-        manifest = _manifest(state, gen_name, docs, chunks, langs, encoder, settings, next_chunk + len(new_chunks))
-        write_json(folder / MANIFEST, manifest.to_json())  # the commit
-    except BaseException:
-        shutil.rmtree(gen, ignore_errors=True)
-        raise
-    _crash_point("after-commit")
-    return gen_name, len(new_chunks), manifest
-
-
-def _manifest(
-    state: _State,
-    gen: str,
-    docs: list[StoredDoc],
-    chunks: ChunkTable,
-    langs: list[str],
-    encoder: _LazyEncoder,
-    settings: dict[str, Any],
-    next_chunk: int,
-) -> Manifest:
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    old = state.manifest
-    skipped = settings.get("skipped", old.counts.skipped if old else 0)
-    return Manifest(
-        format_version=FORMAT_VERSION,
-        generation=gen,
-        created=old.created if old else now,
-        updated=now,
-        model=ModelInfo(encoder.name, encoder.fingerprint, encoder.dim),
-        analyzer=Analyzer(tuple(langs), settings["lang"]),
-        chunking=Chunking(settings["window"]),
-        counts=Counts(len(docs), len(chunks), skipped),
-        languages=_language_counts(docs),
-        next_chunk_id=next_chunk,
-        next_doc_num=max([s.num for s in docs], default=-1) + 1,
-        corpus=settings.get("corpus", old.corpus if old else None),
-        scoring=old.scoring if old else Scoring(),
-    )
-
-
-def _language_counts(docs: list[StoredDoc]) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for s in docs:
-        counts[s.doc.lang] = counts.get(s.doc.lang, 0) + 1
-    return dict(sorted(counts.items()))
 
 
 def build_index(
@@ -349,8 +132,8 @@ def _build(
 ) -> BuildReport:
     timings: dict[str, float] = {}
     with WriterLock(folder):
-        state = _load_state(folder, rebuild)
-        _collect_garbage(folder, _committed_generation(folder))
+        state = load_state(folder, rebuild)
+        collect_garbage(folder, committed_generation(folder))
         enc = _LazyEncoder(state, model, encoder, folder, cache)
 
         skipped: list[Skipped] = []
@@ -395,10 +178,10 @@ def _build(
             for i, (d, h) in enumerate(fresh)
         ]
         timings["language"] = time.perf_counter() - t
-        gen, embedded, manifest = _write_generation(
+        gen, embedded, manifest = write_generation(
             folder, state, keep=keep, add=add, encoder=enc, settings=settings, progress=progress, timings=timings
         )
-        _collect_garbage(folder, gen)
+        collect_garbage(folder, gen)
         if rebuild:  # files of an index of an older format, now replaced
             for legacy in (DOCS, CHUNKS, *(f for c in COMPONENTS for f in c.files)):
                 path = folder / legacy
@@ -428,7 +211,7 @@ def _report(
 
 
 def _rewrite(
-    state: _State,
+    state: State,
     folder: Path,
     keep: list[StoredDoc],
     progress: Progress | None,
@@ -438,11 +221,11 @@ def _rewrite(
     """Commit a generation that keeps ``keep`` and adds nothing (removal, compaction); the caller holds the lock."""
     assert state.manifest is not None
     settings = {"lang": state.manifest.analyzer.lang_option, "window": state.manifest.chunking.window}
-    gen, _, manifest = _write_generation(
+    gen, _, manifest = write_generation(
         folder, state, keep=keep, add=[], encoder=_LazyEncoder(state, None, _FixedModel(state.manifest), folder),
         settings=settings, progress=progress or _NoProgress(), timings=timings, optimize=optimize,
     )  # fmt: skip
-    _collect_garbage(folder, gen)
+    collect_garbage(folder, gen)
     return manifest
 
 
@@ -455,9 +238,9 @@ def remove_documents(
     read_manifest(folder)  # no index, or one of another format: say so before creating a lock file
     timings: dict[str, float] = {}
     with _os_errors(folder), WriterLock(folder):
-        state = _load_state(folder, rebuild=False)
+        state = load_state(folder, rebuild=False)
         assert state.manifest is not None
-        _collect_garbage(folder, state.gen)
+        collect_garbage(folder, state.gen)
         wanted = set(doc_ids)
         keep = [s for s in state.docs if s.doc.id not in wanted]
         missing = sorted(wanted - {s.doc.id for s in state.docs})
@@ -474,7 +257,7 @@ def compact_index(folder: str | Path, *, progress: Progress | None = None) -> tu
     folder = Path(folder)
     read_manifest(folder)
     with _os_errors(folder), WriterLock(folder):
-        state = _load_state(folder, rebuild=False)
+        state = load_state(folder, rebuild=False)
         before = folder_bytes(folder)
         _rewrite(state, folder, list(state.docs), progress, {}, optimize=True)
         return before, folder_bytes(folder)
@@ -505,3 +288,46 @@ class _FixedModel:
 
     def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         raise AssertionError("nothing is embedded here")
+
+
+class _LazyEncoder:
+    """The model of a write, checked against the index's model but loaded only if something is embedded."""
+
+    def __init__(
+        self, state: State, model: str | None, encoder: Encoder | None, folder: Path, cache: bool = False
+    ) -> None:
+        self._encoder = encoder
+        self._cache = cache
+        self.cached: Any = None
+        self.sentence_hits = 0  # cache hits among the sentences (documents are cached too)
+        self._ref: ModelRef | None = None
+        built = state.manifest.model if state.manifest else None
+        if encoder is not None:
+            name, fp = encoder.name, encoder.fingerprint
+        else:
+            self._ref = resolve_model(model if model is not None else (built.name if built else None))
+            name, fp = self._ref.name, ref_fingerprint(self._ref)
+        if built and fp != built.fingerprint:
+            raise ModelMismatchError(
+                f"index {folder} was built with model {built.name!r} (fingerprint {built.fingerprint}), "
+                f"not {name!r} ({fp}); add --rebuild to re-embed everything with {name!r}"
+            )
+        self.name, self.fingerprint = name, fp
+        self._dim = built.dim if built else None
+
+    def get(self) -> Encoder:
+        if self._encoder is None:
+            assert self._ref is not None
+            self._encoder = make_encoder(self._ref)
+        if self._cache and self.cached is None:
+            from .embcache import CachedEncoder, EmbeddingCache
+
+            self.cached = CachedEncoder(self._encoder, EmbeddingCache(self.fingerprint, self._encoder.dim))
+        return self.cached if self.cached is not None else self._encoder
+
+    @property
+    def dim(self) -> int:
+        return self._dim if self._dim is not None else self.get().dim
+
+    def sentences_done(self) -> None:
+        self.sentence_hits = self.cached.hits if self.cached is not None else 0

@@ -1,0 +1,167 @@
+"""SearchParams is the one definition of every search option: the CLI's options and the API's
+parameters are generated from it, the engine obeys it, and the manifest's scoring is read back."""
+
+from __future__ import annotations
+
+import json
+import typing
+from pathlib import Path
+
+import numpy as np
+import pytest
+import typer
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from search import Index, Searcher, SearchParams, build_index
+from search.cli import app
+from search.errors import IndexFormatError, SearchError
+from search.feedback import DocumentFeedback
+from search.fusion import fuse, fuse_arrays
+from search.params import FusionName, ModeName, param_specs
+from search.serve import SearchOptions
+from search.store import MANIFEST
+from search.types import Result
+
+from .conftest import FakeEncoder
+
+
+def test_defaults_bounds_and_coercion() -> None:
+    p = SearchParams()
+    assert (p.mode, p.k, p.fusion, p.alpha, p.candidates, p.feedback) == (
+        ModeName.hybrid,
+        10,
+        FusionName.convex,
+        0.8,
+        100,
+        1,
+    )
+    assert p.effective_doc_weight == 3.0 and SearchParams(mode="semantic").effective_doc_weight == 1.0
+    assert SearchParams(mode="keyword").mode is ModeName.keyword
+    assert p.replace(k=5).k == 5 and p.k == 10
+    with pytest.raises(SearchError, match="k must be between 1 and 1000, not 0"):
+        SearchParams(k=0)
+    with pytest.raises(SearchError, match="alpha must be between 0 and 1"):
+        SearchParams(alpha=1.5)
+    with pytest.raises(SearchError, match="choose one of: keyword, semantic, hybrid"):
+        SearchParams(mode="fuzzy")
+    with pytest.raises(SearchError, match="unknown search option"):
+        p.replace(colour="red")
+    with pytest.raises(SearchError, match="k must be between 1 and 1000, not True"):
+        SearchParams(k=True)  # a bool is no count
+    with pytest.raises(SearchError, match="dedupe must be true or false"):
+        SearchParams(dedupe="yes")
+
+
+def _cli_params(command: str) -> dict[str, typing.Any]:
+    group: typing.Any = typer.main.get_command(app)
+    return {p.name: p for p in group.commands[command].params if p.name}
+
+
+@pytest.mark.parametrize("command", ["query", "eval"])
+def test_cli_options_are_generated_from_search_params(command: str) -> None:
+    params = _cli_params(command)
+    excluded = {"mode", "k", "window", "dedupe", "candidates"} if command == "eval" else set()
+    for spec in param_specs():
+        if spec.name in excluded:
+            continue
+        opt = params[spec.name]
+        assert set(spec.flag_names) <= set(opt.opts) or spec.type is bool, spec.name
+        assert opt.default == (spec.default.value if hasattr(spec.default, "value") else spec.default), spec.name
+        if spec.lo is not None:
+            assert (opt.min, opt.max) == (spec.lo, spec.hi), spec.name
+    if command == "eval":  # its own: every mode at once, and a depth that depends on the judgments
+        assert params["mode"].default == "all" and params["candidates"].default is None
+        assert not {"k", "window", "dedupe"} & set(params)
+
+
+def test_api_parameters_are_generated_from_search_params() -> None:
+    api = FastAPI()
+
+    @api.get("/p")
+    def echo(options: SearchOptions) -> dict[str, typing.Any]:
+        return options.as_dict()
+
+    schema = {p["name"]: p["schema"] for p in api.openapi()["paths"]["/p"]["get"]["parameters"]}
+    for spec in param_specs():
+        hi = spec.api_hi if spec.api_hi is not None else spec.hi
+        if spec.lo is not None:
+            bounds = schema[spec.name] if "minimum" in schema[spec.name] else schema[spec.name]["anyOf"][0]
+            assert (bounds["minimum"], bounds["maximum"]) == (spec.lo, hi), spec.name
+    client = TestClient(api)
+    got = client.get("/p", params={"mode": "keyword", "rrf_k": 7, "dedupe": "false"}).json()
+    assert got == {**SearchParams().as_dict(), "mode": "keyword", "rrf_k": 7, "dedupe": False}
+    assert client.get("/p", params={"k": 101}).status_code == 422  # the API allows 100, the library 1,000
+    assert client.get("/p", params={"candidates": 1001}).status_code == 422
+
+
+def test_fusion_of_three_signals_hand_computed() -> None:
+    a, b, c = {1: 10.0, 2: 0.0}, {1: 0.2, 2: 0.6, 3: 0.4}, {3: 5.0}
+    fused = fuse([a, b, c], [0.5, 0.3, 0.2], "convex")
+    assert fused[1] == pytest.approx(0.5 * 1.0 + 0.3 * 0.0)
+    assert fused[2] == pytest.approx(0.5 * 0.0 + 0.3 * 1.0)
+    assert fused[3] == pytest.approx(0.3 * 0.5 + 0.2 * 1.0)  # signal a did not score 3: it counts 0 there
+    rrf = fuse([a, b, c], [0.5, 0.3, 0.2], "rrf", rrf_k=10)
+    assert rrf[3] == pytest.approx(2 * 0.3 / (10 + 2) + 2 * 0.2 / (10 + 1))
+    arrays = fuse_arrays([np.array([10.0, 0.0, 0.0])], [np.array([True, True, False])], [1.0], "convex")
+    assert arrays.tolist() == [1.0, 0.0, 0.0]
+
+
+def test_feedback_strategy() -> None:
+    fb = DocumentFeedback(2, 0.5)
+    assert fb.top_documents({10: 0.9, 11: 0.8, 12: 0.7, 13: 0.1}, {10: 1, 11: 1, 12: 2, 13: 3}) == [1, 2]
+    q, d = np.array([1.0, 0.0], np.float32), np.array([[0.0, 1.0], [0.0, 1.0]], np.float32)
+    moved = fb.moved(q, d)
+    assert moved == pytest.approx(np.array([1.0, 0.5]) / np.sqrt(1.25))
+    assert not DocumentFeedback(0, 0.5).active and not DocumentFeedback(1, 0.0).active
+
+
+@pytest.fixture
+def built(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> Path:
+    folder = tmp_path / "idx"
+    build_index(tiny_corpus, folder, encoder=fake_encoder)
+    return folder
+
+
+def test_searcher_is_the_index_handle_split(built: Path, fake_encoder: FakeEncoder) -> None:
+    assert typing.get_type_hints(Index.search)["return"] == list[Result]
+    with Index.open(built, encoder=fake_encoder) as ix:
+        searcher = ix.searcher()
+        assert isinstance(searcher, Searcher)
+        params = SearchParams(mode="keyword", k=2)
+        assert (
+            searcher.search("Soldaten", params)
+            == ix.search("Soldaten", params)
+            == ix.search("Soldaten", mode="keyword", k=2)
+        )
+
+
+def test_rrf_k_and_alpha_reach_the_fusion(built: Path, fake_encoder: FakeEncoder) -> None:
+    """The fused scores are recomputed by hand from each side's scores (ranks, 2·w / (k + rank))."""
+    with Index.open(built, encoder=fake_encoder) as ix:
+        params = SearchParams(fusion="rrf", rrf_k=3, alpha=0.25, feedback=0)
+        scored = ix.searcher().score("Soldaten am Meer", params)
+        assert scored.keyword and scored.semantic
+        rank_kw = {c: r for r, c in enumerate(sorted(scored.keyword, key=lambda c: (-scored.keyword[c], c)), 1)}
+        rank_sem = {c: r for r, c in enumerate(sorted(scored.semantic, key=lambda c: (-scored.semantic[c], c)), 1)}
+        for cid, score in scored.fused.items():
+            want = 2 * 0.25 / (3 + rank_sem[cid]) + (2 * 0.75 / (3 + rank_kw[cid]) if cid in rank_kw else 0.0)
+            assert score == pytest.approx(want)
+
+
+def test_scoring_parameters_are_read_back_from_the_manifest(built: Path, fake_encoder: FakeEncoder) -> None:
+    with Index.open(built, encoder=fake_encoder) as ix:
+        before = ix.search("Soldaten Truppen", mode="keyword", k=3)
+    manifest = json.loads((built / MANIFEST).read_text())
+    manifest["scoring"]["sentence_share"] = 0.0  # a sentence then scores its document's BM25 alone
+    (built / MANIFEST).write_text(json.dumps(manifest))
+    with Index.open(built, encoder=fake_encoder) as ix:
+        assert ix.keyword.bm25 is not None and ix.keyword.bm25.sentence_weight == 0.0
+        after = ix.search("Soldaten Truppen", mode="keyword", k=3)
+    same_doc = [r.keyword_score for r in after if r.doc == after[0].doc]
+    assert len(set(same_doc)) == 1  # every sentence of the document now scores the same
+    assert [r.keyword_score for r in before] != [r.keyword_score for r in after]
+    manifest["scoring"]["idf"] = "robertson"
+    (built / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match="unknown idf form 'robertson'"):
+        Index.open(built, encoder=fake_encoder)
