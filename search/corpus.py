@@ -9,17 +9,13 @@ from __future__ import annotations
 import json
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import CorpusError
 from .types import Document
 
-TEXT_SUFFIXES = {".txt", ".md", ".markdown", ".text"}
-HTML_SUFFIXES = {".html", ".htm"}
-JSONL_SUFFIXES = {".jsonl"}
-SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES
 MAX_FILE_BYTES = 50 * 1024 * 1024
 
 
@@ -88,8 +84,8 @@ def _markdown_title(text: str) -> str:
     return ""
 
 
-def _read_jsonl(path: Path, skipped: list[Skipped]) -> Iterator[Document]:
-    """Documents of a JSONL file, read line by line so its size is not limited by memory."""
+def _read_jsonl(path: Path, _path_id: str, skipped: list[Skipped]) -> Iterator[Document]:
+    """Documents of a JSONL file (ids from each line's ``_id``), read line by line so its size is not limited by memory."""
     with path.open("rb") as f:
         if b"\x00" in f.read(8192):
             skipped.append(Skipped(str(path), "binary file (NUL bytes)"))
@@ -127,6 +123,60 @@ def _read_jsonl(path: Path, skipped: list[Skipped]) -> Iterator[Document]:
             yield Document(id=str(doc_id), title=title, text=body.replace("\r\n", "\n"))
 
 
+def _file_text(file: Path, skipped: list[Skipped]) -> str | None:
+    """The decoded text of a whole file, or None (and why in ``skipped``)."""
+    try:
+        if file.stat().st_size > MAX_FILE_BYTES:
+            skipped.append(Skipped(str(file), f"larger than {MAX_FILE_BYTES // 2**20} MiB"))
+            return None
+        text = _decode(file.read_bytes())
+    except ValueError as exc:
+        skipped.append(Skipped(str(file), str(exc)))
+        return None
+    if not text.strip():
+        skipped.append(Skipped(str(file), "empty file"))
+        return None
+    return text
+
+
+def _read_text(file: Path, doc_id: str, skipped: list[Skipped]) -> Iterator[Document]:
+    text = _file_text(file, skipped)
+    if text is not None:
+        yield Document(id=doc_id, title=file.stem, text=text)
+
+
+def _read_markdown(file: Path, doc_id: str, skipped: list[Skipped]) -> Iterator[Document]:
+    text = _file_text(file, skipped)
+    if text is not None:
+        yield Document(id=doc_id, title=_markdown_title(text) or file.stem, text=text)
+
+
+def _read_html(file: Path, doc_id: str, skipped: list[Skipped]) -> Iterator[Document]:
+    html = _file_text(file, skipped)
+    if html is None:
+        return
+    title, text = html_to_text(html)
+    if not text.strip():
+        skipped.append(Skipped(str(file), "empty file"))
+        return
+    yield Document(id=doc_id, title=title or file.stem, text=text)
+
+
+Reader = Callable[[Path, str, list[Skipped]], Iterator[Document]]
+# suffix → reader: (file, the document id its path gives, where skipped inputs go) → documents.
+# A reader reports every problem as a Skipped with a one-line reason and never raises for bad input.
+READERS: dict[str, Reader] = {
+    ".txt": _read_text,
+    ".text": _read_text,
+    ".md": _read_markdown,
+    ".markdown": _read_markdown,
+    ".html": _read_html,
+    ".htm": _read_html,
+    ".jsonl": _read_jsonl,
+}
+SUFFIXES = frozenset(READERS)
+
+
 def read_corpus(path: str | Path, skipped: list[Skipped] | None = None) -> Iterator[Document]:
     """Documents of a file or folder, in a stable order; problems go to ``skipped``.
 
@@ -139,8 +189,6 @@ def read_corpus(path: str | Path, skipped: list[Skipped] | None = None) -> Itera
     seen_ids: set[str] = set()
     base = root if root.is_dir() else root.parent
     for file in iter_files(root):
-        suffix = file.suffix.lower()
-        docs: Iterator[Document]
         try:
             mode = file.stat().st_mode
         except OSError as exc:  # a dangling symlink, a file removed while we walk
@@ -149,31 +197,9 @@ def read_corpus(path: str | Path, skipped: list[Skipped] | None = None) -> Itera
         if not stat.S_ISREG(mode):  # a FIFO or device would block or never end
             sink.append(Skipped(str(file), "not a regular file"))
             continue
-        if suffix in JSONL_SUFFIXES:
-            docs = _read_jsonl(file, sink)
-        else:
-            try:
-                if file.stat().st_size > MAX_FILE_BYTES:
-                    sink.append(Skipped(str(file), f"larger than {MAX_FILE_BYTES // 2**20} MiB"))
-                    continue
-                text = _decode(file.read_bytes())
-            except ValueError as exc:
-                sink.append(Skipped(str(file), str(exc)))
-                continue
-            except OSError as exc:
-                sink.append(Skipped(str(file), exc.strerror or str(exc)))
-                continue
-            if suffix in HTML_SUFFIXES:
-                title, text = html_to_text(text)
-            else:
-                title = _markdown_title(text) if suffix in {".md", ".markdown"} else ""
-            if not text.strip():
-                sink.append(Skipped(str(file), "empty file"))
-                continue
-            rel = file.relative_to(base).as_posix() if file.is_relative_to(base) else str(file)
-            docs = iter([Document(id=rel, title=title or file.stem, text=text)])
+        rel = file.relative_to(base).as_posix() if file.is_relative_to(base) else str(file)
         try:
-            yield from _unique(docs, seen_ids, file, sink)
+            yield from _unique(READERS[file.suffix.lower()](file, rel, sink), seen_ids, file, sink)
         except OSError as exc:
             sink.append(Skipped(str(file), exc.strerror or str(exc)))
 
