@@ -202,5 +202,3 @@ def _language_counts(docs: list[StoredDoc]) -> dict[str, int]:
     for s in docs:
         counts[s.doc.lang] = counts.get(s.doc.lang, 0) + 1
     return dict(sorted(counts.items()))
-
-
