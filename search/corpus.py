@@ -85,7 +85,7 @@ def _markdown_title(text: str) -> str:
 
 
 def _read_jsonl(path: Path, _path_id: str, skipped: list[Skipped]) -> Iterator[Document]:
-    """Documents of a JSONL file (ids from each line's ``_id``), read line by line: its size is not limited by memory."""
+    """Documents of a JSONL file (ids from each line's ``_id``), streamed: its size is not limited by memory."""
     with path.open("rb") as f:
         if b"\x00" in f.read(8192):
             skipped.append(Skipped(str(path), "binary file (NUL bytes)"))
