@@ -172,15 +172,17 @@ def detect_language(text: str, default: str = FALLBACK_LANG) -> str:
     return lang if lang in LANG_NAMES else default
 
 
-def stopword_language(words: Iterable[str]) -> str | None:
-    """The language whose stoplist holds most of ``words`` (None if no word is a stopword).
+def stopword_language(words: Iterable[str], prefer: Iterable[str] = ()) -> str | None:
+    """The language whose stoplist holds most of ``words`` (None if no word is a stopword);
+    a tie goes to a language of ``prefer`` (the index's), then alphabetically.
 
     Enough to decide which stopwords a short query has, and instant, where loading the
     language-identification model costs half a second of a cold query.
     """
     lowered = [w.lower() for w in words]
+    preferred = [lg for lg in prefer if lg in LANG_NAMES]
     best, hits = None, 0
-    for lang in sorted(LANG_NAMES):
+    for lang in [*preferred, *sorted(set(LANG_NAMES) - set(preferred))]:
         n = sum(w in stopwords(lang) for w in lowered)
         if n > hits:
             best, hits = lang, n

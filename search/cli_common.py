@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
+from rich.text import Text
 
 from .errors import SearchError
 from .params import ParamSpec, SearchParams, param_specs
@@ -98,7 +99,7 @@ class RichProgress:
 
 
 def fail(exc: SearchError) -> None:
-    err.print(f"[bold red]error:[/] {exc}", soft_wrap=True)
+    err.print(Text.assemble(("error:", "bold red"), f" {exc}"), soft_wrap=True)  # the message is text, not markup
     raise typer.Exit(exc.exit_code)
 
 

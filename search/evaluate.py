@@ -318,6 +318,10 @@ def run_eval(
 
     if aggregation not in AGGREGATIONS:
         raise SearchError(f"unknown aggregation {aggregation!r}; choose from: {', '.join(AGGREGATIONS)}")
+    metrics = list(metrics)
+    for name in metrics:  # before any index is built or query run
+        if name not in METRICS:
+            raise SearchError(f"unknown metric {name!r}; choose from: {', '.join(METRICS)}")
     if target.is_dir():
         judged = load_beir(target, split, qrels_file)
         assert judged.corpus is not None
@@ -338,7 +342,6 @@ def run_eval(
         judged.qrels = {q: judged.qrels[q] for q in keep if q in judged.qrels}
         if judged.relevant_text:
             judged.relevant_text = {q: judged.relevant_text[q] for q in keep}
-    metrics = list(metrics)
     results: dict[str, dict[str, float]] = {}
     runs: dict[str, Run] = {}
     with Index.open(index, model=model) as ix:

@@ -125,9 +125,13 @@ def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) 
         # A word that is a stopword in any language in play is dropped before analysis, so an
         # English "and" never matches the German stem of "ändern" in a German index.
         found = _WORD.findall(text)
-        in_play = {*langs, stopword_language(found) or langs[0] if langs else "en"}
-        stops = frozenset().union(*(stopwords(lg) for lg in in_play))
-        words = " ".join(w for w in found if w.lower() not in stops)
+        # The query's own language adds its stoplist too, unless that would leave no word: "dog" is a
+        # Danish stopword, and in an English index it is the word being searched for.
+        own = frozenset().union(*(stopwords(lg) for lg in langs or ["en"]))
+        query_lang = stopword_language(found, prefer=langs)
+        foreign = stopwords(query_lang) - own if query_lang and query_lang not in langs else frozenset()
+        kept = [w for w in found if w.lower() not in own]
+        words = " ".join([w for w in kept if w.lower() not in foreign] or kept)
         for lang in langs:
             terms = dict.fromkeys(analyze(words, lang))
             if terms:

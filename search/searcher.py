@@ -139,7 +139,7 @@ class Searcher:
         p = params if params is not None else SearchParams()
         ix = self.index
         text = clean_query(query)
-        parsed: ParsedQuery = ix.keyword.parse(text, p.syntax.value)
+        parsed = self._parse(text, p)
         keyword: dict[int, float] = {}
         cosine: dict[int, float] = {}
         if p.mode is not ModeName.semantic:
@@ -169,6 +169,15 @@ class Searcher:
             semantic = _mix(cosine, _per_chunk(ix.doc_vectors.similarities(moved, docs), doc_of), weight)
             fused = fuse([keyword, semantic], weights, p.fusion.value, p.rrf_k)
         return Scored(fused, keyword, semantic, parsed, cosine, doc_cosine)
+
+    def _parse(self, text: str, p: SearchParams) -> ParsedQuery:
+        """The keyword query; in semantic mode, syntax whoosh cannot parse only loses its highlights."""
+        try:
+            return self.index.keyword.parse(text, p.syntax.value)
+        except QueryError:
+            if p.mode is not ModeName.semantic:
+                raise
+            return self.index.keyword.parse(text, "off")
 
     def _result(self, rank: int, chunk_id: int, scored: Scored, window: int, mode: ModeName) -> Result:
         ix = self.index

@@ -143,3 +143,25 @@ def test_python_dash_m() -> None:
         [sys.executable, "-m", "search", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0 and "index" in proc.stdout and "query" in proc.stdout
+
+
+def test_an_error_message_is_printed_as_text_not_markup(tmp_path: Path) -> None:
+    """Brackets in user input reach the error line as written (rich would read "[red]" as a style)."""
+    result = runner.invoke(app, ["query", "x", "--index", str(tmp_path / "[red]nothing")])
+    assert result.exit_code == 3
+    assert "[red]nothing" in result.output
+
+
+def test_an_unknown_metric_is_refused_before_anything_is_indexed(tmp_path: Path) -> None:
+    beir = tmp_path / "tiny"
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").write_text('{"_id": "d1", "text": "The cat sleeps."}\n')
+    (beir / "queries.jsonl").write_text('{"_id": "q1", "text": "cat"}\n')
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    cache = tmp_path / "cache"
+    result = runner.invoke(
+        app, ["eval", str(beir), "--metrics", "ndcg@10,[b]bogus"], env={"SEARCH_CACHE_DIR": str(cache)}
+    )
+    assert result.exit_code == 1
+    assert "unknown metric '[b]bogus'" in result.output
+    assert not (cache / "eval").exists()  # refused before the corpus was indexed

@@ -165,3 +165,30 @@ def test_scoring_parameters_are_read_back_from_the_manifest(built: Path, fake_en
     (built / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(IndexFormatError, match="unknown idf form 'robertson'"):
         Index.open(built, encoder=fake_encoder)
+
+
+def test_semantic_mode_answers_syntax_whoosh_cannot_parse(
+    built: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import search.keyword
+
+    class Refusing:  # whoosh's parser is lenient; this stands for the inputs it does refuse
+        def parse(self, text: str) -> None:
+            raise ValueError("unbalanced")
+
+    monkeypatch.setattr(search.keyword, "_parser", lambda lang: Refusing())
+    with Index.open(built, encoder=fake_encoder) as ix:
+        with pytest.raises(SearchError, match="cannot parse query syntax"):
+            ix.search("ocean AND (", mode="keyword", syntax="on")
+        results = ix.search("ocean AND (", mode="semantic", syntax="on")
+        assert "ocean" in results[0].passage.lower() and results[0].highlights  # plain-word highlights
+
+
+@pytest.mark.parametrize(("word", "langs"), [("dog", ["en"]), ("Meer", ["de"])])
+def test_a_foreign_stopword_alone_is_still_searched(word: str, langs: list[str]) -> None:
+    """'dog' is a Danish stopword and 'Meer' a Dutch one; alone in a query they are the words sought."""
+    from search.keyword import parse_query
+
+    assert parse_query(word, langs).plain == (f"{langs[0]}:{word.lower()}",)
+    assert parse_query(f"the {word}", ["en"]).plain == (f"en:{word.lower()}",)
+    assert "en:and" not in (parse_query("Britain and France", ["de"]).plain or ())  # an English "and" still goes
