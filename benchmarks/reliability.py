@@ -63,7 +63,7 @@ def main() -> None:
         + phases
         + "\n\n"
         + ("Problems: " + "; ".join(tally.notes) if tally.notes else "No problems found.")
-        + "\n"
+        + "\n",
     )
 
 

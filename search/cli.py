@@ -300,14 +300,24 @@ def main() -> None:
     """Entry point: runs the app and turns unexpected failures into one line."""
     try:
         app()
+    except SystemExit as exc:
+        # typer turns Ctrl-C inside a command into a silent Exit(130); say what happened
+        if exc.code == 130 and isinstance(getattr(exc.__context__, "__cause__", None), KeyboardInterrupt):
+            err.print("interrupted")
+        raise
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)
     except SearchError as exc:  # raised outside a command body
-        err.print(f"error: {exc}")
+        fail_line(f"error: {exc}")
         sys.exit(exc.exit_code)
     except Exception as exc:
         if os.environ.get("SEARCH_DEBUG"):
             raise
-        err.print(f"internal error: {type(exc).__name__}: {exc} (set SEARCH_DEBUG=1 for a traceback)")
+        fail_line(f"internal error: {type(exc).__name__}: {exc} (set SEARCH_DEBUG=1 for a traceback)")
         sys.exit(70)
+
+
+def fail_line(message: str) -> None:
+    """One line on stderr, never wrapped at the terminal's width and never read as markup."""
+    err.print(Text(message), soft_wrap=True)

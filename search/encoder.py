@@ -197,7 +197,7 @@ class OnnxEncoder:
     Tokenises with the folder's own ``tokenizer.json`` (the Rust ``tokenizers`` library), adds the
     folder's prompts, sorts texts by token count so each batch is padded only to its own longest
     text, and runs one graph that returns pooled, normalised vectors. No torch at run time.
-    Batches of 16 were fastest on 2 cores (benchmarks/results/speed.md). Dynamic int8 scales
+    Batches of 16 (no committed results file compares batch sizes; speed.md measures only 16). Dynamic int8 scales
     activations per batch, so a text's vector varies slightly (cosine ≥ 0.99) with its batch
     mates; the embedding cache keeps the first one.
     """

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from search import build_index
 from search.cli import app
 from search.errors import CorpusError
 from search.evaluate import (
@@ -21,6 +22,8 @@ from search.evaluate import (
     write_qrels,
     write_run,
 )
+
+from .conftest import FakeEncoder
 
 runner = CliRunner()
 
@@ -45,7 +48,7 @@ def test_mrr_is_cut_at_10() -> None:
 
 
 def test_aggregation_rules() -> None:
-    doc_of = {1: "A", 2: "A", 3: "A", 4: "B"}.get
+    doc_of = {1: "A", 2: "A", 3: "A", 4: "B"}.__getitem__
     scores = {1: 0.5, 2: 0.4, 3: 0.3, 4: 0.55}
     assert aggregate(scores, doc_of, "max") == {"A": 0.5, "B": 0.55}
     assert aggregate(scores, doc_of, "max+") == pytest.approx({"A": 0.5 + 0.1 * (0.4 + 0.3), "B": 0.55})
@@ -111,20 +114,78 @@ def test_search_eval_end_to_end(tmp_path: Path, tiny_beir: Path) -> None:
     assert report["modes"]["semantic"]["mrr@10"] == 1.0  # four easy questions, one document each
     assert report["modes"]["hybrid"]["ndcg@10"] >= 0.9
     run = read_run(tmp_path / "run.hybrid.trec")
-    assert set(run) == {"q1", "q2", "q3", "q4"} and max(run["q1"], key=run["q1"].get) == "d1"
+    assert set(run) == {"q1", "q2", "q3", "q4"} and max(run["q1"], key=run["q1"].__getitem__) == "d1"
     assert (tmp_path / "saved" / "eval.png").stat().st_size > 1000
     assert json.loads((tmp_path / "saved" / "eval.json").read_text())["modes"] == report["modes"]
-    # the numbers can be checked against the written run and qrels by any trec_eval
-    assert evaluate(read_qrels(tmp_path / "saved" / "qrels.trec"), run)["ndcg@10"] == pytest.approx(
-        report["modes"]["hybrid"]["ndcg@10"]
-    )
+    # every reported figure, recomputed by hand from the files --save wrote (the run as TREC lines,
+    # the qrels): the saved run is the one measured, and the figures are what its ranks give
+    qrels = [line.split() for line in (tmp_path / "saved" / "qrels.trec").read_text().splitlines()]
+    assert sorted(qrels) == [[f"q{i}", "0", f"d{i}", "1"] for i in range(1, 5)]
+    for mode, figures in report["modes"].items():
+        assert figures == pytest.approx(_by_hand(tmp_path / "saved" / f"run.{mode}.trec", qrels)), mode
+    # judgments that put the relevant document below the first rank (--qrels replaces the dataset's),
+    # so the figures are not all 1.0: q1 judges d2, q2 d3, q3 d4, q4 d1
+    shifted = tmp_path / "shifted.tsv"
+    shifted.write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i % 4 + 1}\t1\n" for i in range(1, 5)))
+    other = runner.invoke(
+        app, ["eval", str(tiny_beir), "--index", str(index), "--qrels", str(shifted), "--json", "--save",
+              str(tmp_path / "shifted")],
+    )  # fmt: skip
+    assert other.exit_code == 0, other.output
+    figures = json.loads(other.stdout)["modes"]
+    qrels = [line.split() for line in (tmp_path / "shifted" / "qrels.trec").read_text().splitlines()]
+    assert sorted(qrels) == [[f"q{i}", "0", f"d{i % 4 + 1}", "1"] for i in range(1, 5)]
+    for mode in figures:
+        assert figures[mode] == pytest.approx(_by_hand(tmp_path / "shifted" / f"run.{mode}.trec", qrels)), mode
+    assert 0 < figures["semantic"]["ndcg@10"] < 1 and 0 < figures["semantic"]["map"] < 1
     again = runner.invoke(app, ["eval", str(tiny_beir), "--index", str(index), "--mode", "keyword", "--limit", "2"])
     assert again.exit_code == 0 and "keyword" in again.output and "2 queries" in again.output
 
 
-def test_eval_errors(tmp_path: Path) -> None:
+def _by_hand(run_file: Path, qrels: list[list[str]]) -> dict[str, float]:
+    """nDCG@10, MRR@10, Recall@100 and MAP of a TREC run where each query has one relevant document
+    of grade 1: each is a function of that document's rank alone (0 where it is not ranked)."""
+    ranked: dict[str, list[tuple[int, float, str]]] = {}
+    for line in run_file.read_text().splitlines():
+        qid, q0, doc, position, score, _tag = line.split()
+        assert q0 == "Q0"
+        ranked.setdefault(qid, []).append((int(position), float(score), doc))
+    per_query = []
+    for qid, _, relevant, _ in qrels:
+        rows = sorted(ranked.get(qid, []))
+        assert [r for r, _, _ in rows] == list(range(1, len(rows) + 1))
+        scores = [s for _, s, _ in rows]
+        assert scores == sorted(scores, reverse=True)
+        docs = [d for _, _, d in rows]
+        rank = docs.index(relevant) + 1 if relevant in docs else 0
+        if rank:  # a tie would leave the rank to the tool's tie-breaking
+            assert scores.count(scores[rank - 1]) == 1, rows
+        per_query.append(
+            {
+                "ndcg@10": 1 / math.log2(rank + 1) if 0 < rank <= 10 else 0.0,
+                "mrr@10": 1 / rank if 0 < rank <= 10 else 0.0,
+                "recall@100": 1.0 if 0 < rank <= 100 else 0.0,
+                "map": 1 / rank if rank else 0.0,
+            }
+        )
+    return {m: sum(q[m] for q in per_query) / len(per_query) for m in per_query[0]}
+
+
+def test_eval_errors(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> None:
     missing = runner.invoke(app, ["eval", str(tmp_path / "nothing")])
     assert missing.exit_code == 2 and "neither" in missing.output
-    (tmp_path / "q.jsonl").write_text('{"_id": "a", "text": "x", "docs": {"d": 1}}\n')
-    bad_metric = runner.invoke(app, ["eval", str(tmp_path / "q.jsonl"), "--index", str(tmp_path / "none")])
-    assert bad_metric.exit_code == 3 and "no index" in bad_metric.output
+    (tmp_path / "q.jsonl").write_text('{"_id": "a", "text": "cat", "docs": {"animals.txt": 1}}\n')
+    no_index = runner.invoke(app, ["eval", str(tmp_path / "q.jsonl"), "--index", str(tmp_path / "none")])
+    assert no_index.exit_code == 3 and "no index" in no_index.output
+    # an unknown metric, against an index that answers the query
+    folder = tmp_path / "idx"
+    build_index(tiny_corpus, folder, encoder=fake_encoder)
+    args = ["eval", str(tmp_path / "q.jsonl"), "--index", str(folder), "--mode", "keyword"]
+    good = runner.invoke(app, [*args, "--metrics", "ndcg@10,p@10", "--json"])
+    assert good.exit_code == 0, good.output
+    assert json.loads(good.stdout)["modes"]["keyword"] == {"ndcg@10": 1.0, "p@10": 0.1}
+    bad = runner.invoke(app, [*args, "--metrics", "ndcg@10,ndcg@1000"])
+    assert bad.exit_code == 1, bad.output
+    assert bad.stderr.strip().splitlines() == [
+        "error: unknown metric 'ndcg@1000'; choose from: ndcg@10, mrr@10, recall@100, map, ndcg@100, recall@10, p@10"
+    ]

