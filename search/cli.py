@@ -7,6 +7,7 @@ The search options of ``search query`` and ``search eval`` are generated from
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from pathlib import Path
@@ -298,6 +299,9 @@ def _check(index_dir: Path, as_json: bool) -> None:
 
 def main() -> None:
     """Entry point: runs the app and turns unexpected failures into one line."""
+    notes = logging.StreamHandler()  # the library's notes (a model without a fast path): one line each
+    notes.setFormatter(logging.Formatter("%(message)s"))
+    logging.getLogger("search").addHandler(notes)
     try:
         app()
     except SystemExit as exc:

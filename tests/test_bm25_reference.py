@@ -124,7 +124,7 @@ def ref(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
         sent_ids: list[int] = []
         sent_tokens: list[list[str]] = []
         sent_num: list[int] = []
-        for cid, num, start, end, _pos in sorted(ix.chunks.tolist(), key=lambda r: (r[1], r[4])):
+        for cid, num, start, end, _pos in sorted(ix.chunks.rows.tolist(), key=lambda r: (r[1], r[4])):
             doc = ix.docs_by_num[num]
             tokens = [f"{doc.lang}:{t}" for t in analyze(doc.text[start:end], doc.lang)]
             doc_tokens.setdefault(num, []).extend(tokens)
