@@ -172,8 +172,8 @@ def detect_language(text: str, default: str = FALLBACK_LANG) -> str:
     return lang if lang in LANG_NAMES else default
 
 
-def stopword_language(words: Iterable[str], prefer: Iterable[str] = ()) -> str | None:
-    """The language whose stoplist holds most of ``words`` (None if no word is a stopword);
+def stopword_language(words: Iterable[str], prefer: Iterable[str] = (), least: int = 1) -> str | None:
+    """The language whose stoplist holds most of ``words``, at least ``least`` of them (else None);
     a tie goes to a language of ``prefer`` (the index's), then alphabetically.
 
     Enough to decide which stopwords a short query has, and instant, where loading the
@@ -181,7 +181,7 @@ def stopword_language(words: Iterable[str], prefer: Iterable[str] = ()) -> str |
     """
     lowered = [w.lower() for w in words]
     preferred = [lg for lg in prefer if lg in LANG_NAMES]
-    best, hits = None, 0
+    best, hits = None, least - 1
     for lang in [*preferred, *sorted(set(LANG_NAMES) - set(preferred))]:
         n = sum(w in stopwords(lang) for w in lowered)
         if n > hits:

@@ -104,7 +104,8 @@ def remove(
     for doc_id in missing:
         err.print(f"[yellow]not in the index:[/] {doc_id}", soft_wrap=True)
     if not quiet:
-        err.print(f"removed {report.removed} documents; {report.documents} documents, {report.chunks} sentences left")
+        left = f"{_count(report.documents, 'document')}, {_count(report.chunks, 'sentence')} left"
+        err.print(f"removed {_count(report.removed, 'document')}; {left}")
     if missing and not report.removed:
         raise typer.Exit(2)
 

@@ -125,10 +125,11 @@ def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) 
         # A word that is a stopword in any language in play is dropped before analysis, so an
         # English "and" never matches the German stem of "ändern" in a German index.
         found = _WORD.findall(text)
-        # The query's own language adds its stoplist too, unless that would leave no word: "dog" is a
-        # Danish stopword, and in an English index it is the word being searched for.
+        # The query's own language adds its stoplist too, where two or more of its words say which it is
+        # and never so as to leave no word: "dog" is a Danish stopword and "sea" a Spanish one, and in
+        # an English index they are the words being searched for.
         own = frozenset().union(*(stopwords(lg) for lg in langs or ["en"]))
-        query_lang = stopword_language(found, prefer=langs)
+        query_lang = stopword_language(found, prefer=langs, least=2)
         foreign = stopwords(query_lang) - own if query_lang and query_lang not in langs else frozenset()
         kept = [w for w in found if w.lower() not in own]
         words = " ".join([w for w in kept if w.lower() not in foreign] or kept)

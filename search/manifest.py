@@ -92,7 +92,7 @@ class Manifest:
         return out
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any], where: str) -> Manifest:
+    def from_json(cls, obj: dict[str, Any], where: str, hint: str = "") -> Manifest:
         """Read a parsed manifest; a missing or mistyped field is an :class:`IndexFormatError`."""
         try:
             scoring = obj.get("scoring")
@@ -114,4 +114,5 @@ class Manifest:
                 scoring=Scoring(**scoring) if isinstance(scoring, dict) else Scoring(),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise IndexFormatError(f"{where}: the manifest is damaged ({type(exc).__name__}: {exc})") from None
+            detail = f"{where}: the manifest is damaged ({type(exc).__name__}: {exc})"
+            raise IndexFormatError(f"{detail}; {hint}" if hint else detail) from None

@@ -143,7 +143,7 @@ def read_manifest(folder: Path) -> Manifest:
     gen = manifest.get("generation")
     if not isinstance(gen, str) or not GENERATION.match(gen):
         raise IndexFormatError(f"{path} names no generation; {rebuild_hint(folder)}")
-    return Manifest.from_json(manifest, f"{path}; {rebuild_hint(folder)}")
+    return Manifest.from_json(manifest, str(path), rebuild_hint(folder))
 
 
 @dataclass(frozen=True)

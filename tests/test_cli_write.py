@@ -136,7 +136,7 @@ def test_remove_takes_a_document_out_of_both_halves(tmp_path: Path) -> None:
 
     result = runner.invoke(app, ["remove", "cats.txt", "--index", str(index)])
     assert result.exit_code == 0, result.output
-    assert "removed 1 documents; 2 documents, 4 sentences left" in result.output
+    assert "removed 1 document; 2 documents, 4 sentences left" in result.output
     assert _info(index)["counts"]["documents"] == 2
     assert _docs_found(index, "cat", "keyword") == []  # keyword side
     assert "cats.txt" not in _docs_found(index, "a sleeping cat", "semantic")  # vector side
@@ -146,7 +146,7 @@ def test_remove_takes_a_document_out_of_both_halves(tmp_path: Path) -> None:
     result = runner.invoke(app, ["remove", "sea.txt", "no-such-doc.txt", "--index", str(index)])
     assert result.exit_code == 0, result.output
     assert "not in the index: no-such-doc.txt" in result.output
-    assert "removed 1 documents; 1 documents, 2 sentences left" in result.output
+    assert "removed 1 document; 1 document, 2 sentences left" in result.output
     assert _docs_found(index, "ocean", "keyword") == []
     _check(index)
 

@@ -32,13 +32,19 @@ def own_cache(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-unty
 
 
 def _mixed_sentences(n: int) -> list[str]:
-    """German and English sentences of the example article and the queries, short and long."""
-    text = (ROOT / "corpus" / "koalition-der-willigen.txt").read_text(encoding="utf-8")
-    queries = [json.loads(line)["text"] for line in (ROOT / "queries" / "koalition.jsonl").read_text().splitlines()]
-    pieces = [s.strip() for s in text.replace("\n", " ").split(". ") if len(s.strip()) > 3] + queries
-    words = text.split()
-    extra = [" ".join(words[i : i + 3 + i % 40]) for i in range(0, len(words), 7)]
-    return (pieces + extra)[:n]
+    """Half German (mlqa-de-dev, the example article), half English (scifact), short and long."""
+    from search.chunking import split_sentences
+
+    data = ROOT.parent / "shared" / "datasets"
+    out: dict[str, list[str]] = {"de": [], "en": []}
+    for lang, name in (("de", "mlqa-de-dev"), ("en", "scifact")):
+        with (data / name / "corpus.jsonl").open(encoding="utf-8") as f:
+            for line in f:
+                text = json.loads(line)["text"]
+                out[lang] += [text[s.start : s.end] for s in split_sentences(text, lang)]
+                if len(out[lang]) >= n:
+                    break
+    return [t for pair in zip(out["de"], out["en"], strict=False) for t in pair][:n]
 
 
 def _st_vectors(folder: Path, texts: list[str]) -> np.ndarray:

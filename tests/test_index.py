@@ -242,3 +242,11 @@ def test_feedback_leaves_a_one_document_corpus_alone(tmp_path: Path) -> None:
             off = ix.search(query, feedback=0, window=0)
             on = ix.search(query, feedback=3, feedback_weight=2.0, window=0)
             assert [r.passage for r in on] == [r.passage for r in off]
+
+
+def test_a_damaged_manifest_is_an_index_error_not_a_crash(built: Path) -> None:
+    manifest = json.loads((built / MANIFEST).read_text())
+    manifest["model"] = None
+    (built / MANIFEST).write_text(json.dumps(manifest))
+    with pytest.raises(IndexFormatError, match=r"manifest.json: the manifest is damaged \(TypeError.*; rebuild it"):
+        Index.open(built)

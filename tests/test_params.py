@@ -191,4 +191,6 @@ def test_a_foreign_stopword_alone_is_still_searched(word: str, langs: list[str])
 
     assert parse_query(word, langs).plain == (f"{langs[0]}:{word.lower()}",)
     assert parse_query(f"the {word}", ["en"]).plain == (f"en:{word.lower()}",)
-    assert "en:and" not in (parse_query("Britain and France", ["de"]).plain or ())  # an English "and" still goes
+    assert parse_query("deep sea", ["en"]).plain == ("en:deep", "en:sea")  # one Spanish stopword is no Spanish
+    english = parse_query("What did Britain and France say", ["de"]).plain or ()
+    assert "de:and" not in english and "de:franc" in english  # an English question in a German index
