@@ -134,16 +134,20 @@ def ref_fingerprint(ref: ModelRef) -> str:
         return ref.name
     base = fingerprint(ref.path)
     if ref.backend == "onnx":
-        from .onnx_export import EXPORT_VERSION
-
-        return hashlib.sha256(f"{base}|onnx-int8-v{EXPORT_VERSION}".encode()).hexdigest()[:16]
+        return hashlib.sha256(f"{base}|onnx-int8-v{recipe_of(ref)}".encode()).hexdigest()[:16]
     return base
 
 
 def onnx_folder(ref: ModelRef) -> Path:
-    from .onnx_export import EXPORT_VERSION
+    return cache_dir() / "models" / f"{Path(ref.name).name}-{fingerprint(ref.path)}-onnx-int8-v{recipe_of(ref)}"
 
-    return cache_dir() / "models" / f"{Path(ref.name).name}-{fingerprint(ref.path)}-onnx-int8-v{EXPORT_VERSION}"
+
+def recipe_of(ref: ModelRef) -> int:
+    """The quantisation recipe of ``ref``'s export (search/onnx_export.py): the default model keeps the one
+    its indexes, embedding caches and relevance figures were made with."""
+    from .onnx_export import EXPORT_VERSION, RECIPE
+
+    return EXPORT_VERSION if ref.name == DEFAULT_MODEL else RECIPE
 
 
 class Encoder(Protocol):
@@ -230,7 +234,7 @@ class OnnxEncoder:
 
         from .onnx_export import ensure_onnx
 
-        model = ensure_onnx(ref.path, onnx_folder(ref))
+        model = ensure_onnx(ref.path, onnx_folder(ref), recipe_of(ref))
         try:
             self.tokenizer = Tokenizer.from_file(str(ref.path / "tokenizer.json"))
             st_config = _read_json(ref.path / "config_sentence_transformers.json")
