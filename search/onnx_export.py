@@ -25,6 +25,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from .errors import ModelError
 
@@ -114,7 +115,7 @@ def _export_steps(source: Path, out: Path, recipe: int) -> None:
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
     from onnxruntime.transformers.optimizer import optimize_model
-    from transformers import AutoConfig, AutoModel
+    from transformers import AutoConfig
 
     config = AutoConfig.from_pretrained(source)
     if config.model_type not in SUPPORTED:
@@ -122,47 +123,8 @@ def _export_steps(source: Path, out: Path, recipe: int) -> None:
             f"{source}: no ONNX fast path for {config.model_type!r} models ({', '.join(sorted(SUPPORTED))})"
         )
     pooling, _normalises = pooling_of(source)
-    extra = {"add_pooling_layer": False} if config.model_type in ("bert", "xlm-roberta", "roberta", "electra") else {}
-    try:
-        encoder = AutoModel.from_pretrained(source, attn_implementation="eager", **extra).eval()
-    except (TypeError, ValueError):
-        encoder = AutoModel.from_pretrained(source, **extra).eval()
-
-    class Pooled(torch.nn.Module):
-        """The transformer, its pooling and L2 normalisation as one graph (the engine compares by cosine,
-        so a model without a Normalize module gives the same ranking normalised)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-            if pooling == "cls":
-                pooled = hidden[:, 0]
-            elif pooling == "max":
-                pooled = (hidden + (mask - 1.0) * 1e9).max(dim=1).values
-            else:
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, dim=-1)
-
-    ids = torch.full((2, 16), 5, dtype=torch.long)
-    mask = torch.ones(2, 16, dtype=torch.long)
-    mask[1, 9:] = 0  # a padded row, so the mask is traced as data, not folded away
-    fp32 = out / "fp32.onnx"
-    fused = out / "fused.onnx"
-    with torch.no_grad():
-        torch.onnx.export(
-            Pooled(),
-            (ids, mask),
-            str(fp32),
-            input_names=["input_ids", "attention_mask"],
-            output_names=["embedding"],
-            dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}},
-            opset_version=17,
-            dynamo=False,
-        )
+    fp32, fused = out / "fp32.onnx", out / "fused.onnx"
+    _trace(_pooled(source, config, pooling), fp32)
     steps = [f"torch.onnx.export opset 17, {pooling} pooling, L2 normalisation"]
     if config.model_type in FUSABLE:
         optimized = optimize_model(
@@ -193,6 +155,57 @@ def _export_steps(source: Path, out: Path, recipe: int) -> None:
         "bytes": (out / MODEL_FILE).stat().st_size,
     }
     (out / INFO_FILE).write_text(json.dumps(info, indent=2))
+
+
+def _pooled(source: Path, config: Any, pooling: str) -> Any:
+    """The transformer, its pooling and L2 normalisation as one torch module (the engine compares by
+    cosine, so a model without a Normalize module ranks the same normalised)."""
+    import torch
+    from transformers import AutoModel
+
+    extra = {"add_pooling_layer": False} if config.model_type in ("bert", "xlm-roberta", "roberta", "electra") else {}
+    try:
+        encoder = AutoModel.from_pretrained(source, attn_implementation="eager", **extra).eval()
+    except (TypeError, ValueError):
+        encoder = AutoModel.from_pretrained(source, **extra).eval()
+
+    class Pooled(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+            if pooling == "cls":
+                pooled = hidden[:, 0]
+            elif pooling == "max":
+                pooled = (hidden + (mask - 1.0) * 1e9).max(dim=1).values
+            else:
+                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            return torch.nn.functional.normalize(pooled, dim=-1)
+
+    return Pooled()
+
+
+def _trace(module: Any, path: Path) -> None:
+    """``torch.onnx.export`` with a padded batch, so the attention mask stays a real input."""
+    import torch
+
+    ids = torch.full((2, 16), 5, dtype=torch.long)
+    mask = torch.ones(2, 16, dtype=torch.long)
+    mask[1, 9:] = 0  # a padded row, so the mask is traced as data, not folded away
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            (ids, mask),
+            str(path),
+            input_names=["input_ids", "attention_mask"],
+            output_names=["embedding"],
+            dynamic_axes={"input_ids": {0: "batch", 1: "seq"}, "attention_mask": {0: "batch", 1: "seq"}},
+            opset_version=17,
+            dynamo=False,
+        )
 
 
 def _sha256(path: Path) -> str:
