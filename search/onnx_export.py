@@ -40,6 +40,7 @@ RECIPES: dict[int, dict[str, object]] = {
 }
 MODEL_FILE = "model.onnx"
 INFO_FILE = "export.json"
+VERIFIED = ".verified"  # size, mtime and sha256 of the model file when it was last hashed
 
 
 SUPPORTED = {"bert", "xlm-roberta", "roberta", "mpnet", "distilbert", "electra"}
@@ -155,6 +156,7 @@ def _export_steps(source: Path, out: Path, recipe: int) -> None:
         "bytes": (out / MODEL_FILE).stat().st_size,
     }
     (out / INFO_FILE).write_text(json.dumps(info, indent=2))
+    _remember(out, str(info["sha256"]))  # verified as written: loading it later hashes nothing
 
 
 def _pooled(source: Path, config: Any, pooling: str) -> Any:
@@ -232,15 +234,23 @@ def _intact(target: Path) -> bool:
             (target / INFO_FILE).write_text(json.dumps(info, indent=2))
     if st.st_size != info.get("bytes"):
         return False
-    memo = target / ".verified"
-    stamp = f"{st.st_size}:{st.st_mtime_ns}:{info['sha256']}"
     try:
-        if memo.read_text() == stamp:
+        if (target / VERIFIED).read_text() == _stamp(model, info["sha256"]):
             return True
     except OSError:
         pass
     if _sha256(model) != info["sha256"]:
         return False
-    with contextlib.suppress(OSError):
-        memo.write_text(stamp)
+    _remember(target, info["sha256"])
     return True
+
+
+def _stamp(model: Path, sha256: str) -> str:
+    st = model.stat()
+    return f"{st.st_size}:{st.st_mtime_ns}:{sha256}"
+
+
+def _remember(target: Path, sha256: str) -> None:
+    """Note that ``target``'s model, as it is now (size, mtime), has been hashed and matched."""
+    with contextlib.suppress(OSError):
+        (target / VERIFIED).write_text(_stamp(target / MODEL_FILE, sha256))
