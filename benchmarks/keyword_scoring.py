@@ -20,9 +20,6 @@ constant vector): nothing here depends on it.
 from __future__ import annotations
 
 import json
-import os
-import platform
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -30,11 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _common import DATA, log, stamp, write_results
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DATA = ROOT.parent / "shared" / "datasets"
-RESULTS = ROOT / "benchmarks" / "results"
 COLLECTIONS = ["mlqa-de-dev", "scifact", "cranfield"]
 SCORINGS = ["sentence alone", "document alone", "document + ½ sentence", "keyword mode"]
 METRICS = ["ndcg@10", "mrr@10", "recall@100"]
@@ -104,16 +98,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for name in COLLECTIONS:
             rows[name] = measure(name, Path(tmp))
-            print(name, json.dumps(rows[name]["scores"]), flush=True)
+            log(f"{name} {json.dumps(rows[name]['scores'])}")
     figures = {
-        "command": "python benchmarks/keyword_scoring.py",
-        "date": time.strftime("%Y-%m-%d"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+        **stamp("python benchmarks/keyword_scoring.py"),
         "seconds": round(time.perf_counter() - t0, 1),
         "collections": rows,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "keyword_scoring.json").write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n")
     lines = [
         "# Keyword scoring: a sentence alone, its document alone, and both",
         "",
@@ -150,8 +140,7 @@ def main() -> None:
         "Keyword mode differs from document + ½ sentence only where a query clearly writes query syntax "
         "(three mlqa-de-dev questions quote a title): it goes to whoosh's BM25F.",
     ]
-    (RESULTS / "keyword_scoring.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results("keyword_scoring", figures, lines)
 
 
 if __name__ == "__main__":
