@@ -15,6 +15,7 @@ figure cannot enter the README without its evidence.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import sys
@@ -284,3 +285,30 @@ def test_the_check_sees_a_changed_figure(tmp_path: Path, monkeypatch: pytest.Mon
     fig = next(f for f in FIGURES if "sentences: min" in f.pattern)
     with pytest.raises(AssertionError, match="README says"):
         test_figure_matches_its_results_file(fig)
+
+
+def _test_functions() -> dict[str, set[str]]:
+    """Test function names per test module, as pytest collects them (top-level ``test_*`` functions)."""
+    out: dict[str, set[str]] = {}
+    for path in (ROOT / "tests").glob("test_*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        out[path.stem] = {
+            n.name
+            for n in tree.body
+            if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef) and n.name.startswith("test_")
+        }
+    return out
+
+
+def test_bad_input_table_names_tests_that_exist() -> None:
+    """docs/bad-input.md says which test checks each case; every one it names must be there."""
+    text = (ROOT / "docs" / "bad-input.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| input")]
+    functions = _test_functions()
+    named = [(row, m.group(1), m.group(2)) for row in rows for m in re.finditer(r"(test_\w+)::(test_\w+)", row)]
+    assert len(rows) >= 30 and len(named) >= len(rows)
+    missing = [f"{module}::{name}" for _, module, name in named if name not in functions.get(module, set())]
+    assert not missing, f"docs/bad-input.md names tests that do not exist: {missing}"
+    for row in rows:
+        tests_cell = row.rstrip(" |").rsplit(" | ", 1)[1]
+        assert "::" in tests_cell or tests_cell.startswith("none"), f"a row names no test function: {row[:80]}"
