@@ -267,6 +267,11 @@ def defaults() -> tuple[Setting, float]:
 
 
 def main() -> None:
+    if "--rechoose" in sys.argv:
+        # the choice again from relevance.json's tuning figures (the rule changed, not the grid), and
+        # search eval's own figures with it: the slow scoring of every setting is not repeated
+        rechoose(json.loads((RESULTS / "relevance.json").read_text()))
+        return
     if "--render" in sys.argv:
         # the tables again from the last run's relevance.json, checked against the code's defaults now
         # (the search eval figures were measured with the chosen setting as explicit options)
@@ -299,7 +304,7 @@ def main() -> None:
         del runs, cands
         results[name] = res
         contexts[name] = (context, tune)
-    best = choose(settings, tuning)
+    best = choose(settings, tuning, defaults()[0])
     semantic = max((st for st in settings if st.method == "semantic"), key=lambda st: sum(tuning[st.key]))
     log(f"chosen on the tuning splits: {best.key}; for semantic mode alone: {semantic.key}")
     for name in COLLECTIONS:
@@ -325,26 +330,63 @@ def main() -> None:
     write(state)
 
 
+def rechoose(state: dict[str, Any]) -> None:
+    from search.encoder import ref_fingerprint, resolve_model
+    from search.evaluate import eval_index_folder, load_beir
+
+    settings = grid()
+    tuning = state["tuning_ndcg@10"]
+    best = choose(settings, tuning, defaults()[0])
+    semantic = max((st for st in settings if st.method == "semantic"), key=lambda st: sum(tuning[st.key]))
+    log(f"chosen on the tuning splits: {best.key}; for semantic mode alone: {semantic.key}")
+    for name in COLLECTIONS:
+        judged = load_beir(DATA / name)
+        assert judged.corpus is not None
+        folder = eval_index_folder(judged.corpus, name, ref_fingerprint(resolve_model(None)))
+        state["collections"][name]["engine"] = engine((judged, folder), split(list(judged.queries)), best, semantic)
+        log(f"{name}: hybrid nDCG@10 {state['collections'][name]['engine']['hybrid']['all']['ndcg@10']:.4f}")
+    code, code_semantic = defaults()
+    state.update(
+        chosen_on_tuning_split=best.__dict__, defaults_in_code=code.__dict__, semantic_chosen=semantic.__dict__
+    )
+    state["semantic_doc_weight_in_code"] = code_semantic
+    write(state)
+
+
 def better_half(settings: list[Setting], tuning: dict[str, list[float]]) -> list[float]:
     """Per collection, the best tuning nDCG@10 of any keyword or semantic setting."""
     return [max(tuning[st.key][i] for st in settings if not st.hybrid) for i in range(len(COLLECTIONS))]
 
 
-def choose(settings: list[Setting], tuning: dict[str, list[float]]) -> Setting:
+# Re-embedding the same corpora (another machine, another ONNX Runtime build) moved the tuning mean
+# of one and the same setting by 0.0016 (0.7945 → 0.7962 for convex α=0.8 μ=3 fb=1×0.5, 2026-11 vs
+# 2026-12); a challenger within this margin of the best is a tie, and the setting in the code keeps
+# a tie, so a default does not move with that noise.
+TIE = 0.002
+
+
+def choose(settings: list[Setting], tuning: dict[str, list[float]], incumbent: Setting | None = None) -> Setting:
     """The hybrid setting with the best mean tuning nDCG@10 among those that beat the better half
     (best of keyword and semantic, each with its best aggregation) on every tuning split; failing
     that, the one with the largest worst-case margin. A fixed fusion that loses to semantic alone
-    on some collection is what the issue warns against."""
+    on some collection is what the issue warns against. ``incumbent`` (the code's default) wins
+    when it is within :data:`TIE` of that best and safe too."""
     halves = better_half(settings, tuning)
     hybrid = [st for st in settings if st.hybrid]
 
     def margin(st: Setting) -> float:
         return min(v - h for v, h in zip(tuning[st.key], halves, strict=True))
 
+    def mean(st: Setting) -> float:
+        return sum(tuning[st.key]) / len(COLLECTIONS)
+
     safe = [st for st in hybrid if margin(st) >= 0]
-    if safe:
-        return max(safe, key=lambda st: sum(tuning[st.key]) / len(COLLECTIONS))
-    return max(hybrid, key=margin)
+    if not safe:
+        return max(hybrid, key=margin)
+    best = max(safe, key=mean)
+    if incumbent is not None and incumbent in safe and mean(best) - mean(incumbent) <= TIE:
+        return incumbent
+    return best
 
 
 def write(state: dict[str, Any]) -> None:
@@ -369,7 +411,9 @@ def write(state: dict[str, Any]) -> None:
         "the N best documents of that first ranking (q' = q + w · their mean vector) and fuses again.",
         "",
         f"Default chosen on the tuning splits (a seeded 30% of each collection's queries; best mean nDCG@10 "
-        f"among the settings that beat the better half on every tuning split): **{best.key}**; semantic mode "
+        f"among the settings that beat the better half on every tuning split; the setting in the code keeps a "
+        f"tie within {TIE} of that best, the tuning mean's own move when the corpora were embedded again): "
+        f"**{best.key}**; semantic mode "
         f"alone, the semantic setting with the best mean: **{semantic.key}**"
         + (
             ""

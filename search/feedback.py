@@ -6,7 +6,7 @@ best ``docs`` documents, ``q' = q + weight · mean(d)``, re-normalised; every ca
 cosine is then taken again with ``q'`` and the sides are fused again. A sentence's own cosine
 stays, so which sentence of a document matches is still the query's choice, and a one-document
 corpus ranks exactly as before. Chosen on the tuning splits: 1 document at weight 0.5 lifts
-cranfield's hybrid nDCG@10 0.398 → 0.418 (benchmarks/results/relevance.md).
+cranfield's hybrid nDCG@10 0.394 → 0.417 (benchmarks/results/relevance.md).
 """
 
 from __future__ import annotations
