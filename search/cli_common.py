@@ -11,7 +11,16 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
 from rich.text import Text
 
 from .errors import SearchError
@@ -103,12 +112,22 @@ def fail(exc: SearchError) -> None:
     raise typer.Exit(exc.exit_code)
 
 
+class RateColumn(ProgressColumn):
+    """Items per second of the stage under way (sentences, documents, queries)."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text("" if speed is None else f"{speed:,.0f}/s", style="progress.data.speed")
+
+
 def progress_bar(quiet: bool) -> Progress:
+    """One bar per stage (each ``Progress.start`` replaces the last): count, rate and time left."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        RateColumn(),
         TimeRemainingColumn(),
         console=err,
         disable=quiet,
