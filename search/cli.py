@@ -79,7 +79,7 @@ def index(
         )
         verb = "[green]indexed[/]" if report.committed else "[green]up to date:[/]"
         err.print(
-            f"{verb} {report.documents} documents, {report.chunks} sentences ({langs}) "
+            f"{verb} {_count(report.documents, 'document')}, {_count(report.chunks, 'sentence')} ({langs}) "
             f"into {report.folder} in {report.seconds['total']:.1f} s; {changes}"
             + (f"; {report.cache_hits} of {report.embedded} sentences from the cache" if report.cache_hits else "")
             + (f"; skipped {len(report.skipped)}" if report.skipped else ""),

@@ -26,7 +26,7 @@ def cli_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = runner.invoke(app, ["index", str(corpus), "--index", str(folder)])
     assert result.exit_code == 0, result.output
     assert "skipped" in result.output and "broken.txt" in result.output
-    assert "indexed 1 documents, 39 sentences" in result.output
+    assert "indexed 1 document, 39 sentences" in result.output
     return folder
 
 
