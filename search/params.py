@@ -75,7 +75,7 @@ class SearchParams:
     fusion: FusionName = _param(
         FusionName.convex,
         "How hybrid mode fuses: convex (normalised scores) or rrf (ranks).",
-        source="convex beat rrf on every tuning split (benchmarks/results/relevance.md)",
+        source="convex: best mean tuning nDCG@10 over five collections, 0.799 vs rrf's best 0.787 (relevance.json)",
     )
     alpha: float = _param(
         0.8,
