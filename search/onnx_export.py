@@ -19,7 +19,6 @@ missing; the result lives in the cache folder and is reused by every later proce
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -27,6 +26,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .convert import file_sha256
 from .errors import ModelError
 
 EXPORT_VERSION = 1  # the default model's recipe; part of its fingerprint, so its indexes and caches stay valid
@@ -152,7 +152,7 @@ def _export_steps(source: Path, out: Path, recipe: int) -> None:
         "steps": [*steps, f"dynamic int8, recipe {recipe}"],
         "torch": torch.__version__,
         "onnx": onnx.__version__,
-        "sha256": _sha256(out / MODEL_FILE),
+        "sha256": file_sha256(out / MODEL_FILE),
         "bytes": (out / MODEL_FILE).stat().st_size,
     }
     (out / INFO_FILE).write_text(json.dumps(info, indent=2))
@@ -210,14 +210,6 @@ def _trace(module: Any, path: Path) -> None:
         )
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        while block := f.read(1 << 22):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _intact(target: Path) -> bool:
     """The export matches the fingerprint written beside it. The size is compared every time; the
     whole file is hashed once per change of its size or mtime (a memo beside it), so a truncated or
@@ -229,7 +221,7 @@ def _intact(target: Path) -> bool:
     except (OSError, ValueError):
         return False
     if "sha256" not in info:  # an export of an older version, complete when it was renamed in: record it now
-        info.update(sha256=_sha256(model), bytes=st.st_size)
+        info.update(sha256=file_sha256(model), bytes=st.st_size)
         with contextlib.suppress(OSError):
             (target / INFO_FILE).write_text(json.dumps(info, indent=2))
     if st.st_size != info.get("bytes"):
@@ -239,7 +231,7 @@ def _intact(target: Path) -> bool:
             return True
     except OSError:
         pass
-    if _sha256(model) != info["sha256"]:
+    if file_sha256(model) != info["sha256"]:
         return False
     _remember(target, info["sha256"])
     return True

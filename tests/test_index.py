@@ -14,13 +14,6 @@ from search.store import FORMAT_VERSION, MANIFEST
 from .conftest import FakeEncoder, assert_result_json
 
 
-@pytest.fixture
-def built(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> Path:
-    folder = tmp_path / "idx"
-    build_index(tiny_corpus, folder, encoder=fake_encoder)
-    return folder
-
-
 def test_manifest_round_trip(built: Path, fake_encoder: FakeEncoder) -> None:
     manifest = json.loads((built / MANIFEST).read_text())
     assert manifest["format_version"] == FORMAT_VERSION

@@ -13,7 +13,7 @@ import typer
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from search import Index, Searcher, SearchParams, build_index
+from search import Index, Searcher, SearchParams
 from search.cli import app
 from search.errors import IndexFormatError, SearchError
 from search.feedback import DocumentFeedback
@@ -114,13 +114,6 @@ def test_feedback_strategy() -> None:
     moved = fb.moved(q, d)
     assert moved == pytest.approx(np.array([1.0, 0.5]) / np.sqrt(1.25))
     assert not DocumentFeedback(0, 0.5).active and not DocumentFeedback(1, 0.0).active
-
-
-@pytest.fixture
-def built(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> Path:
-    folder = tmp_path / "idx"
-    build_index(tiny_corpus, folder, encoder=fake_encoder)
-    return folder
 
 
 def test_searcher_is_the_index_handle_split(built: Path, fake_encoder: FakeEncoder) -> None:
