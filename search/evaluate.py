@@ -290,10 +290,11 @@ class EvalReport:
 
 
 def eval_index_folder(corpus: Path, name: str, fingerprint: str) -> Path:
+    from .chunking import SPLITTER
     from .encoder import cache_dir
     from .store import FORMAT_VERSION
 
-    settings = {"lang": "auto", "window": 1, "format": FORMAT_VERSION}
+    settings = {"lang": "auto", "window": 1, "format": FORMAT_VERSION, "splitter": SPLITTER}
     return cache_dir() / "eval" / f"{name}-{cache_key(corpus, fingerprint, settings)}"
 
 

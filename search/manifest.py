@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from .chunking import SPLITTER
 from .errors import IndexFormatError
 
 PIPELINE = "regex tokens | lowercase | stopwords | snowball stem | fold umlauts, accents, ß"
@@ -55,7 +56,7 @@ class Analyzer:
 class Chunking:
     window: int
     unit: str = "sentence"
-    splitter: str = "pysbd"
+    splitter: str = SPLITTER
 
 
 @dataclass(frozen=True)

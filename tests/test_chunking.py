@@ -28,6 +28,18 @@ def test_german_abbreviations_dates_and_numbers_do_not_split() -> None:
     ]
 
 
+def test_a_year_ends_a_sentence_where_an_ordinal_does_not() -> None:
+    text = "Das geschah im Jahr 2023. Danach kam das 3. Treffen. Es war am 1. Mai."
+    assert sentences(text) == ["Das geschah im Jahr 2023.", "Danach kam das 3. Treffen.", "Es war am 1. Mai."]
+    # English writes no ordinal dot: a number may end a sentence
+    assert sentences("He was 3. Then he left.", "en") == ["He was 3.", "Then he left."]
+
+
+def test_a_bracketed_remark_stays_with_its_sentence() -> None:
+    text = "Sie sei „bereit, zu helfen.“ (Hervorhebung hinzugefügt)\n\nDanach ging er."
+    assert sentences(text) == ["Sie sei „bereit, zu helfen.“ (Hervorhebung hinzugefügt)", "Danach ging er."]
+
+
 def test_german_quotes_keep_the_quoted_speech_together() -> None:
     text = "Er fügte hinzu: „Die Pläne sind abgeschlossen. Wir sind bereit.“ Danach ging er."
     assert sentences(text) == ["Er fügte hinzu: „Die Pläne sind abgeschlossen. Wir sind bereit.“", "Danach ging er."]
