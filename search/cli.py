@@ -46,6 +46,9 @@ def index(
         bool, typer.Option(help="Reuse embeddings of sentences this model embedded before (cache folder).")
     ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report (counts, changes, seconds per stage) as JSON.")
+    ] = False,
 ) -> None:
     """Build the index from CORPUS, or update it: new and changed documents are indexed, unchanged ones cost nothing.
 
@@ -72,7 +75,9 @@ def index(
         return
     for s in report.skipped:
         err.print(f"[yellow]skipped[/] {s.source}: {s.reason}", soft_wrap=True)
-    if not quiet:
+    if as_json:
+        out.print_json(data=_report_json(report))
+    elif not quiet:
         langs = ", ".join(f"{k} {v}" for k, v in report.languages.items())
         changes = (
             f"{report.added} added, {report.updated} updated, {report.removed} removed, {report.unchanged} unchanged"
@@ -85,6 +90,19 @@ def index(
             + (f"; skipped {len(report.skipped)}" if report.skipped else ""),
             soft_wrap=True,
         )
+
+
+def _report_json(report: Any) -> dict[str, Any]:
+    fields = ("documents", "chunks", "languages", "added", "updated", "removed", "unchanged", "embedded")
+    return {
+        "index": str(report.folder),
+        "generation": report.generation,
+        "committed": report.committed,
+        **{f: getattr(report, f) for f in fields},
+        "cache_hits": report.cache_hits,
+        "skipped": [{"source": str(s.source), "reason": s.reason} for s in report.skipped],
+        "seconds": {k: round(v, 3) for k, v in report.seconds.items()},
+    }
 
 
 @app.command()

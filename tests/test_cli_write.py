@@ -106,6 +106,18 @@ def test_no_cache_neither_reads_nor_writes_the_embedding_cache(tmp_path: Path, m
     assert len(sims) == sentences and len(set(sims)) == sentences, sims
 
 
+def test_index_json_reports_counts_changes_and_stage_seconds(tmp_path: Path) -> None:
+    corpus = _write_corpus(tmp_path / "corpus", {"a.txt": "The cat sleeps. A dog barks.\n", "b.txt": "Der Berg.\n"})
+    result = runner.invoke(app, ["index", str(corpus), "--index", str(tmp_path / "i"), "--json", "--no-cache"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["documents"], report["chunks"], report["added"], report["committed"]) == (2, 3, 2, True)
+    assert {"chunking", "keyword", "embedding", "documents", "total"} <= set(report["seconds"])
+    assert report["generation"] == _info(tmp_path / "i")["generation"]
+    again = json.loads(runner.invoke(app, ["index", str(corpus), "--index", str(tmp_path / "i"), "--json"]).stdout)
+    assert (again["committed"], again["unchanged"], again["added"]) == (False, 2, 0)
+
+
 # -- remove, --prune, compact ------------------------------------------------------------------
 
 THREE = {
