@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import threading
 from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Annotated, Any
@@ -93,18 +94,30 @@ class RichProgress:
     """Adapts rich's progress bar to the library's Progress protocol.
 
     Until the first counted task starts, a spinner says what is happening (reading, model load).
+    Each thread has its own bar: a write indexes keywords and embeds at once, each stage with its
+    own count, rate and time left.
     """
 
     def __init__(self, progress: Progress, waiting: str) -> None:
         self.progress = progress
-        self.task: Any = progress.add_task(waiting, total=None)
+        self._waiting: Any = progress.add_task(waiting, total=None)
+        self._tasks: dict[int, Any] = {}
+        self._lock = threading.Lock()
 
     def start(self, task: str, total: int) -> None:
-        self.progress.remove_task(self.task)
-        self.task = self.progress.add_task(task, total=total)
+        with self._lock:
+            if self._waiting is not None:
+                self.progress.remove_task(self._waiting)
+                self._waiting = None
+            old = self._tasks.pop(threading.get_ident(), None)
+            if old is not None:
+                self.progress.remove_task(old)
+            self._tasks[threading.get_ident()] = self.progress.add_task(task, total=total)
 
     def advance(self, n: int) -> None:
-        self.progress.advance(self.task, n)
+        task = self._tasks.get(threading.get_ident())
+        if task is not None:
+            self.progress.advance(task, n)
 
 
 def fail(exc: SearchError) -> None:

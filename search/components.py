@@ -10,6 +10,7 @@ A new kind of index file is a new class here and one entry in :data:`COMPONENTS`
 from __future__ import annotations
 
 import os
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from .types import Check, Document
 from .vectors import HNSW_FILE, HNSW_MIN, VectorIndex
 
 PARALLEL_KEYWORD_MIN = 5000  # below this many new sentences, starting writer processes costs more than it saves
+MAIN_LANE = "vectors"  # the lane the writer's own thread runs (the others run beside it)
 DOC_EMBED_CHARS = 8_000  # the model reads 512 tokens; more characters would only be tokenised to be cut
 
 
@@ -66,12 +68,29 @@ class Change:
     progress: Progress
     optimize: bool = False  # merge segments, drop deleted entries for good (compaction)
     made: dict[str, Any] = field(default_factory=dict)  # what a component hands a later one
+    cancelled: threading.Event = field(default_factory=threading.Event)  # another lane failed: stop soon
+
+    def check(self) -> None:
+        """Raise :class:`Cancelled` once another lane of the write has failed (or was interrupted)."""
+        if self.cancelled.is_set():
+            raise Cancelled
+
+    def advance(self, n: int) -> None:
+        """Progress of a long stage, which stops there if the write is cancelled."""
+        self.check()
+        self.progress.advance(n)
 
     def added_texts(self) -> Iterator[tuple[Document, int, int, int]]:
-        """(document, start, end, position) of every added chunk."""
+        """(document, start, end, position) of every added chunk; stops if the write is cancelled."""
         by_num = {s.num: s.doc for s in self.added_docs}
-        for num, start, end, pos in self.added_chunks.rows[:, 1:].tolist():
+        for i, (num, start, end, pos) in enumerate(self.added_chunks.rows[:, 1:].tolist()):
+            if i % 1000 == 0:
+                self.check()
             yield by_num[num], start, end, pos
+
+
+class Cancelled(Exception):
+    """A lane stops because another lane of the same write failed."""
 
 
 class OpenIndex(Protocol):
@@ -94,6 +113,7 @@ class Component(ABC):
     name: str  # also the writer's crash point right after it (SEARCH_CRASH_AT, for the fault tests)
     stage: str  # the timing it counts in (BuildReport.seconds)
     files: tuple[str, ...]
+    lane: str = MAIN_LANE  # components of one lane run in order; the writer runs the lanes at once
 
     def write(self, change: Change) -> None:
         if change.previous is None:
@@ -125,13 +145,13 @@ def same_ids(name: str, ids: list[int], expected: set[int], what: str = "chunk i
 class KeywordComponent(Component):
     """Whoosh, for query syntax: one document per chunk (segments hard-linked between generations)."""
 
-    name = stage = "keyword"
+    name = stage = lane = "keyword"
     files = (KEYWORD,)
 
     def build(self, change: Change) -> None:
         change.progress.start("indexing keywords", len(change.added_chunks))
         KeywordIndex.build(
-            change.target / KEYWORD, change.langs, _records(change), change.progress.advance, procs=_procs(change)
+            change.target / KEYWORD, change.langs, _records(change), change.advance, procs=_procs(change)
         )
 
     def update(self, previous: Path, change: Change) -> None:
@@ -139,7 +159,7 @@ class KeywordComponent(Component):
         link_tree(previous / KEYWORD, change.target / KEYWORD)
         gone = [s.doc.id for s in change.dropped_docs]
         KeywordIndex.update(
-            change.target / KEYWORD, change.langs, gone, _records(change), change.progress.advance,
+            change.target / KEYWORD, change.langs, gone, _records(change), change.advance,
             optimize=change.optimize, procs=_procs(change),
         )  # fmt: skip
 
@@ -169,7 +189,7 @@ class BM25Component(Component):
     """Term frequencies per sentence and per document (title included), for plain-word BM25 (search/bm25.py)."""
 
     name = "bm25"
-    stage = "keyword"
+    stage = lane = "keyword"
     files = (BM25_FILE, BM25_DOCS_FILE)
 
     def build(self, change: Change) -> None:
@@ -216,7 +236,7 @@ class _Embedded(Component):
         texts, ids = self.added(change)
         if texts:
             change.progress.start(self.task, len(texts))
-            vectors.add(change.encoder.get().encode_passages(texts, change.progress.advance), ids)
+            vectors.add(change.encoder.get().encode_passages(texts, change.advance), ids)
             self.embedded(change)
         vectors.save(change.target / self.files[0])
         change.made[self.name] = vectors

@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .chunking import split_sentences
-from .components import COMPONENTS, Change, EncoderSource, Progress
+from .components import COMPONENTS, MAIN_LANE, Cancelled, Change, Component, EncoderSource, Progress
 from .locks import remove_if_unused
 from .manifest import Analyzer, Chunking, Counts, Manifest, ModelInfo, Scoring
 from .store import (
@@ -149,11 +150,7 @@ def write_generation(
         added_docs=add, added_chunks=new_chunks, encoder=encoder, progress=progress, optimize=optimize,
     )  # fmt: skip
     try:
-        for component in COMPONENTS:
-            t = time.perf_counter()
-            component.write(change)
-            timings[component.stage] = timings.get(component.stage, 0.0) + time.perf_counter() - t
-            _crash_point(component.name)
+        _write_lanes(change, timings)
         save_documents(gen / DOCS, docs)
         save_chunks(gen / CHUNKS, chunks)
         fsync_tree(gen)
@@ -165,6 +162,47 @@ def write_generation(
         raise
     _crash_point("after-commit")
     return gen_name, len(new_chunks), manifest
+
+
+def _write_lanes(change: Change, timings: dict[str, float]) -> None:
+    """Every component's files, the lanes at once: the keyword side (whoosh and BM25, Python holding
+    the GIL) in a thread while this one embeds (ONNX Runtime, which releases it, on every core).
+    A lane that fails cancels the other; the first failure is raised once both have stopped."""
+
+    def run(lane: list[Component]) -> None:
+        for component in lane:
+            change.check()
+            t = time.perf_counter()
+            component.write(change)
+            timings[component.stage] = timings.get(component.stage, 0.0) + time.perf_counter() - t
+            _crash_point(component.name)
+
+    lanes: dict[str, list[Component]] = {}
+    for component in COMPONENTS:
+        lanes.setdefault(component.lane, []).append(component)
+    main = lanes.pop(MAIN_LANE)  # here, where Ctrl-C arrives
+    with ThreadPoolExecutor(max_workers=max(1, len(lanes)), thread_name_prefix="lane") as pool:
+        futures = [pool.submit(run, lane) for lane in lanes.values()]
+        for future in futures:
+            future.add_done_callback(lambda f: _cancel_on_failure(f, change))
+        try:
+            run(main)
+        except Cancelled:
+            pass  # another lane failed: its error is raised below
+        except BaseException:
+            change.cancelled.set()
+            wait(futures)
+            raise
+        wait(futures)
+    for future in futures:
+        error = future.exception()
+        if error is not None and not isinstance(error, Cancelled):
+            raise error
+
+
+def _cancel_on_failure(future: Future[None], change: Change) -> None:
+    if future.exception() is not None:
+        change.cancelled.set()
 
 
 def _manifest(
