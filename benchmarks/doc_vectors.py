@@ -61,8 +61,8 @@ class Collection:
         with Index.open(folder) as ix:
             drow, _ = stored_vectors(ix.doc_vectors)
             srow, sentences = stored_vectors(ix.vectors)
-            self.docs = [ix.document(n) for n in sorted(drow, key=drow.__getitem__)]
             nums = sorted(drow, key=drow.__getitem__)
+            self.docs = [ix.document(n) for n in nums]
             by_doc: dict[int, list[tuple[int, int, int, str]]] = {n: [] for n in nums}
             for c in ix.chunks.records():
                 text = ix.document(c.doc).text[c.start : c.end]
@@ -145,7 +145,8 @@ def costs(c: Collection, enc: Any) -> dict[str, float]:
     rng = random.Random(7)
     pick = sorted(rng.sample(range(len(c.docs)), min(COST_SAMPLE, len(c.docs))))
     sents = [s for i in pick for s in c.sentence_texts[i]]
-    texts = [document_texts(c)[i] for i in pick]
+    every = document_texts(c)
+    texts = [every[i] for i in pick]
     titles = [c.docs[i].title for i in pick if c.docs[i].title.strip()]
     jobs: dict[str, Callable[[], object]] = {
         "sentences": lambda: enc.encode_passages(sents),
