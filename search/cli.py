@@ -283,7 +283,8 @@ def info(
         ("scoring", Scoring(**report["scoring"]).describe()),
         (
             "chunking",
-            f"{report['chunking']['unit']} ({report['chunking']['splitter']}), window {report['chunking']['window']}",
+            f"{report['chunking']['unit']} ({report['chunking']['splitter']}), window {report['chunking']['window']}"
+            f"; document vectors read {report['chunking']['document_tokens']} tokens",
         ),
         (
             "size",

@@ -21,7 +21,8 @@ import numpy as np
 
 from .analysis import analyze
 from .bm25 import TermMatrix, row_documents
-from .encoder import Encoder
+from .chunking import DOC_TOKENS
+from .encoder import Encoder, openings
 from .keyword import KeywordIndex, KeywordRecord
 from .store import BM25_DOCS_FILE, BM25_FILE, DOC_VECTORS, KEYWORD, VECTORS, ChunkTable, StoredDoc, link_tree
 from .types import Check, Document
@@ -29,7 +30,7 @@ from .vectors import HNSW_FILE, HNSW_MIN, VectorIndex
 
 PARALLEL_KEYWORD_MIN = 5000  # below this many new sentences, starting writer processes costs more than it saves
 MAIN_LANE = "vectors"  # the lane the writer's own thread runs (the others run beside it)
-DOC_EMBED_CHARS = 8_000  # the model reads 512 tokens; more characters would only be tokenised to be cut
+DOC_EMBED_CHARS = 8_000  # far more than DOC_TOKENS tokens; more characters would only be tokenised to be cut
 
 
 class Progress(Protocol):
@@ -299,7 +300,8 @@ class HNSWGraph(Component):
 
 
 def document_text(doc: Document) -> str:
-    """What a document's own vector embeds: its title and the opening of its text."""
+    """What a document's own vector embeds: its title and the opening of its text (the encoder then
+    cuts it at DOC_TOKENS tokens)."""
     text = f"{doc.title}\n{doc.text}" if doc.title else doc.text
     return text[:DOC_EMBED_CHARS]
 
@@ -314,6 +316,8 @@ class DocumentVectors(_Embedded):
 
     def added(self, change: Change) -> tuple[list[str], np.ndarray]:
         texts = [document_text(s.doc) for s in change.added_docs]
+        if texts:  # cut where the model stops reading, so the embedding cache keys what was embedded
+            texts = openings(change.encoder.get(), texts, DOC_TOKENS)
         return texts, np.array([s.num for s in change.added_docs], dtype=np.int64)
 
     def check(self, ix: OpenIndex, expected: set[int]) -> list[Check]:

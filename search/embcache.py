@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .encoder import Encoder, cache_dir
+from .encoder import Encoder, cache_dir, openings
 
 CHUNK = 500  # SQLite's limit on bound parameters is 999 on old builds
 
@@ -80,6 +80,9 @@ class CachedEncoder:
 
     def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
         return self.encoder.encode_queries(texts)
+
+    def openings(self, texts: Sequence[str], max_tokens: int) -> list[str]:
+        return openings(self.encoder, texts, max_tokens)
 
     def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         keys = [text_key(t) for t in texts]

@@ -166,6 +166,26 @@ class Encoder(Protocol):
     def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray: ...
 
 
+def openings(encoder: Encoder, texts: Sequence[str], max_tokens: int) -> list[str]:
+    """Each text cut where ``encoder`` reads its ``max_tokens``-th token (prompt and special tokens
+    included), so the cut text is what the model reads and the embedding cache keys what was embedded.
+    An encoder without a tokenizer that gives offsets (a test's stand-in) gets the texts whole."""
+    cut = getattr(encoder, "openings", None)
+    return cut(texts, max_tokens) if callable(cut) else list(texts)
+
+
+def _cut(texts: Sequence[str], offsets: Sequence[Sequence[tuple[int, int]]], prompt: str, max_tokens: int) -> list[str]:
+    """``texts`` cut after the last content token that fits in ``max_tokens`` (the closing special token
+    takes the last place); ``offsets`` are each token's characters in ``prompt + text``."""
+    out = []
+    for text, spans in zip(texts, offsets, strict=True):
+        if len(spans) <= max_tokens:
+            out.append(text)
+        else:
+            out.append(text[: max(spans[max_tokens - 2][1] - len(prompt), 0)])
+    return out
+
+
 class SentenceTransformerEncoder:
     """A sentence-transformers model on the CPU; uses its "query"/"passage" prompts if it has them."""
 
@@ -206,6 +226,14 @@ class SentenceTransformerEncoder:
             if progress:
                 progress(len(idx))
         return out
+
+    def openings(self, texts: Sequence[str], max_tokens: int) -> list[str]:
+        tokenizer = self.model.tokenizer
+        if not getattr(tokenizer, "is_fast", False):  # only fast tokenizers report offsets
+            return list(texts)
+        prompt = self.model.prompts.get(self.passage_prompt, "") if self.passage_prompt else ""
+        batch = tokenizer([prompt + t for t in texts], return_offsets_mapping=True, truncation=True, max_length=512)
+        return _cut(texts, batch["offset_mapping"], prompt, max_tokens)
 
     def _encode(self, texts: list[str], prompt: str | None) -> np.ndarray:
         if not texts:
@@ -267,6 +295,11 @@ class OnnxEncoder:
 
     def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
         return self._encode([self.passage_prompt + t for t in texts], progress)
+
+    def openings(self, texts: Sequence[str], max_tokens: int) -> list[str]:
+        prompt = self.passage_prompt
+        encodings = self.tokenizer.encode_batch([prompt + t for t in texts], add_special_tokens=True)
+        return _cut(texts, [e.offsets for e in encodings], prompt, max_tokens)
 
     def _encode(self, texts: list[str], progress: Callable[[int], None] | None) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)

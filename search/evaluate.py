@@ -290,11 +290,11 @@ class EvalReport:
 
 
 def eval_index_folder(corpus: Path, name: str, fingerprint: str) -> Path:
-    from .chunking import SPLITTER
+    from .chunking import DOC_TOKENS, SPLITTER
     from .encoder import cache_dir
     from .store import FORMAT_VERSION
 
-    settings = {"lang": "auto", "window": 1, "format": FORMAT_VERSION, "splitter": SPLITTER}
+    settings = {"lang": "auto", "window": 1, "format": FORMAT_VERSION, "splitter": SPLITTER, "doc_tokens": DOC_TOKENS}
     return cache_dir() / "eval" / f"{name}-{cache_key(corpus, fingerprint, settings)}"
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
-from .chunking import SPLITTER
+from .chunking import DOC_TOKENS, SPLITTER
 from .errors import IndexFormatError
 
 PIPELINE = "regex tokens | lowercase | stopwords | snowball stem | fold umlauts, accents, ß"
@@ -57,6 +57,7 @@ class Chunking:
     window: int
     unit: str = "sentence"
     splitter: str = SPLITTER
+    document_tokens: int = DOC_TOKENS  # what the document vectors of this version read (older ones keep theirs)
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class Manifest:
                 updated=str(obj["updated"]),
                 model=ModelInfo(**obj["model"]),
                 analyzer=Analyzer(**{**analyzer, "languages": tuple(analyzer["languages"])}),
-                chunking=Chunking(**obj["chunking"]),
+                chunking=Chunking(**{"document_tokens": 512, **obj["chunking"]}),  # written before the field: 512
                 counts=Counts(**obj["counts"]),
                 languages={str(k): int(v) for k, v in obj["languages"].items()},
                 next_chunk_id=int(obj["next_chunk_id"]),

@@ -44,7 +44,7 @@ READERS = ".readers"
 DOCS = "docs.jsonl"
 CHUNKS = "chunks.npy"
 VECTORS = "vectors.faiss"
-DOC_VECTORS = "docvectors.faiss"  # one vector per document (its opening 512 tokens), ids = document nums
+DOC_VECTORS = "docvectors.faiss"  # one vector per document (its opening DOC_TOKENS tokens), ids = document nums
 KEYWORD = "keyword"
 BM25_FILE = "bm25.npz"
 BM25_DOCS_FILE = "bm25_docs.npz"

@@ -20,7 +20,7 @@ def test_manifest_round_trip(built: Path, fake_encoder: FakeEncoder) -> None:
     assert manifest["model"] == {"name": "fake", "fingerprint": "fake-1", "dim": fake_encoder.dim}
     assert manifest["counts"]["documents"] == 3
     assert manifest["languages"] == {"de": 1, "en": 2}
-    assert manifest["chunking"]["window"] == 1
+    assert manifest["chunking"] == {"window": 1, "unit": "sentence", "splitter": "sentencex", "document_tokens": 256}
     with Index.open(built, encoder=fake_encoder) as ix:
         assert ix.manifest.to_json() == manifest
         assert manifest["scoring"] == {
@@ -30,6 +30,15 @@ def test_manifest_round_trip(built: Path, fake_encoder: FakeEncoder) -> None:
         info = ix.info()
         assert info["sizes"]["vectors.faiss"] > 0 and info["total_bytes"] >= sum(info["sizes"].values())
     assert not any(p.name.endswith(".pkl") for p in built.rglob("*"))
+
+
+def test_a_manifest_from_before_document_tokens_says_512(built: Path, fake_encoder: FakeEncoder) -> None:
+    manifest = json.loads((built / MANIFEST).read_text())
+    del manifest["chunking"]["document_tokens"]  # written before the document vectors read 256 tokens
+    (built / MANIFEST).write_text(json.dumps(manifest))
+    with Index.open(built, encoder=fake_encoder) as ix:
+        assert ix.manifest.chunking.document_tokens == 512
+        assert ix.info()["chunking"]["document_tokens"] == 512  # what `search info` shows
 
 
 def test_ids_shared_by_both_sides(built: Path, fake_encoder: FakeEncoder) -> None:

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from search import Index, build_index
-from search.chunking import split_sentences
+from search.chunking import DOC_TOKENS, split_sentences
 from search.embcache import CachedEncoder, EmbeddingCache
-from search.encoder import E5_FP32, OnnxEncoder, load_encoder, resolve_model
+from search.encoder import E5_FP32, OnnxEncoder, load_encoder, openings, resolve_model
 from search.errors import ModelMismatchError
 
 from .conftest import EXAMPLE
@@ -159,3 +159,23 @@ def test_minilm_works_as_a_second_model(tmp_path: Path, real_encoder) -> None:  
         Index.open(folder, encoder=real_encoder)
     with pytest.raises(ModelMismatchError):
         Index.open(folder, model="multilingual-e5-small")
+
+
+def test_document_vectors_read_the_opening_doc_tokens(tmp_path: Path, real_encoder, fp32_encoder) -> None:  # type: ignore[no-untyped-def]
+    opening = " ".join(TEXTS[:15])  # German
+    text = opening + " " + " ".join(TEXTS[15:] * 8)  # then far more English than the model reads
+    for enc in (real_encoder, fp32_encoder):
+        cut, short, empty = openings(enc, [text, "Short", ""], DOC_TOKENS)
+        assert text.startswith(cut) and len(opening) < len(cut) < len(text) // 2
+        assert (short, empty) == ("Short", "")
+        assert DOC_TOKENS - 2 <= len(real_encoder.tokenizer.encode(real_encoder.passage_prompt + cut).ids) <= DOC_TOKENS
+
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    (corpus / "long.txt").write_text(text, encoding="utf-8")
+    build_index(corpus, tmp_path / "idx", encoder=real_encoder)
+    with Index.open(tmp_path / "idx", encoder=real_encoder) as ix:
+        assert ix.manifest.chunking.document_tokens == DOC_TOKENS
+        (doc,) = ix.doc_vectors.vectors([0])
+    read, whole = real_encoder.encode_passages([openings(real_encoder, [text], DOC_TOKENS)[0], text])
+    assert float(doc @ read) >= 0.99 > float(doc @ whole)  # the whole text's vector reads 512 tokens

@@ -107,6 +107,18 @@ def keyword_scoring(scoring: str) -> Callable[[], tuple[float, ...]]:
     return read
 
 
+def doc_vector_loss(way: str) -> Callable[[], tuple[float, ...]]:
+    """How far ``way``'s hybrid nDCG@10 falls below full-512's at the default μ, on its worst collection."""
+
+    def read() -> tuple[float, ...]:
+        f = results("doc_vectors.json")
+        key = f"hybrid μ={f['defaults']['hybrid_mu']:g}"
+        ways = f["ways"]
+        return (max(ways["full-512"][c][key]["all"] - ways[way][c][key]["all"] for c in ways[way]),)
+
+    return read
+
+
 def serve_runs(key: str) -> Callable[[], tuple[float, ...]]:
     return lambda: (max(r[key] for s in results("serve.json")["sets"] for r in s["runs"]),)
 
@@ -119,6 +131,11 @@ FIGURES = [
     # the first run: model conversion and ONNX export on top of the example corpus's build
     Figure(rf"indexed the example corpus in {N} s instead of {N} s", "example_corpus.json",
            json_at("example_corpus.json", "index_cold_cache_s", "index_warm_cache_s")),
+    # what a document's vector reads: the opening 256 tokens (cost against the sentences' time; the
+    # largest loss against 512 at today's hybrid μ)
+    Figure(rf"its first 256 tokens: {N} of its sentences' embedding time against {N} for", "doc_vectors.json",
+           json_at("doc_vectors.json", "cost.cap-256", "cost.cap-512")),
+    Figure(rf"hybrid nDCG@10 at most {N} below 512 on the five", "doc_vectors.json", doc_vector_loss("cap-256")),
     # the defaults, as the tuning chose them
     Figure(rf"\(default convex, {N}, chosen", "relevance.json",
            json_at("relevance.json", "chosen_on_tuning_split.alpha")),
