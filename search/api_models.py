@@ -40,6 +40,9 @@ class SearchOut(BaseModel):
     query: str
     mode: str
     results: list[ResultOut]
+    feedback_docs: list[str] | None = Field(
+        default=None, description="hybrid mode: the documents whose vectors moved the query (feedback)"
+    )
 
 
 class PassageOut(BaseModel):

@@ -180,17 +180,18 @@ def query(
 
     try:
         with Index.open(index_dir, model=model) as ix:
-            results = ix.search(text, params)
+            response = ix.page(text, params)
     except SearchError as exc:
         fail(exc)
         return
-    mode = params.mode
+    mode, results = params.mode, response.results
     if as_json:
-        payload = results_payload(text, mode.value, results)
+        payload = results_payload(text, mode.value, results, response.feedback_docs)
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return
     if not results:
-        out.print(f"no passages match {text!r} in {mode.value} mode")
+        past = f" past rank {params.offset}" if params.offset else ""
+        out.print(f"no passages match {text!r} in {mode.value} mode{past}")
         return
     for r in results:
         head = Text.assemble(

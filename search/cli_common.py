@@ -56,7 +56,8 @@ def spec_option(spec: ParamSpec, *, optional: bool = False, help: str | None = N
     if spec.type is bool:
         flags = (f"{flags[0]}/--no-{flags[0].removeprefix('--')}",)
     kind = spec.type | None if (spec.optional or optional) else spec.type
-    info = typer.Option(*flags, min=spec.lo, max=spec.hi, help=help or spec.help, show_default=not spec.optional)
+    lo, hi = (spec.lo, spec.hi) if spec.cli_bounds else (None, None)  # else SearchParams refuses it: exit 1
+    info = typer.Option(*flags, min=lo, max=hi, help=help or spec.help, show_default=not spec.optional)
     return Annotated[kind, info]
 
 

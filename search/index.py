@@ -24,7 +24,7 @@ from .keyword import KeywordIndex
 from .locks import pin_generation, unpin
 from .manifest import Manifest
 from .params import SearchParams
-from .searcher import Searcher
+from .searcher import Page, Searcher
 from .store import (
     BM25_DOCS_FILE,
     BM25_FILE,
@@ -197,13 +197,18 @@ class Index:
         return list(spans)
 
     def searcher(self) -> Searcher:
-        """A :class:`~search.searcher.Searcher` over this index: ``search``, ``search_many``, ``query_vectors``."""
+        """A :class:`~search.searcher.Searcher` over this index: ``search``, ``page``, ``search_many``,
+        ``query_vectors``."""
         return Searcher(self)
 
     def search(self, query: str, params: SearchParams | None = None, **changes: Any) -> list[Result]:
         """Rank passages for ``query``: ``params`` (default :class:`~search.params.SearchParams`) with
         ``changes`` applied, e.g. ``ix.search("Truppen", mode="keyword", k=5)``."""
         return self.searcher().search(query, params, **changes)
+
+    def page(self, query: str, params: SearchParams | None = None, **changes: Any) -> Page:
+        """:meth:`search`'s passages with what shaped them (``feedback_docs``)."""
+        return self.searcher().page(query, params, **changes)
 
     def search_many(self, queries: list[str], params: SearchParams | None = None, **changes: Any) -> list[list[Result]]:
         """Rank passages for several queries, embedding them in batches."""

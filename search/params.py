@@ -44,6 +44,7 @@ class SyntaxName(StrEnum):
 
 
 MODES: tuple[str, ...] = tuple(m.value for m in ModeName)
+MAX_CANDIDATES = 10_000  # per side; also how deep a page (offset + k) can reach
 SEMANTIC_DOC_WEIGHT = 1.0  # semantic mode's document weight, chosen on the tuning splits (relevance.md)
 
 
@@ -56,9 +57,14 @@ def _param(
     api_hi: float | None = None,
     flags: tuple[str, ...] = (),
     source: str = "",
+    cli_bounds: bool = True,
 ) -> Any:
-    """A field of :class:`SearchParams` with what the CLI and the API need to offer it."""
+    """A field of :class:`SearchParams` with what the CLI and the API need to offer it.
+
+    ``cli_bounds=False``: the CLI does not check the range as a usage error (exit 2) but leaves it to
+    :class:`SearchParams`, whose refusal is a one-line error with exit 1."""
     meta = {"help": help, "lo": lo, "hi": hi, "api_hi": api_hi, "flags": flags, "source": source}
+    meta["cli_bounds"] = cli_bounds
     return field(default=default, metadata=meta)
 
 
@@ -71,7 +77,14 @@ class SearchParams:
     """
 
     mode: ModeName = _param(ModeName.hybrid, "Which side ranks: keyword, semantic, or both fused.")
-    k: int = _param(10, "Number of passages to return.", lo=1, hi=1000, api_hi=100, flags=("-k", "--k"))
+    k: int = _param(10, "Number of passages to return.", lo=1, hi=1000, flags=("-k", "--k"))
+    offset: int = _param(
+        0,
+        "Skip the first N passages: ranks N+1 to N+k, as the same query with k+N returns them (the next page).",
+        lo=0,
+        hi=10_000,
+        cli_bounds=False,
+    )
     fusion: FusionName = _param(
         FusionName.convex,
         "How hybrid mode fuses: convex (normalised scores) or rrf (ranks).",
@@ -89,7 +102,7 @@ class SearchParams:
         100,
         "Candidates each side contributes before fusion.",
         lo=1,
-        hi=10_000,
+        hi=MAX_CANDIDATES,
         api_hi=1000,
         source="depth 100 vs 1,000 moved hybrid nDCG@10 by at most 0.002 (stop 10 note on issue 6); 100 keeps p50 low",
     )
@@ -177,6 +190,7 @@ class ParamSpec:
     api_hi: float | None
     flags: tuple[str, ...]
     source: str
+    cli_bounds: bool = True
 
     @property
     def flag_names(self) -> tuple[str, ...]:

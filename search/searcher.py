@@ -26,7 +26,7 @@ from .fusion import fuse
 from .highlight import highlight_spans, matched_words
 from .keyword import KeywordIndex, ParsedQuery
 from .manifest import Manifest
-from .params import ModeName, SearchParams
+from .params import MAX_CANDIDATES, ModeName, SearchParams
 from .types import Chunk, Document, Evidence, Result
 from .vectors import VectorIndex
 
@@ -76,6 +76,15 @@ class Scored:
     parsed: ParsedQuery
     cosine: dict[int, float] = field(default_factory=dict)  # the sentence's own cosine (the evidence)
     doc_cosine: dict[int, float] = field(default_factory=dict)  # its document's cosine
+    feedback_docs: tuple[int, ...] = ()  # the documents (nums) whose vectors moved the query
+
+
+@dataclass(frozen=True)
+class Page:
+    """One search's answer: its passages, and what shaped them beyond the query."""
+
+    results: list[Result]
+    feedback_docs: tuple[str, ...] = ()  # hybrid: the documents (ids) whose vectors moved the query
 
 
 def _params(params: SearchParams | None, changes: dict[str, Any]) -> SearchParams:
@@ -96,21 +105,33 @@ class Searcher:
 
         ``query_vector`` is the query's embedding where the caller already has it (batched queries).
         """
+        return self.page(query, params, query_vector=query_vector, **changes).results
+
+    def page(
+        self, query: str, params: SearchParams | None = None, *, query_vector: np.ndarray | None = None, **changes: Any
+    ) -> Page:
+        """:meth:`search`'s passages with what shaped them (the documents feedback moved the query to)."""
         p = _params(params, changes)
         window = self.index.manifest.chunking.window if p.window is None else p.window
-        scored = self.score(query, p.replace(candidates=max(p.candidates, p.k)), query_vector=query_vector)
+        depth = p.k + p.offset  # a page is ranks offset+1 … offset+k of the query with k+offset, exactly
+        candidates = min(max(p.candidates, depth), MAX_CANDIDATES)
+        scored = self.score(query, p.replace(candidates=candidates), query_vector=query_vector)
         results: list[Result] = []
+        ranked = 0
         shown: dict[int, list[tuple[int, int]]] = {}
         for cid in sorted(scored.fused, key=lambda c: (-scored.fused[c], c)):
-            if len(results) == p.k:
+            if ranked == depth:
                 break
-            result = self._result(len(results) + 1, cid, scored, window, p.mode)
-            doc = self.index.chunk(cid).doc
-            if p.dedupe and any(s <= result.start and result.end <= e for s, e in shown.get(doc, ())):
+            chunk = self.index.chunk(cid)
+            span = passage_span(self.index.sentences(chunk.doc), chunk.position, window)
+            if p.dedupe and any(s <= span.start and span.end <= e for s, e in shown.get(chunk.doc, ())):
                 continue
-            shown.setdefault(doc, []).append((result.start, result.end))
-            results.append(result)
-        return results
+            shown.setdefault(chunk.doc, []).append((span.start, span.end))
+            ranked += 1
+            if ranked > p.offset:
+                results.append(self._result(ranked, chunk, span, scored, p.mode))
+        used = tuple(self.index.document(n).id for n in scored.feedback_docs)
+        return Page(results, used)
 
     def search_many(self, queries: list[str], params: SearchParams | None = None, **changes: Any) -> list[list[Result]]:
         """Rank passages for several queries, embedding them in batches (semantic and hybrid modes)."""
@@ -168,6 +189,7 @@ class Searcher:
             moved = feedback.moved(qvec, ix.doc_vectors.vectors(best))
             semantic = _mix(cosine, _per_chunk(ix.doc_vectors.similarities(moved, docs), doc_of), weight)
             fused = fuse([keyword, semantic], weights, p.fusion.value, p.rrf_k)
+            return Scored(fused, keyword, semantic, parsed, cosine, doc_cosine, tuple(int(d) for d in best))
         return Scored(fused, keyword, semantic, parsed, cosine, doc_cosine)
 
     def _parse(self, text: str, p: SearchParams) -> ParsedQuery:
@@ -179,11 +201,9 @@ class Searcher:
                 raise
             return self.index.keyword.parse(text, "off")
 
-    def _result(self, rank: int, chunk_id: int, scored: Scored, window: int, mode: ModeName) -> Result:
-        ix = self.index
-        chunk = ix.chunk(chunk_id)
-        doc = ix.document(chunk.doc)
-        span = passage_span(ix.sentences(chunk.doc), chunk.position, window)
+    def _result(self, rank: int, chunk: Chunk, span: Span, scored: Scored, mode: ModeName) -> Result:
+        chunk_id = chunk.id
+        doc = self.index.document(chunk.doc)
         passage = doc.text[span.start : span.end]
         spans = highlight_spans(passage, scored.parsed.terms)
         kw, sem = scored.keyword.get(chunk_id), scored.semantic.get(chunk_id)

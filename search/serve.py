@@ -39,6 +39,7 @@ from .encoder import Encoder
 from .errors import QueryError, SearchError, ServeError
 from .index import DEFAULT_INDEX, Index
 from .params import SearchParams, param_specs
+from .searcher import Page
 from .types import Document, Result, results_payload
 
 log = logging.getLogger("search.serve")
@@ -269,23 +270,28 @@ def _passages_in(doc: Document, results: list[Result]) -> list[dict[str, Any]]:
 
 def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
     def run_search(snap: _Snapshot, q: str, params: SearchParams) -> list[Result]:
+        return run_page(snap, q, params).results
+
+    def run_page(snap: _Snapshot, q: str, params: SearchParams) -> Page:
         holder.count_query()
-        return snap.index.search(q, params)
+        return snap.index.page(q, params)
 
     @app.get("/api/search", summary="Rank passages", tags=["search"], response_model=SearchOut, responses=ERRORS)
     def api_search(q: QueryText, options: SearchOptions) -> JSONResponse:
-        """The same JSON as `search query --json`: `{"query", "mode", "results": [...]}`; offsets
-        (`highlights`, `evidence.sentence`) are characters (code points) into `passage`."""
+        """The same JSON as `search query --json`: `{"query", "mode", "results": [...]}` (and in hybrid
+        mode `feedback_docs`); offsets (`highlights`, `evidence.sentence`) are characters (code points)
+        into `passage`. `offset` pages: ranks offset+1 to offset+k."""
         t0 = time.perf_counter()
         with holder.use() as snap:
-            results = run_search(snap, q, options)
+            response = run_page(snap, q, options)
             generation = snap.index.manifest.generation
         headers = {
             "X-Index-Generation": generation,
             "Server-Timing": f"search;dur={(time.perf_counter() - t0) * 1000:.1f}",
         }
         # the payload is plain JSON types already: skip FastAPI's re-encoding and validation
-        return JSONResponse(results_payload(q, options.mode.value, results), headers=headers)
+        payload = results_payload(q, options.mode.value, response.results, response.feedback_docs)
+        return JSONResponse(payload, headers=headers)
 
     @app.get(
         "/api/documents/{doc_id:path}",

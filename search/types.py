@@ -95,8 +95,14 @@ class Result:
         }
 
 
-def results_payload(query: str, mode: str, results: list[Result]) -> dict[str, object]:
-    """``{"query", "mode", "results"}``: what ``search query --json`` prints and ``/api/search`` returns."""
+def results_payload(
+    query: str, mode: str, results: list[Result], feedback_docs: tuple[str, ...] | None = None
+) -> dict[str, object]:
+    """``{"query", "mode", "results"}``: what ``search query --json`` prints and ``/api/search`` returns;
+    in hybrid mode also ``feedback_docs``, the documents whose vectors moved the query (empty without feedback)."""
     # a lone surrogate (undecodable bytes in argv) cannot be written as UTF-8: echo U+FFFD instead
     echo = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in query)
-    return {"query": echo, "mode": mode, "results": [r.to_json() for r in results]}
+    payload: dict[str, object] = {"query": echo, "mode": mode, "results": [r.to_json() for r in results]}
+    if mode == "hybrid":
+        payload["feedback_docs"] = list(feedback_docs or ())
+    return payload

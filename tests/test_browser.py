@@ -9,7 +9,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 from playwright.sync_api import expect
@@ -131,6 +131,30 @@ def test_german_question_mode_switch_and_document(page, base_url: str, tmp_path:
     page.screenshot(path=str(_screenshots(tmp_path) / "document-view.png"))
     page.keyboard.press("Escape")
     expect(page.locator("#doc")).not_to_have_attribute("open", "")
+    assert page.problems == []
+
+
+def test_more_results_pages_on_exactly(page, base_url: str) -> None:  # type: ignore[no-untyped-def]
+    page.goto(base_url + "/?" + urlencode({"q": QUESTION, "mode": "hybrid"}))
+    page.wait_for_selector("#results .result")
+    more = page.locator("#more")
+    expect(more).to_be_visible()
+    more.click()
+    expect(page.locator("#results .result")).to_have_count(20)
+    assert page.inner_text("#status").startswith("20 passages in hybrid mode")
+    ranks = [int(r) for r in page.locator("#results .result").evaluate_all("els => els.map(e => e.dataset.rank)")]
+    assert ranks == list(range(1, 21))
+    assert page.evaluate("document.activeElement.closest('.result').dataset.rank") == "11"  # the new page's first
+    deep = page.request.get(base_url + "/api/search", params={"q": QUESTION, "k": 20}).json()["results"]
+    shown = page.locator("#results .result .passage").all_text_contents()
+    assert shown == [r["passage"] for r in deep]  # the two pages are the first 20 of one longer list
+    for _ in range(3):  # 39 sentences: the fourth page is short, and then there is no more
+        if more.is_visible():
+            more.click()
+            expect(more).to_be_enabled()  # disabled while its page loads
+    expect(more).to_be_hidden()
+    n = page.locator("#results .result").count()
+    assert 20 < n < 40 and page.inner_text("#status").startswith(f"{n} passages")
     assert page.problems == []
 
 

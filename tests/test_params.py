@@ -61,18 +61,20 @@ def _cli_params(command: str) -> dict[str, typing.Any]:
 @pytest.mark.parametrize("command", ["query", "eval"])
 def test_cli_options_are_generated_from_search_params(command: str) -> None:
     params = _cli_params(command)
-    excluded = {"mode", "k", "window", "dedupe", "candidates"} if command == "eval" else set()
+    excluded = {"mode", "k", "offset", "window", "dedupe", "candidates"} if command == "eval" else set()
     for spec in param_specs():
         if spec.name in excluded:
             continue
         opt = params[spec.name]
         assert set(spec.flag_names) <= set(opt.opts) or spec.type is bool, spec.name
         assert opt.default == (spec.default.value if hasattr(spec.default, "value") else spec.default), spec.name
-        if spec.lo is not None:
+        if spec.lo is not None and spec.cli_bounds:
             assert (opt.min, opt.max) == (spec.lo, spec.hi), spec.name
+        elif spec.lo is not None:  # SearchParams checks it: a one-line error, exit 1
+            assert (opt.min, opt.max) == (None, None), spec.name
     if command == "eval":  # its own: every mode at once, and a depth that depends on the judgments
         assert params["mode"].default == "all" and params["candidates"].default is None
-        assert not {"k", "window", "dedupe"} & set(params)
+        assert not {"k", "offset", "window", "dedupe"} & set(params)
 
 
 def test_api_parameters_are_generated_from_search_params() -> None:
@@ -91,8 +93,9 @@ def test_api_parameters_are_generated_from_search_params() -> None:
     client = TestClient(api)
     got = client.get("/p", params={"mode": "keyword", "rrf_k": 7, "dedupe": "false"}).json()
     assert got == {**SearchParams().as_dict(), "mode": "keyword", "rrf_k": 7, "dedupe": False}
-    assert client.get("/p", params={"k": 101}).status_code == 422  # the API allows 100, the library 1,000
-    assert client.get("/p", params={"candidates": 1001}).status_code == 422
+    assert client.get("/p", params={"k": 1000, "offset": 10_000}).status_code == 200  # pages reach far
+    for bad in ({"k": 1001}, {"candidates": 1001}, {"offset": -1}, {"offset": 10_001}):
+        assert client.get("/p", params=bad).status_code == 422, bad
 
 
 def test_fusion_of_three_signals_hand_computed() -> None:

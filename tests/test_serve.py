@@ -68,6 +68,19 @@ def test_search_answers_the_german_question(client: TestClient) -> None:
         assert top["passage"][s:e] in top["evidence"]["terms"]
 
 
+def test_pages_and_feedback_documents(client: TestClient) -> None:
+    get = lambda **p: client.get("/api/search", params={"q": QUESTION, **p}).json()  # noqa: E731
+    deep = get(k=12)
+    page = get(k=5, offset=7)
+    SearchOut.model_validate(page, strict=True)
+    assert [r["rank"] for r in page["results"]] == [8, 9, 10, 11, 12]
+    assert page["results"] == deep["results"][7:]
+    assert get(k=5, offset=10_000)["results"] == []  # past the last passage: empty, not an error
+    assert deep["feedback_docs"] == [EXAMPLE.name]  # hybrid: the one document moved the query
+    assert get(feedback=0)["feedback_docs"] == []
+    assert "feedback_docs" not in get(mode="keyword")
+
+
 def test_search_json_is_the_cli_json(client: TestClient, served: tuple[Path, IndexHolder]) -> None:
     q = "Koalition der Willigen Healey"
     api = client.get("/api/search", params={"q": q, "mode": "keyword", "k": 3}).json()
@@ -96,7 +109,9 @@ def test_modes_and_fusion_options(client: TestClient) -> None:
         ({"q": ""}, 422, "q: String should have at least 1 character"),
         ({"q": "x" * 1001}, 422, "q: String should have at most 1000 characters"),
         ({"q": "Truppen", "k": 0}, 422, "k: Input should be greater than or equal to 1"),
-        ({"q": "Truppen", "k": 101}, 422, "k: Input should be less than or equal to 100"),
+        ({"q": "Truppen", "k": 1001}, 422, "k: Input should be less than or equal to 1000"),
+        ({"q": "Truppen", "offset": -1}, 422, "offset: Input should be greater than or equal to 0"),
+        ({"q": "Truppen", "offset": 10_001}, 422, "offset: Input should be less than or equal to 10000"),
         ({"q": "Truppen", "k": "ten"}, 422, "k: Input should be a valid integer"),
         ({"q": "Truppen", "mode": "fuzzy"}, 422, "mode: Input should be 'keyword', 'semantic' or 'hybrid'"),
         ({"q": "Truppen", "fusion": "max"}, 422, "fusion: Input should be 'convex' or 'rrf'"),
@@ -140,7 +155,7 @@ def test_document_with_the_results_passages_marked(client: TestClient) -> None:
 def test_document_errors(client: TestClient) -> None:
     r = client.get("/api/documents/not-there.txt")
     assert r.status_code == 404 and r.json() == {"error": "no document 'not-there.txt' in the index"}
-    r = client.get(f"/api/documents/{EXAMPLE.name}", params={"q": "Truppen", "k": 500})
+    r = client.get(f"/api/documents/{EXAMPLE.name}", params={"q": "Truppen", "k": 1001})
     assert r.status_code == 422 and "k:" in r.json()["error"]
 
 

@@ -9,6 +9,8 @@ const input = $("q");
 const statusLine = $("status");
 const list = $("results");
 const dialog = $("doc");
+const more = $("more");
+const PAGE = 10; // passages per page; "More results" asks for the next ten (offset)
 let controller = null;
 let last = null; // {q, mode, results}
 
@@ -82,8 +84,8 @@ function scoreLine(r) {
   return p;
 }
 
-function render(data) {
-  list.replaceChildren();
+function render(data, append = false) {
+  if (!append) list.replaceChildren();
   for (const r of data.results) {
     const li = document.createElement("li");
     li.className = "result";
@@ -109,6 +111,14 @@ function render(data) {
     }
     list.append(li);
   }
+  more.hidden = data.results.length < PAGE; // a short page was the last one
+}
+
+function shown(m, ms) {
+  const n = last.results.length;
+  statusLine.textContent = n
+    ? `${n} passage${n === 1 ? "" : "s"} in ${m} mode (${ms} ms)`
+    : `No passage matches in ${m} mode.`;
 }
 
 function params(q, m) {
@@ -120,6 +130,7 @@ async function runSearch(push) {
   const m = mode();
   if (!q) {
     list.replaceChildren();
+    more.hidden = true;
     statusLine.textContent = "";
     return;
   }
@@ -134,28 +145,51 @@ async function runSearch(push) {
   statusLine.textContent = "Searching…";
   const t0 = performance.now();
   try {
-    const response = await fetch(`/api/search?${params(q, m)}&k=10`, { signal: controller.signal });
+    const response = await fetch(`/api/search?${params(q, m)}&k=${PAGE}`, { signal: controller.signal });
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || response.statusText);
     last = { q, mode: m, results: data.results };
     render(data);
-    const ms = Math.round(performance.now() - t0);
-    const n = data.results.length;
-    statusLine.textContent = n
-      ? `${n} passage${n === 1 ? "" : "s"} in ${m} mode (${ms} ms)`
-      : `No passage matches in ${m} mode.`;
+    shown(m, Math.round(performance.now() - t0));
   } catch (err) {
     if (err.name === "AbortError") return;
     list.replaceChildren();
+    more.hidden = true;
     statusLine.className = "error";
     statusLine.textContent = `Error: ${err.message}`;
+  }
+}
+
+// the next page: ranks after the ones shown, exactly as a longer list would have them
+async function loadMore() {
+  if (!last) return;
+  const { q, mode: m } = last;
+  more.disabled = true;
+  const t0 = performance.now();
+  try {
+    const offset = last.results.length;
+    const response = await fetch(`/api/search?${params(q, m)}&k=${PAGE}&offset=${offset}`);
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error || response.statusText);
+    if (!last || last.q !== q || last.mode !== m) return; // a new search started meanwhile
+    last.results = last.results.concat(data.results);
+    render(data, true);
+    shown(m, Math.round(performance.now() - t0));
+    const next = list.querySelector(`.result[data-rank="${offset + 1}"] .doc-link`);
+    if (next) next.focus();
+  } catch (err) {
+    statusLine.className = "error";
+    statusLine.textContent = `Error: ${err.message}`;
+  } finally {
+    more.disabled = false;
   }
 }
 
 async function openDocument(docId, rank) {
   const q = last ? last.q : "";
   const m = last ? last.mode : mode();
-  const url = `/api/documents/${docId.split("/").map(encodeURIComponent).join("/")}?${params(q, m)}&k=10`;
+  const k = last ? Math.max(last.results.length, PAGE) : PAGE; // every passage shown, on every page
+  const url = `/api/documents/${docId.split("/").map(encodeURIComponent).join("/")}?${params(q, m)}&k=${k}`;
   $("doc-title").textContent = docId;
   $("doc-meta").textContent = "Loading…";
   $("doc-text").replaceChildren();
@@ -198,6 +232,7 @@ form.addEventListener("submit", (event) => {
 form.addEventListener("change", (event) => {
   if (event.target.name === "mode" && input.value.trim()) runSearch(true);
 });
+more.addEventListener("click", loadMore);
 $("doc-close").addEventListener("click", () => dialog.close());
 dialog.addEventListener("click", (event) => {
   if (event.target === dialog) dialog.close(); // a click on the backdrop
