@@ -21,6 +21,9 @@ class EvidenceOut(BaseModel):
     terms: list[str] = Field(description="query terms as written in the passage")
     sentence: list[int] | None = Field(description="[start, end] of the sentence that carried the semantic match")
     similarity: float | None
+    source: list[int] | None = Field(
+        default=None, description="similar documents: [start, end] of the matching sentence in the source document"
+    )
 
 
 class ResultOut(BaseModel):

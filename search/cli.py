@@ -193,6 +193,43 @@ def query(
         past = f" past rank {params.offset}" if params.offset else ""
         out.print(f"no passages match {text!r} in {mode.value} mode{past}")
         return
+    _print_results(results)
+
+
+@app.command()
+def similar(
+    doc: Annotated[str, typer.Argument(help="A document's id, as `search query` shows it (its path or JSONL _id).")],
+    index_dir: IndexOpt = DEFAULT_INDEX,
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Number of documents to return.")] = 10,
+    window: Annotated[
+        int | None, typer.Option(min=0, max=10, help="Neighbouring sentences shown (default: the index's).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON (as `search query` does).")] = False,
+) -> None:
+    """Documents like DOC ("more like this"): the nearest document vectors, each shown by its sentence
+    closest to one of DOC's. No model is loaded."""
+    from .index import Index
+
+    try:
+        with Index.open(index_dir) as ix:
+            results = ix.similar(doc, k, window)  # an unknown id fails here
+            num = ix.document_num(doc)
+            assert num is not None
+            source = ix.document(num).text
+    except SearchError as exc:
+        fail(exc)
+        return
+    if as_json:
+        sys.stdout.write(json.dumps(results_payload(doc, "similar", results), ensure_ascii=False, indent=2) + "\n")
+        return
+    if not results:
+        out.print(f"no other document in the index to compare {doc!r} with")
+        return
+    _print_results(results, source)
+
+
+def _print_results(results: list[Any], source: str | None = None) -> None:
+    """Passages as `search query` prints them; with ``source`` (similar), the sentence of it each matched."""
     for r in results:
         head = Text.assemble(
             (f"{r.rank:>2}. ", "bold"),
@@ -209,6 +246,9 @@ def query(
         out.print(_render(r), soft_wrap=False)
         if r.evidence.terms:
             out.print(Text.assemble(("    matched: ", "dim"), ", ".join(r.evidence.terms)))
+        if source is not None and r.evidence.source:
+            like = source[slice(*r.evidence.source)]
+            out.print(Text.assemble(("    like: ", "dim"), like, ("   cosine ", "dim"), _score(r.evidence.similarity)))
         out.print()
 
 

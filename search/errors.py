@@ -26,6 +26,12 @@ class IndexNotFoundError(SearchError):
     exit_code = 3
 
 
+class DocumentNotFoundError(SearchError):
+    """A document id the index does not hold."""
+
+    exit_code = 3
+
+
 class IndexFormatError(SearchError):
     """The index folder is damaged or was written by an incompatible version."""
 

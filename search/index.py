@@ -86,6 +86,7 @@ class Index:
             self._check_model(self._ref.name, ref_fingerprint(self._ref))
         # the sentences of each document, in order, for passage windows
         self._doc_rows: dict[int, list[Span]] = {}
+        self._num_by_id: dict[str, int] | None = None
 
     @classmethod
     def open(
@@ -187,6 +188,17 @@ class Index:
     def document(self, num: int) -> Document:
         return self.docs_by_num[num]
 
+    def document_num(self, doc_id: str) -> int | None:
+        """The num of the document with id ``doc_id``, or None."""
+        if self._num_by_id is None:
+            self._num_by_id = {d.id: num for num, d in self.docs_by_num.items()}
+        return self._num_by_id.get(doc_id)
+
+    def chunk_ids(self, doc: int) -> list[int]:
+        """The chunk ids of document ``doc``, in reading order."""
+        mine = self.chunks.where(self.chunks.docs == doc)
+        return [int(c) for c in mine.ids[np.argsort(mine.positions)]]
+
     def sentences(self, doc: int) -> list[Span]:
         spans = self._doc_rows.get(doc)
         if spans is None:
@@ -205,6 +217,10 @@ class Index:
         """Rank passages for ``query``: ``params`` (default :class:`~search.params.SearchParams`) with
         ``changes`` applied, e.g. ``ix.search("Truppen", mode="keyword", k=5)``."""
         return self.searcher().search(query, params, **changes)
+
+    def similar(self, doc_id: str, k: int = 10, window: int | None = None) -> list[Result]:
+        """The ``k`` documents nearest to ``doc_id``'s vector, itself excluded ("more like this")."""
+        return self.searcher().similar(doc_id, k, window)
 
     def page(self, query: str, params: SearchParams | None = None, **changes: Any) -> Page:
         """:meth:`search`'s passages with what shaped them (``feedback_docs``)."""

@@ -20,7 +20,7 @@ import numpy as np
 
 from .chunking import Span, passage_span
 from .encoder import Encoder
-from .errors import QueryError
+from .errors import DocumentNotFoundError, QueryError
 from .feedback import DocumentFeedback
 from .fusion import fuse
 from .highlight import highlight_spans, matched_words
@@ -53,6 +53,10 @@ class IndexView(Protocol):
     def document(self, num: int) -> Document: ...
 
     def sentences(self, doc: int) -> list[Span]: ...
+
+    def document_num(self, doc_id: str) -> int | None: ...
+
+    def chunk_ids(self, doc: int) -> list[int]: ...
 
 
 def clean_query(text: str) -> str:
@@ -132,6 +136,52 @@ class Searcher:
                 results.append(self._result(ranked, chunk, span, scored, p.mode))
         used = tuple(self.index.document(n).id for n in scored.feedback_docs)
         return Page(results, used)
+
+    def similar(self, doc_id: str, k: int = 10, window: int | None = None) -> list[Result]:
+        """The ``k`` documents nearest to ``doc_id``'s own vector, itself excluded, best first ("more
+        like this"). Each result is the other document's sentence closest to any sentence of this one,
+        with its neighbours; ``evidence.source`` locates that sentence of this one, ``similarity`` is
+        the two sentences' cosine, and ``score`` the two documents' cosine. No model is loaded."""
+        ix = self.index
+        num = ix.document_num(doc_id)
+        if num is None:
+            raise DocumentNotFoundError(f"no document {doc_id!r} in the index")
+        window = ix.manifest.chunking.window if window is None else window
+        hits = [
+            h for h in ix.doc_vectors.search(ix.doc_vectors.vectors([num])[0], k + 1, exact=True) if h.chunk_id != num
+        ]
+        mine = ix.chunk_ids(num)
+        own = ix.vectors.vectors(mine)
+        results: list[Result] = []
+        for hit in hits[:k]:
+            theirs = ix.chunk_ids(hit.chunk_id)
+            if not theirs or not mine:
+                continue
+            cos = own @ ix.vectors.vectors(theirs).T
+            i, j = np.unravel_index(int(np.argmax(cos)), cos.shape)
+            chunk, source = ix.chunk(theirs[int(j)]), ix.chunk(mine[int(i)])
+            doc = ix.document(hit.chunk_id)
+            span = passage_span(ix.sentences(hit.chunk_id), chunk.position, window)
+            results.append(
+                Result(
+                    rank=len(results) + 1,
+                    doc=doc.id,
+                    title=doc.title,
+                    passage=doc.text[span.start : span.end],
+                    start=span.start,
+                    end=span.end,
+                    score=hit.score,
+                    keyword_score=None,
+                    semantic_score=hit.score,
+                    evidence=Evidence(
+                        sentence=(chunk.start - span.start, chunk.end - span.start),
+                        similarity=float(cos[i, j]),
+                        source=(source.start, source.end),
+                    ),
+                    chunk_id=chunk.id,
+                )
+            )
+        return results
 
     def search_many(self, queries: list[str], params: SearchParams | None = None, **changes: Any) -> list[list[Result]]:
         """Rank passages for several queries, embedding them in batches (semantic and hybrid modes)."""

@@ -294,6 +294,30 @@ def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
         return JSONResponse(payload, headers=headers)
 
     @app.get(
+        "/api/documents/{doc_id:path}/similar",
+        summary="Documents like this one",
+        tags=["search"],
+        response_model=SearchOut,
+        responses={**ERRORS, 404: {"model": ErrorOut, "description": "no such document"}},
+    )
+    def api_similar(
+        doc_id: str,
+        k: Annotated[int, Query(ge=1, le=1000, description="Number of documents to return.")] = 10,
+        window: Annotated[
+            int | None, Query(ge=0, le=10, description="Neighbouring sentences shown (default: the index's).")
+        ] = None,
+    ) -> JSONResponse:
+        """The documents nearest to this document's vector, itself excluded, in the JSON of
+        `/api/search` (`mode` is `"similar"`, `query` the id): each result is the other document's
+        sentence closest to one of this one's, `evidence.source` is that sentence of this document
+        (offsets into its text) and `evidence.similarity` the two sentences' cosine."""
+        with holder.use() as snap:
+            if _document(snap, doc_id) is None:
+                raise HTTPException(404, f"no document {doc_id!r} in the index")
+            results = snap.index.similar(doc_id, k, window)
+        return JSONResponse(results_payload(doc_id, "similar", results))
+
+    @app.get(
         "/api/documents/{doc_id:path}",
         summary="One document, with a query's passages marked",
         tags=["search"],

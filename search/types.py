@@ -49,12 +49,15 @@ class Evidence:
 
     ``terms`` are the query terms (as written in the passage) that matched by the analyzer;
     ``sentence`` locates, inside the passage, the sentence that carried the semantic match,
-    with its cosine similarity to the query.
+    with its cosine similarity to the query. For "more like this" (``Searcher.similar``) the
+    query is a document: ``source`` locates, in that document's text, the sentence closest to
+    ``sentence``, and ``similarity`` is the cosine of the two.
     """
 
     terms: tuple[str, ...] = ()
     sentence: tuple[int, int] | None = None
     similarity: float | None = None
+    source: tuple[int, int] | None = None  # "more like this": the matching sentence in the source document
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,7 @@ class Result:
                 "terms": list(ev.terms),
                 "sentence": list(ev.sentence) if ev.sentence else None,
                 "similarity": ev.similarity,
+                **({"source": list(ev.source)} if ev.source else {}),
             },
         }
 

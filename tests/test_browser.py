@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from search import build_index
 from search.serve import IndexHolder
 
-from .conftest import EXAMPLE
+from .conftest import EXAMPLE, FakeEncoder
 from .live_server import live_server
 
 QUESTION = "Wer will britische Soldaten in die Ukraine schicken?"
@@ -184,3 +184,31 @@ def test_errors_and_empty_results_are_shown(page, base_url: str) -> None:  # typ
     page.evaluate("document.activeElement.blur()")
     page.keyboard.press("/")  # the shortcut puts the focus back into the box
     assert page.evaluate("document.activeElement.id") == "q"
+
+
+def test_more_like_this_lists_the_nearest_documents(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    corpus = tmp_path / "animals"
+    corpus.mkdir()
+    (corpus / "1-cats.txt").write_text("The cat sleeps. Cats purr all day. Every cat likes fish.\n", encoding="utf-8")
+    (corpus / "2-mixed.txt").write_text("The cat sleeps. Dogs bark loudly. A dog runs home.\n", encoding="utf-8")
+    (corpus / "3-dogs.txt").write_text("Dogs bark. The dog runs. A dog sleeps.\n", encoding="utf-8")
+    enc = FakeEncoder(["cat", "dog", "fish"])
+    build_index(corpus, tmp_path / "idx", encoder=enc)
+    holder = IndexHolder(tmp_path / "idx", encoder=enc)
+    try:
+        with live_server(holder) as url:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(url + "/?q=Cats+purr&mode=keyword")
+            page.wait_for_selector("#results .result")
+            first = page.locator("#results .result").first
+            assert first.locator(".doc-link").inner_text() == "1-cats.txt"
+            first.locator(".like-link").click()
+            expect(page.locator("#status")).to_have_text("2 documents like 1-cats.txt")
+            docs = page.locator("#results .result .doc-link").all_inner_texts()
+            assert docs == ["2-mixed.txt", "3-dogs.txt"]  # cat+dog is nearer to cat+fish than dog alone
+            assert page.locator("#results .result .evidence").first.inner_text() == "The cat sleeps."
+            expect(page.locator("#more")).to_be_hidden()
+            context.close()
+    finally:
+        holder.close()

@@ -1,4 +1,5 @@
-"""Pages of results (``offset``) and the documents feedback moved the query to (issue 16)."""
+"""Pages of results (``offset``), the documents feedback moved the query to, and "more like this"
+(``search similar``, ``/api/documents/{id}/similar``): issue 16."""
 
 from __future__ import annotations
 
@@ -6,10 +7,13 @@ import json
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from search import Index, build_index
 from search.cli import app
+from search.errors import DocumentNotFoundError
+from search.serve import IndexHolder, SearchOut, create_app
 
 from .conftest import FakeEncoder
 
@@ -73,3 +77,74 @@ def test_cli_json_pages_and_names_feedback_docs(built: Path, monkeypatch: pytest
     assert page["results"] == deep["results"][1:3] and "feedback_docs" not in page
     empty = runner.invoke(app, ["query", "Meer", "--index", str(built), "--mode", "keyword", "--offset", "50"])
     assert empty.exit_code == 0 and "past rank 50" in empty.output
+
+
+@pytest.fixture
+def animals(tmp_path: Path) -> tuple[Path, FakeEncoder]:
+    """Four documents whose vectors are explainable by hand: the fake encoder marks cat, dog, fish."""
+    corpus = tmp_path / "animals"
+    corpus.mkdir()
+    (corpus / "1-cats.txt").write_text("The cat sleeps. Cats purr all day. Every cat likes fish.\n", encoding="utf-8")
+    (corpus / "2-mixed.txt").write_text("The cat sleeps. Dogs bark loudly. A dog runs home.\n", encoding="utf-8")
+    (corpus / "3-dogs.txt").write_text("Dogs bark. The dog runs. A dog sleeps.\n", encoding="utf-8")
+    (corpus / "4-fish.txt").write_text("Fish swim. The sea is deep.\n", encoding="utf-8")
+    enc = FakeEncoder(["cat", "dog", "fish"])
+    build_index(corpus, tmp_path / "animals-idx", encoder=enc)
+    return tmp_path / "animals-idx", enc
+
+
+def test_similar_documents_with_the_closest_sentence_pair(animals: tuple[Path, FakeEncoder]) -> None:
+    folder, enc = animals
+    with Index.open(folder, encoder=enc) as ix:
+        source = ix.document(ix.document_num("1-cats.txt") or 0).text
+        got = ix.similar("1-cats.txt", k=10, window=0)
+        # cats+fish is nearest to fish (cosine 0.71), then cat+dog (0.5), then dog (0): itself excluded
+        assert [r.doc for r in got] == ["4-fish.txt", "2-mixed.txt", "3-dogs.txt"]
+        assert [r.rank for r in got] == [1, 2, 3]
+        mine = ix.doc_vectors.vectors([ix.document_num("1-cats.txt") or 0])[0]
+        for r in got:
+            theirs = ix.doc_vectors.vectors([ix.document_num(r.doc) or 0])[0]
+            assert r.score == pytest.approx(float(mine @ theirs)) and r.semantic_score == r.score
+            assert r.keyword_score is None and r.highlights == ()
+        fish, mixed = got[0], got[1]
+        assert fish.passage == "Fish swim." and source[slice(*fish.evidence.source)] == "Every cat likes fish."
+        assert fish.evidence.similarity == pytest.approx(
+            float(enc._vec("Every cat likes fish.") @ enc._vec("Fish swim."))
+        )
+        assert mixed.passage[slice(*mixed.evidence.sentence)] == "The cat sleeps."
+        assert source[
+            slice(*mixed.evidence.source)
+        ] == "The cat sleeps." and mixed.evidence.similarity == pytest.approx(1)
+        assert [r.doc for r in ix.similar("1-cats.txt", k=1)] == ["4-fish.txt"]
+        with pytest.raises(DocumentNotFoundError, match=r"no document 'nope\.txt' in the index"):
+            ix.similar("nope.txt")
+
+
+def test_similar_from_the_cli_and_the_api(animals: tuple[Path, FakeEncoder]) -> None:
+    folder, enc = animals
+    runner = CliRunner()
+    result = runner.invoke(app, ["similar", "1-cats.txt", "--index", str(folder), "-k", "2", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["query"] == "1-cats.txt" and payload["mode"] == "similar"
+    assert [r["doc"] for r in payload["results"]] == ["4-fish.txt", "2-mixed.txt"]
+    assert payload["results"][0]["evidence"]["source"] == [35, 56]  # "Every cat likes fish." in 1-cats.txt
+    shown = runner.invoke(app, ["similar", "1-cats.txt", "--index", str(folder), "-k", "1"])
+    assert shown.exit_code == 0 and "4-fish.txt" in shown.output and "like: Every cat likes fish." in shown.output
+    missing = runner.invoke(app, ["similar", "nope.txt", "--index", str(folder)])
+    assert missing.exit_code == 3
+    assert missing.output.strip().splitlines() == ["error: no document 'nope.txt' in the index"]
+
+    holder = IndexHolder(folder, encoder=enc)
+    try:
+        client = TestClient(create_app(holder))
+        answer = client.get("/api/documents/1-cats.txt/similar", params={"k": 2})
+        assert answer.status_code == 200
+        SearchOut.model_validate(answer.json(), strict=True)
+        assert answer.json() == payload  # the CLI's JSON
+        gone = client.get("/api/documents/nope.txt/similar")
+        assert gone.status_code == 404 and gone.json() == {"error": "no document 'nope.txt' in the index"}
+        assert client.get("/api/documents/1-cats.txt/similar", params={"k": 0}).status_code == 422
+        assert client.get("/api/documents/1-cats.txt").json()["id"] == "1-cats.txt"  # the document route still works
+    finally:
+        holder.close()

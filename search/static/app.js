@@ -109,6 +109,13 @@ function render(data, append = false) {
       terms.textContent = `matched: ${r.evidence.terms.join(", ")}`;
       li.append(terms);
     }
+    const like = document.createElement("button");
+    like.type = "button";
+    like.className = "like-link";
+    like.textContent = "more like this";
+    like.title = "Documents whose vectors are nearest to this one's";
+    like.addEventListener("click", () => showSimilar(r.doc));
+    li.append(like);
     list.append(li);
   }
   more.hidden = data.results.length < PAGE; // a short page was the last one
@@ -182,6 +189,33 @@ async function loadMore() {
     statusLine.textContent = `Error: ${err.message}`;
   } finally {
     more.disabled = false;
+  }
+}
+
+// "more like this": the documents nearest to this one, each by its sentence closest to one of this one's
+async function showSimilar(docId) {
+  if (controller) controller.abort();
+  controller = new AbortController();
+  const m = mode();
+  statusLine.className = "";
+  statusLine.textContent = "Searching…";
+  try {
+    const url = `/api/documents/${docId.split("/").map(encodeURIComponent).join("/")}/similar?k=${PAGE}`;
+    const response = await fetch(url, { signal: controller.signal });
+    const data = await response.json();
+    if (!response.ok) throw new Error(data.error || response.statusText);
+    last = { q: "", mode: m, results: data.results };
+    render(data);
+    more.hidden = true; // one list of the nearest documents, no pages
+    const n = data.results.length;
+    statusLine.textContent = n
+      ? `${n} document${n === 1 ? "" : "s"} like ${docId}`
+      : `No other document to compare ${docId} with.`;
+    list.focus();
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    statusLine.className = "error";
+    statusLine.textContent = `Error: ${err.message}`;
   }
 }
 
