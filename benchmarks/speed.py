@@ -153,7 +153,26 @@ def latencies(index: Path, queries: list[str]) -> dict:
         ix.search_many(queries, mode="hybrid", k=10)
         out["hybrid_batched_qps"] = len(queries) / (time.perf_counter() - t)
         out["embed_query_ms"] = pct([_timed(lambda q=q: ix.encoder.encode_queries([q])) for q in queries], 50)
+        out["explain"] = explain_cost(ix, queries)
     return out
+
+
+def explain_cost(ix, queries: list[str]) -> dict:  # type: ignore[no-untyped-def]
+    """What ``explain=True`` adds to a hybrid query (issue 16: ≤ 2 ms at p50): each query run with and
+    without it, in alternating order, on the same query vector (embedding noise left out)."""
+    searcher = ix.searcher()
+    vectors = searcher.query_vectors(queries)
+    plain, explained, extra = [], [], []
+    for i, (q, v) in enumerate(zip(queries, vectors, strict=True)):
+        times = {}
+        for explain in (False, True) if i % 2 else (True, False):
+            times[explain] = _timed(
+                lambda q=q, v=v, e=explain: searcher.search(q, mode="hybrid", query_vector=v, explain=e)
+            )
+        plain.append(times[False])
+        explained.append(times[True])
+        extra.append(times[True] - times[False])
+    return {"plain_p50_ms": pct(plain, 50), "explain_p50_ms": pct(explained, 50), "added_p50_ms": pct(extra, 50)}
 
 
 def _timed(fn) -> float:  # type: ignore[no-untyped-def]
@@ -591,6 +610,17 @@ def write(f: dict) -> None:
         "",
         f"Targets: hybrid p50 ≤ 30 ms, p95 ≤ 60 ms; keyword p50 ≤ 10 ms. Query embedding alone: "
         f"{lat['embed_query_ms']:.1f} ms p50.",
+    ]
+    if "explain" in lat:
+        x = lat["explain"]
+        ok = "✅" if x["added_p50_ms"] <= 2 else "❌"
+        lines.append(
+            f"`explain=True` (issue 16, target ≤ 2 ms at p50), each query with and without it on the same query "
+            f"vector, alternating: p50 {x['plain_p50_ms']:.1f} → {x['explain_p50_ms']:.1f} ms, paired difference "
+            f"p50 **{x['added_p50_ms']:.2f} ms** {ok}."
+        )
+    lines += [
+        "",
         "",
         "## Cold `search query` process, example corpus (median of 5)",
         f"hybrid {f['example_cold_query_s']['hybrid']:.2f} s, keyword {f['example_cold_query_s']['keyword']:.2f} s "

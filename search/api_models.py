@@ -26,6 +26,45 @@ class EvidenceOut(BaseModel):
     )
 
 
+class KeywordExplainOut(BaseModel):
+    raw: float = Field(description="document_share · document_bm25 + sentence_share · sentence_bm25")
+    normalised: float = Field(description="min-max over the keyword candidates, or 1/(rrf_k + rank)")
+    rank: int | None = Field(description="place among the keyword side's candidates (null: not scored there)")
+    document_bm25: float | None = Field(description="the document's BM25 (null for query syntax)")
+    sentence_bm25: float | None
+    terms: dict[str, float] = Field(description='each "lang:term" part of raw')
+    scoring: str = Field(description='"bm25" (plain words) or "whoosh bm25f" (query syntax)')
+
+
+class SemanticExplainOut(BaseModel):
+    raw: float = Field(description="(sentence_cosine + doc_weight · document_cosine) / (1 + doc_weight)")
+    normalised: float
+    rank: int
+    sentence_cosine: float
+    document_cosine: float = Field(description="to the query after feedback moved it")
+    doc_weight: float
+
+
+class FusionExplainOut(BaseModel):
+    method: str
+    alpha: float
+    rrf_k: int
+    weights: list[float] = Field(description="[keyword, semantic]: score = scale · Σ weight · normalised")
+    scale: float
+
+
+class FeedbackExplainOut(BaseModel):
+    docs: list[str]
+    weight: float
+
+
+class ExplainOut(BaseModel):
+    keyword: KeywordExplainOut | None
+    semantic: SemanticExplainOut | None
+    fusion: FusionExplainOut | None
+    feedback: FeedbackExplainOut | None
+
+
 class ResultOut(BaseModel):
     rank: int
     doc: str
@@ -37,6 +76,7 @@ class ResultOut(BaseModel):
     scores: ScoresOut
     highlights: list[list[int]] = Field(description="[start, end] of each matched word, inside passage")
     evidence: EvidenceOut
+    explain: ExplainOut | None = Field(default=None, description="with explain=true: how the score came about")
 
 
 class SearchOut(BaseModel):

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -170,6 +171,25 @@ class BM25:
     def search(self, terms: Iterable[str], k: int) -> list[Hit]:
         return _top(self.m.row_ids, *self.scores(terms), k)
 
+    def term_scores(self, terms: Iterable[str], row_id: int) -> dict[str, float]:
+        """Each term's part of row ``row_id``'s score (terms it does not hold are left out): they sum to
+        what :meth:`scores` gives that row."""
+        m = self.m
+        r = int(np.searchsorted(m.row_ids, row_id))
+        if r >= len(m.row_ids) or int(m.row_ids[r]) != row_id:
+            return {}
+        out: dict[str, float] = {}
+        for term in dict.fromkeys(terms):
+            c = self.col.get(term)
+            if c is None:
+                continue
+            lo, hi = m.indptr[c], m.indptr[c + 1]
+            at = np.flatnonzero(m.rows[lo:hi] == r)
+            if len(at):
+                tf = m.tf[lo + at[0]]
+                out[term] = float(self.idf[c] * tf * (self.k1 + 1) / (tf + self.norm[r]))
+        return out
+
     def scores_for(self, terms: Iterable[str], chunk_ids: Iterable[int]) -> dict[int, float]:
         rows, scores = self.scores(terms)
         if len(rows) == 0:
@@ -252,6 +272,18 @@ class PassageBM25:
 
     def search(self, terms: Iterable[str], k: int) -> list[Hit]:
         return _top(self.sent.m.row_ids, *self.scores(terms), k)
+
+    def explain(self, terms: Iterable[str], chunk_id: int, doc: int) -> dict[str, Any]:
+        """How chunk ``chunk_id`` (of document ``doc``) got its score: its document's BM25, its own,
+        and each term's part of ``document_share · document + sentence_share · sentence``."""
+        terms = list(terms)
+        sent, docs = self.sent.term_scores(terms, chunk_id), self.docs.term_scores(terms, doc)
+        parts = {
+            t: self.doc_weight * docs.get(t, 0.0) + self.sentence_weight * sent.get(t, 0.0)
+            for t in terms
+            if t in sent or t in docs
+        }
+        return {"document_bm25": sum(docs.values()), "sentence_bm25": sum(sent.values()), "terms": parts}
 
     def scores_for(self, terms: Iterable[str], chunk_ids: Iterable[int]) -> dict[int, float]:
         rows, scores = self.scores(terms)

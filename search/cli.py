@@ -155,6 +155,30 @@ def _render(result: Any) -> Text:
     return text
 
 
+def _why(e: dict[str, Any]) -> str:
+    """One line of a result's explain object: each side's score, rank and parts, then the fusion."""
+    parts = []
+    if e["keyword"]:
+        k = e["keyword"]
+        line = f"keyword {k['raw']:.3f} (rank {k['rank'] or '–'}, normalised {k['normalised']:.3f}"
+        if k["document_bm25"] is not None:
+            terms = ", ".join(f"{t.split(':', 1)[-1]} {v:.2f}" for t, v in k["terms"].items())
+            line += f"; document BM25 {k['document_bm25']:.2f}, sentence {k['sentence_bm25']:.2f}; {terms}"
+        parts.append(line + ")")
+    if e["semantic"]:
+        m = e["semantic"]
+        parts.append(
+            f"semantic {m['raw']:.3f} (rank {m['rank']}, normalised {m['normalised']:.3f}; sentence cosine "
+            f"{m['sentence_cosine']:.3f}, document {m['document_cosine']:.3f} × {m['doc_weight']:g})"
+        )
+    if e["fusion"]:
+        f = e["fusion"]
+        parts.append(f"{f['method']} α={f['alpha']:g}" + (f" k={f['rrf_k']}" if f["method"] == "rrf" else ""))
+    if e["feedback"]:
+        parts.append(f"feedback from {', '.join(e['feedback']['docs'])} × {e['feedback']['weight']:g}")
+    return " · ".join(parts)
+
+
 def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
@@ -246,6 +270,8 @@ def _print_results(results: list[Any], source: str | None = None) -> None:
         out.print(_render(r), soft_wrap=False)
         if r.evidence.terms:
             out.print(Text.assemble(("    matched: ", "dim"), ", ".join(r.evidence.terms)))
+        if r.explain is not None:
+            out.print(Text.assemble(("    why: ", "dim"), _why(r.explain)), soft_wrap=True)
         if source is not None and r.evidence.source:
             like = source[slice(*r.evidence.source)]
             out.print(Text.assemble(("    like: ", "dim"), like, ("   cosine ", "dim"), _score(r.evidence.similarity)))

@@ -17,7 +17,15 @@ from .params import MODES, SearchParams, param_specs
 
 _CANDIDATES = next(s for s in param_specs() if s.name == "candidates")
 EvalMode = Literal[(*MODES, "all")]  # type: ignore[valid-type]  # from ModeName at run time; typer offers the values
-EVAL_EXCLUDE = ("mode", "k", "offset", "window", "dedupe", "candidates")  # a run keeps 100 documents; modes: all
+EVAL_EXCLUDE = (
+    "mode",
+    "k",
+    "offset",
+    "window",
+    "dedupe",
+    "explain",
+    "candidates",
+)  # a run keeps 100 documents; modes: all
 
 
 @app.command("eval")

@@ -311,6 +311,13 @@ class KeywordIndex:
             results = self.searcher.search(parsed.query, limit=len(docnums), filter=docnums)
             return {int(hit["chunk"]): float(hit.score) for hit in results}
 
+    def explain(self, parsed: ParsedQuery, chunk_id: int, doc: int) -> dict[str, Any] | None:
+        """:meth:`PassageBM25.explain` for a plain-word query; None for query syntax (whoosh's BM25F
+        scores those as one number)."""
+        if parsed.plain is None or self.bm25 is None:
+            return None
+        return self.bm25.explain(parsed.plain, chunk_id, doc)
+
     def stored(self) -> list[tuple[int, str]]:
         """(chunk id, document id) of every live chunk, for consistency checks."""
         with self._lock:

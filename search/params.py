@@ -113,6 +113,11 @@ class SearchParams:
         SyntaxName.auto, "Query syntax: auto (only where clearly meant), on, or off (plain words)."
     )
     dedupe: bool = _param(True, "Skip a passage that lies wholly inside a better-ranked one.")
+    explain: bool = _param(
+        False,
+        "Give each result an explain object: each side's raw and normalised score and rank, the BM25 "
+        "of the document, the sentence and each term, both cosines, the fusion and the feedback.",
+    )
     doc_weight: float | None = _param(
         None,
         "Weight of a sentence's document vector in its semantic score (0: the sentence alone; "
@@ -169,7 +174,7 @@ class SearchParams:
 
 HYBRID_DOC_WEIGHT = 3.0
 _ENUMS: dict[str, type[StrEnum]] = {"mode": ModeName, "fusion": FusionName, "syntax": SyntaxName}
-_FLAGS = {"dedupe"}
+_FLAGS = {"dedupe", "explain"}
 
 
 def _plain(value: Any) -> Any:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -22,7 +22,7 @@ from .chunking import Span, passage_span
 from .encoder import Encoder
 from .errors import DocumentNotFoundError, QueryError
 from .feedback import DocumentFeedback
-from .fusion import fuse
+from .fusion import NORMS, fuse, get_fusion, ranks
 from .highlight import highlight_spans, matched_words
 from .keyword import KeywordIndex, ParsedQuery
 from .manifest import Manifest
@@ -81,6 +81,7 @@ class Scored:
     cosine: dict[int, float] = field(default_factory=dict)  # the sentence's own cosine (the evidence)
     doc_cosine: dict[int, float] = field(default_factory=dict)  # its document's cosine
     feedback_docs: tuple[int, ...] = ()  # the documents (nums) whose vectors moved the query
+    moved_doc_cosine: dict[int, float] = field(default_factory=dict)  # after feedback: what `semantic` mixes
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class Searcher:
         candidates = min(max(p.candidates, depth), MAX_CANDIDATES)
         scored = self.score(query, p.replace(candidates=candidates), query_vector=query_vector)
         results: list[Result] = []
+        explainer = Explainer(self.index, scored, p) if p.explain else None
         ranked = 0
         shown: dict[int, list[tuple[int, int]]] = {}
         for cid in sorted(scored.fused, key=lambda c: (-scored.fused[c], c)):
@@ -133,7 +135,8 @@ class Searcher:
             shown.setdefault(chunk.doc, []).append((span.start, span.end))
             ranked += 1
             if ranked > p.offset:
-                results.append(self._result(ranked, chunk, span, scored, p.mode))
+                result = self._result(ranked, chunk, span, scored, p.mode)
+                results.append(replace(result, explain=explainer(chunk)) if explainer else result)
         used = tuple(self.index.document(n).id for n in scored.feedback_docs)
         return Page(results, used)
 
@@ -237,9 +240,11 @@ class Searcher:
             # document again; a sentence's own cosine stays (see search/feedback.py)
             best = feedback.top_documents(fused, doc_of)
             moved = feedback.moved(qvec, ix.doc_vectors.vectors(best))
-            semantic = _mix(cosine, _per_chunk(ix.doc_vectors.similarities(moved, docs), doc_of), weight)
+            moved_cosine = _per_chunk(ix.doc_vectors.similarities(moved, docs), doc_of)
+            semantic = _mix(cosine, moved_cosine, weight)
             fused = fuse([keyword, semantic], weights, p.fusion.value, p.rrf_k)
-            return Scored(fused, keyword, semantic, parsed, cosine, doc_cosine, tuple(int(d) for d in best))
+            used = tuple(int(d) for d in best)
+            return Scored(fused, keyword, semantic, parsed, cosine, doc_cosine, used, moved_cosine)
         return Scored(fused, keyword, semantic, parsed, cosine, doc_cosine)
 
     def _parse(self, text: str, p: SearchParams) -> ParsedQuery:
@@ -278,6 +283,64 @@ class Searcher:
             evidence=Evidence(matched_words(passage, spans), sentence, scored.cosine.get(chunk_id)),
             chunk_id=chunk_id,
         )
+
+
+class Explainer:
+    """Each result's ``explain`` object: numbers from which its score is recomputed exactly.
+
+    keyword: ``raw = document_share · document_bm25 + sentence_share · sentence_bm25`` (the sum of
+    ``terms``; plain words only, query syntax is one BM25F number); semantic: ``raw =
+    (sentence_cosine + doc_weight · document_cosine) / (1 + doc_weight)``, the document cosine taken
+    with the query feedback moved; hybrid: ``score = scale · (weights[0] · keyword.normalised +
+    weights[1] · semantic.normalised)``, each side normalised over its candidates (min-max, or
+    ``1 / (rrf_k + rank)``). ``rank`` is the place on that side alone.
+    """
+
+    def __init__(self, index: IndexView, scored: Scored, p: SearchParams) -> None:
+        self.index, self.scored, self.p = index, scored, p
+        self.hybrid = p.mode is ModeName.hybrid
+        norm_name, self.scale = get_fusion(p.fusion.value)
+        self.norm = NORMS[norm_name]
+        self.keyword = self._side(scored.keyword) if p.mode is not ModeName.semantic else None
+        self.semantic = self._side(scored.semantic) if p.mode is not ModeName.keyword else None
+        self.doc_cosine = scored.moved_doc_cosine or scored.doc_cosine
+
+    def _side(self, signal: dict[int, float]) -> tuple[dict[int, float], dict[int, int]]:
+        """Normalised scores (as fusion computes them: over this side's candidates, in id order) and ranks."""
+        ids = sorted(signal)
+        values = self.norm(np.array([signal[i] for i in ids], dtype=np.float64), self.p.rrf_k)
+        return dict(zip(ids, values.tolist(), strict=True)), ranks(signal)
+
+    def __call__(self, chunk: Chunk) -> dict[str, Any]:
+        p, s, cid = self.p, self.scored, chunk.id
+        out: dict[str, Any] = {"keyword": None, "semantic": None, "fusion": None, "feedback": None}
+        if self.keyword is not None:
+            norm, rank = self.keyword
+            raw = s.keyword.get(cid)
+            side: dict[str, Any] = {"raw": raw if raw is not None else 0.0, "normalised": norm.get(cid, 0.0)}
+            side["rank"] = rank.get(cid)
+            parts = self.index.keyword.explain(s.parsed, cid, chunk.doc) if raw is not None else None
+            side.update(parts or {"document_bm25": None, "sentence_bm25": None, "terms": {}})
+            side["scoring"] = "bm25" if s.parsed.plain is not None else "whoosh bm25f"
+            out["keyword"] = side
+        if self.semantic is not None:
+            norm, rank = self.semantic
+            out["semantic"] = {
+                "raw": s.semantic[cid],
+                "normalised": norm[cid],
+                "rank": rank[cid],
+                "sentence_cosine": s.cosine[cid],
+                "document_cosine": self.doc_cosine[cid],
+                "doc_weight": p.effective_doc_weight,
+            }
+        if self.hybrid:
+            weights = [1.0 - p.alpha, p.alpha]
+            out["fusion"] = {"method": p.fusion.value, "alpha": p.alpha, "rrf_k": p.rrf_k}
+            out["fusion"].update(weights=weights, scale=self.scale)
+            if s.feedback_docs:
+                docs = [self.index.document(n).id for n in s.feedback_docs]
+                out["feedback"] = {"docs": docs, "weight": p.feedback_weight}
+        return out
 
 
 def _per_chunk(by_doc: dict[int, float], doc_of: dict[int, int]) -> dict[int, float]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Result:
     highlights: tuple[tuple[int, int], ...] = ()
     evidence: Evidence = field(default_factory=Evidence)
     chunk_id: int = -1
+    explain: dict[str, Any] | None = None  # with SearchParams.explain: how the score came about
 
     def to_json(self) -> dict[str, object]:
         """The JSON shape promised to users (``search query --json``)."""
@@ -96,6 +98,7 @@ class Result:
                 "similarity": ev.similarity,
                 **({"source": list(ev.source)} if ev.source else {}),
             },
+            **({"explain": self.explain} if self.explain is not None else {}),
         }
 
 

@@ -100,6 +100,14 @@ def test_german_question_mode_switch_and_document(page, base_url: str, tmp_path:
     )
     assert scores == shown and api["scores"]["keyword"] > 1 and api["scores"]["semantic"] > 0.8
     assert terms == [api["passage"][s:e] for s, e in api["highlights"]]
+    why = first.locator("details.why")
+    assert not why.locator("dl").is_visible()  # on demand only
+    why.locator("summary").click()
+    explained = why.locator("dl").inner_text()
+    assert explained.startswith(f"keyword\n{api['scores']['keyword']:.3f}, rank ")
+    assert f"semantic\n{api['scores']['semantic']:.3f}, rank " in explained
+    assert "fusion\nconvex: 1 × (0.20 × keyword + 0.80 × semantic)" in explained
+    assert "feedback\nquery moved towards koalition-der-willigen.txt × 0.5" in explained
     page.screenshot(path=str(_screenshots(tmp_path) / "search-page.png"))
 
     # switch to keyword mode with the keyboard: focus the mode radios, arrow to the next one

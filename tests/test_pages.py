@@ -148,3 +148,63 @@ def test_similar_from_the_cli_and_the_api(animals: tuple[Path, FakeEncoder]) -> 
         assert client.get("/api/documents/1-cats.txt").json()["id"] == "1-cats.txt"  # the document route still works
     finally:
         holder.close()
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("fusion", ["convex", "rrf"])
+@pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
+def test_explain_recomputes_every_score(example_index, mode: str, fusion: str) -> None:  # type: ignore[no-untyped-def]
+    shares = example_index.manifest.scoring
+    for q in [*QUERIES, '"Koalition der Willigen" AND Healey']:
+        page = example_index.page(q, mode=mode, fusion=fusion, k=15, explain=True)
+        plain = example_index.search(q, mode=mode, fusion=fusion, k=15)
+        assert [(r.chunk_id, r.score) for r in page.results] == [(r.chunk_id, r.score) for r in plain]
+        assert all(r.explain is None for r in plain)  # only when asked
+        kw_ranks, sem_ranks = [], []
+        for r in page.results:
+            e = r.explain
+            kw, sem, fu = e["keyword"], e["semantic"], e["fusion"]
+            if mode != "semantic":
+                assert kw["raw"] == r.keyword_score
+                if kw["document_bm25"] is not None:  # plain words: the numpy BM25, term by term
+                    doc_part = shares.document_share * kw["document_bm25"]
+                    assert kw["raw"] == pytest.approx(doc_part + shares.sentence_share * kw["sentence_bm25"], rel=1e-5)
+                    assert sum(kw["terms"].values()) == pytest.approx(kw["raw"], rel=1e-5)
+                    assert all(":" in t for t in kw["terms"])  # "lang:term", as the index holds it
+                else:
+                    assert kw["scoring"] == "whoosh bm25f" or kw["rank"] is None
+                if kw["rank"] is not None:
+                    kw_ranks.append((kw["rank"], kw["raw"]))
+            if mode != "keyword":
+                w = sem["doc_weight"]
+                assert sem["raw"] == r.semantic_score
+                expected = (sem["sentence_cosine"] + w * sem["document_cosine"]) / (1 + w)
+                assert sem["raw"] == pytest.approx(expected, rel=1e-6)
+                assert sem["sentence_cosine"] == r.evidence.similarity
+                sem_ranks.append((sem["rank"], sem["raw"]))
+            if mode == "hybrid":
+                weights = fu["weights"]
+                assert (fu["method"], fu["alpha"], weights) == (fusion, 0.8, [pytest.approx(0.2), 0.8])
+                recomputed = fu["scale"] * (weights[0] * kw["normalised"] + weights[1] * sem["normalised"])
+                assert r.score == pytest.approx(recomputed, abs=1e-12)
+                assert e["feedback"] == {"docs": list(page.feedback_docs), "weight": 0.5}
+            else:
+                assert fu is None and e["feedback"] is None
+                assert r.score == (kw or sem)["raw"]
+        for side in (kw_ranks, sem_ranks):  # a better raw score has a better rank on its side
+            ordered = sorted(side)
+            assert [raw for _, raw in ordered] == sorted((raw for _, raw in ordered), reverse=True)
+            assert len({rank for rank, _ in side}) == len(side)
+
+
+def test_explain_in_the_cli_json(built: Path) -> None:
+    args = ["query", "Meer Soldaten", "--index", str(built), "--json", "--mode", "keyword"]
+    plain = json.loads(CliRunner().invoke(app, args).stdout)
+    explained = json.loads(CliRunner().invoke(app, [*args, "--explain"]).stdout)
+    assert all("explain" not in r for r in plain["results"])
+    first = explained["results"][0]["explain"]
+    assert first["keyword"]["raw"] == explained["results"][0]["scores"]["keyword"]
+    assert set(first["keyword"]["terms"]) <= {"de:meer", "de:soldat", "en:meer", "en:soldaten"}
+    assert first["semantic"] is None and first["fusion"] is None
+    text = CliRunner().invoke(app, [*args[:-3], "--mode", "keyword", "--explain"])
+    assert text.exit_code == 0 and "why: keyword" in text.output

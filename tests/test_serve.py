@@ -81,6 +81,20 @@ def test_pages_and_feedback_documents(client: TestClient) -> None:
     assert "feedback_docs" not in get(mode="keyword")
 
 
+def test_explain_on_request(client: TestClient) -> None:
+    plain = client.get("/api/search", params={"q": QUESTION, "k": 3}).json()
+    data = client.get("/api/search", params={"q": QUESTION, "k": 3, "explain": "true"}).json()
+    SearchOut.model_validate(data, strict=True)
+    assert [r["score"] for r in data["results"]] == [r["score"] for r in plain["results"]]
+    assert all("explain" not in r for r in plain["results"])
+    for r in data["results"]:
+        e = r["explain"]
+        fusion = e["fusion"]
+        both = fusion["weights"][0] * e["keyword"]["normalised"] + fusion["weights"][1] * e["semantic"]["normalised"]
+        assert r["score"] == pytest.approx(fusion["scale"] * both, abs=1e-12)
+        assert e["feedback"]["docs"] == data["feedback_docs"]
+
+
 def test_search_json_is_the_cli_json(client: TestClient, served: tuple[Path, IndexHolder]) -> None:
     q = "Koalition der Willigen Healey"
     api = client.get("/api/search", params={"q": q, "mode": "keyword", "k": 3}).json()
@@ -179,7 +193,8 @@ def test_openapi_and_docs_are_served_locally(client: TestClient) -> None:
     search_op = spec["paths"]["/api/search"]["get"]
     assert search_op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchOut")
     assert {"200", "400", "422"} <= set(search_op["responses"])
-    assert set(spec["components"]["schemas"]["ResultOut"]["properties"]) == RESULT_KEYS
+    assert set(spec["components"]["schemas"]["ResultOut"]["properties"]) == RESULT_KEYS | {"explain"}  # on request
+    assert "/api/documents/{doc_id}/similar" in spec["paths"]
     params = {p["name"] for p in search_op["parameters"]}
     assert {"q", "mode", "k", "fusion", "alpha"} <= params
     docs = client.get("/docs").text

@@ -84,6 +84,51 @@ function scoreLine(r) {
   return p;
 }
 
+// "why?": the explain object the API sent, opened on demand; every number it shows recomputes the score
+function why(e) {
+  const details = document.createElement("details");
+  details.className = "why";
+  const summary = document.createElement("summary");
+  summary.textContent = "why?";
+  const rows = document.createElement("dl");
+  const row = (name, text) => {
+    const dt = document.createElement("dt");
+    dt.textContent = name;
+    const dd = document.createElement("dd");
+    dd.textContent = text;
+    rows.append(dt, dd);
+  };
+  const k = e.keyword;
+  if (k) {
+    let text = `${fmt(k.raw)}, rank ${k.rank ?? "–"} on its side, normalised ${fmt(k.normalised)}`;
+    if (k.document_bm25 !== null) {
+      const terms = Object.entries(k.terms).map(([t, v]) => `${t.replace(/^[^:]*:/, "")} ${v.toFixed(2)}`);
+      text += `; document BM25 ${k.document_bm25.toFixed(2)}, sentence ${k.sentence_bm25.toFixed(2)}`;
+      if (terms.length) text += `; ${terms.join(", ")}`;
+    }
+    row("keyword", text);
+  }
+  const m = e.semantic;
+  if (m) {
+    row(
+      "semantic",
+      `${fmt(m.raw)}, rank ${m.rank} on its side, normalised ${fmt(m.normalised)}; ` +
+        `sentence cosine ${fmt(m.sentence_cosine)}, document cosine ${fmt(m.document_cosine)} × ${m.doc_weight}`,
+    );
+  }
+  const f = e.fusion;
+  if (f) {
+    row(
+      "fusion",
+      `${f.method}: ${f.scale} × (${f.weights[0].toFixed(2)} × keyword + ${f.weights[1].toFixed(2)} × semantic)` +
+        (f.method === "rrf" ? `, k ${f.rrf_k}` : ""),
+    );
+  }
+  if (e.feedback) row("feedback", `query moved towards ${e.feedback.docs.join(", ")} × ${e.feedback.weight}`);
+  details.append(summary, rows);
+  return details;
+}
+
 function render(data, append = false) {
   if (!append) list.replaceChildren();
   for (const r of data.results) {
@@ -109,6 +154,7 @@ function render(data, append = false) {
       terms.textContent = `matched: ${r.evidence.terms.join(", ")}`;
       li.append(terms);
     }
+    if (r.explain) li.append(why(r.explain));
     const like = document.createElement("button");
     like.type = "button";
     like.className = "like-link";
@@ -152,7 +198,9 @@ async function runSearch(push) {
   statusLine.textContent = "Searching…";
   const t0 = performance.now();
   try {
-    const response = await fetch(`/api/search?${params(q, m)}&k=${PAGE}`, { signal: controller.signal });
+    const response = await fetch(`/api/search?${params(q, m)}&k=${PAGE}&explain=true`, {
+      signal: controller.signal,
+    });
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || response.statusText);
     last = { q, mode: m, results: data.results };
@@ -175,7 +223,7 @@ async function loadMore() {
   const t0 = performance.now();
   try {
     const offset = last.results.length;
-    const response = await fetch(`/api/search?${params(q, m)}&k=${PAGE}&offset=${offset}`);
+    const response = await fetch(`/api/search?${params(q, m)}&k=${PAGE}&offset=${offset}&explain=true`);
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || response.statusText);
     if (!last || last.q !== q || last.mode !== m) return; // a new search started meanwhile
