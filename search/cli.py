@@ -215,7 +215,8 @@ def query(
         return
     if not results:
         past = f" past rank {params.offset}" if params.offset else ""
-        out.print(f"no passages match {text!r} in {mode.value} mode{past}")
+        floor = f" with a score of {params.min_score:g} or more" if params.min_score is not None else ""
+        out.print(f"no passages match {text!r} in {mode.value} mode{floor}{past}")
         return
     _print_results(results)
 

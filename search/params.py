@@ -113,6 +113,13 @@ class SearchParams:
         SyntaxName.auto, "Query syntax: auto (only where clearly meant), on, or off (plain words)."
     )
     dedupe: bool = _param(True, "Skip a passage that lies wholly inside a better-ranked one.")
+    min_score: float | None = _param(
+        None,
+        "Drop passages scoring below S (the score of the mode: hybrid's fused score, keyword's BM25, "
+        "semantic's cosine mix); never cut unless asked.",
+        lo=0.0,
+        hi=1000.0,
+    )
     explain: bool = _param(
         False,
         "Give each result an explain object: each side's raw and normalised score and rank, the BM25 "

@@ -126,8 +126,8 @@ class Searcher:
         ranked = 0
         shown: dict[int, list[tuple[int, int]]] = {}
         for cid in sorted(scored.fused, key=lambda c: (-scored.fused[c], c)):
-            if ranked == depth:
-                break
+            if ranked == depth or (p.min_score is not None and scored.fused[cid] < p.min_score):
+                break  # best first: every later one scores lower still
             chunk = self.index.chunk(cid)
             span = passage_span(self.index.sentences(chunk.doc), chunk.position, window)
             if p.dedupe and any(s <= span.start and span.end <= e for s, e in shown.get(chunk.doc, ())):

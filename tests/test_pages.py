@@ -208,3 +208,22 @@ def test_explain_in_the_cli_json(built: Path) -> None:
     assert first["semantic"] is None and first["fusion"] is None
     text = CliRunner().invoke(app, [*args[:-3], "--mode", "keyword", "--explain"])
     assert text.exit_code == 0 and "why: keyword" in text.output
+
+
+def test_min_score_cuts_below_it_and_never_unasked(built: Path, fake_encoder: FakeEncoder) -> None:
+    with Index.open(built, encoder=fake_encoder) as ix:
+        for mode in ("keyword", "semantic", "hybrid"):
+            every = ix.search("Meer Soldaten cat", mode=mode, k=50, dedupe=False)
+            assert len(every) >= 2
+            floor = every[len(every) // 2].score
+            kept = ix.search("Meer Soldaten cat", mode=mode, k=50, dedupe=False, min_score=floor)
+            assert kept == [r for r in every if r.score >= floor] and 0 < len(kept) < len(every)
+            assert ix.search("Meer Soldaten cat", mode=mode, k=50, dedupe=False, min_score=0.0) == [
+                r for r in every if r.score >= 0
+            ]
+            assert ix.search("Meer Soldaten cat", mode=mode, min_score=999.0) == []
+    result = CliRunner().invoke(
+        app, ["query", "Meer", "--index", str(built), "--mode", "keyword", "--min-score", "999"]
+    )
+    assert result.exit_code == 0  # not an error: it says so
+    assert "no passages match 'Meer' in keyword mode with a score of 999 or more" in result.output

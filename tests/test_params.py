@@ -61,7 +61,11 @@ def _cli_params(command: str) -> dict[str, typing.Any]:
 @pytest.mark.parametrize("command", ["query", "eval"])
 def test_cli_options_are_generated_from_search_params(command: str) -> None:
     params = _cli_params(command)
-    excluded = {"mode", "k", "offset", "window", "dedupe", "explain", "candidates"} if command == "eval" else set()
+    excluded = (
+        {"mode", "k", "offset", "window", "dedupe", "min_score", "explain", "candidates"}
+        if command == "eval"
+        else set()
+    )
     for spec in param_specs():
         if spec.name in excluded:
             continue
