@@ -36,7 +36,8 @@ B = Scoring.b
 
 @dataclass(frozen=True)
 class TermMatrix:
-    """Term frequencies, column by column: ``rows[indptr[t]:indptr[t+1]]`` are the rows holding term t."""
+    """Term frequencies, column by column: ``rows[indptr[t]:indptr[t+1]]`` are the rows holding term t,
+    ascending (``update`` and ``by_group`` keep that order; ``BM25.term_scores`` relies on it)."""
 
     terms: np.ndarray  # str, one per column
     indptr: np.ndarray  # int64, columns + 1
@@ -183,10 +184,10 @@ class BM25:
             c = self.col.get(term)
             if c is None:
                 continue
-            lo, hi = m.indptr[c], m.indptr[c + 1]
-            at = np.flatnonzero(m.rows[lo:hi] == r)
-            if len(at):
-                tf = m.tf[lo + at[0]]
+            lo, hi = int(m.indptr[c]), int(m.indptr[c + 1])
+            at = lo + int(np.searchsorted(m.rows[lo:hi], r))  # a column's rows ascend (update, by_group)
+            if at < hi and int(m.rows[at]) == r:
+                tf = m.tf[at]
                 out[term] = float(self.idf[c] * tf * (self.k1 + 1) / (tf + self.norm[r]))
         return out
 

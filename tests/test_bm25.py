@@ -88,3 +88,29 @@ def test_titles_count_in_their_document() -> None:
         assert got == pytest.approx(_by_hand(whole, q), rel=1e-5)
     # the sentence matrix is untouched: a title word alone finds no sentence to show
     assert PassageBM25(BM25(sentences), BM25(docs), groups).search(["emu"], 5) == []
+
+
+def test_each_column_lists_its_rows_in_ascending_order_after_updates() -> None:
+    """BM25.term_scores finds a row in a column by binary search: update and by_group keep rows sorted."""
+    import random
+
+    rng = random.Random(7)
+    vocab = [f"t{i}" for i in range(30)]
+    m = TermMatrix.empty()
+    next_id = 0
+    for _ in range(6):
+        new = [[rng.choice(vocab) for _ in range(rng.randint(1, 8))] for _ in range(40)]
+        ids = list(range(next_id, next_id + len(new)))
+        next_id += len(new)
+        drop = np.array(rng.sample(m.row_ids.tolist(), min(10, len(m.row_ids))), dtype=np.int64)
+        m = m.update(drop, ids, new)
+        docs = m.by_group(m.row_ids // 5)
+        for matrix in (m, docs):
+            for c in range(len(matrix.terms)):
+                col = matrix.rows[matrix.indptr[c] : matrix.indptr[c + 1]]
+                assert np.all(np.diff(col) > 0)
+        bm = BM25(m)
+        for r, row_id in enumerate(m.row_ids[:20].tolist()):
+            rows, scores = bm.scores(vocab)
+            expected = float(scores[np.flatnonzero(rows == r)[0]]) if r in rows else 0.0
+            assert sum(bm.term_scores(vocab, row_id).values()) == pytest.approx(expected, rel=1e-5)
