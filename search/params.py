@@ -17,7 +17,7 @@ from typing import Any, get_args, get_type_hints
 
 from .errors import SearchError
 
-__all__ = ["FusionName", "ModeName", "ParamSpec", "SearchParams", "SyntaxName", "param_specs"]
+__all__ = ["CutoffName", "FusionName", "ModeName", "ParamSpec", "SearchParams", "SyntaxName", "param_specs"]
 
 
 class ModeName(StrEnum):
@@ -43,9 +43,20 @@ class SyntaxName(StrEnum):
     off = "off"
 
 
+class CutoffName(StrEnum):
+    """Whether results below a calibrated score are dropped."""
+
+    none = "none"
+    auto = "auto"
+
+
 MODES: tuple[str, ...] = tuple(m.value for m in ModeName)
+# the fused hybrid score where P(relevant) reaches the probability with the best tuning F1, fitted on the
+# tuning splits of five collections (benchmarks/results/cutoff.md; tests/test_readme_figures.py checks it)
+AUTO_CUTOFF = 0.7998
 MAX_CANDIDATES = 10_000  # per side; also how deep a page (offset + k) can reach
 SEMANTIC_DOC_WEIGHT = 1.0  # semantic mode's document weight, chosen on the tuning splits (relevance.md)
+HYBRID_DOC_WEIGHT = 2.0  # hybrid mode's (3 before document vectors read 256 tokens and sentencex chunked)
 
 
 def _param(
@@ -120,6 +131,12 @@ class SearchParams:
         lo=0.0,
         hi=1000.0,
     )
+    cutoff: CutoffName = _param(
+        CutoffName.none,
+        "auto: drop passages whose score predicts relevance below the probability calibrated on judged data "
+        "(hybrid mode with convex fusion; benchmarks/results/cutoff.md). none: never cut unasked.",
+        source="fitted on the tuning splits of five collections (benchmarks/results/cutoff.md)",
+    )
     explain: bool = _param(
         False,
         "Give each result an explain object: each side's raw and normalised score and rank, the BM25 "
@@ -128,10 +145,10 @@ class SearchParams:
     doc_weight: float | None = _param(
         None,
         "Weight of a sentence's document vector in its semantic score (0: the sentence alone; "
-        f"default 3 in hybrid mode, {SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
+        f"default {HYBRID_DOC_WEIGHT:g} in hybrid mode, {SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
         lo=0.0,
         hi=10.0,
-        source="3 (hybrid) and 1 (semantic), each chosen on the tuning splits (relevance.md)",
+        source="2 (hybrid) and 1 (semantic), each chosen on the tuning splits (relevance.md)",
     )
     feedback: int = _param(
         1,
@@ -174,13 +191,27 @@ class SearchParams:
             return self.doc_weight
         return SEMANTIC_DOC_WEIGHT if self.mode is ModeName.semantic else HYBRID_DOC_WEIGHT
 
+    @property
+    def floor(self) -> float | None:
+        """The lowest score a result may have: ``min_score``, raised to the calibrated cut-off with
+        ``cutoff=auto`` (which is refused outside hybrid mode with convex fusion)."""
+        if self.cutoff is CutoffName.none:
+            return self.min_score
+        if self.mode is not ModeName.hybrid or self.fusion is not FusionName.convex:
+            raise SearchError("cutoff auto is calibrated for hybrid mode with convex fusion only; use --min-score")
+        return max(AUTO_CUTOFF, self.min_score or 0.0)
+
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON values (enums as strings), e.g. for ``search eval``'s settings."""
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
 
-HYBRID_DOC_WEIGHT = 3.0
-_ENUMS: dict[str, type[StrEnum]] = {"mode": ModeName, "fusion": FusionName, "syntax": SyntaxName}
+_ENUMS: dict[str, type[StrEnum]] = {
+    "mode": ModeName,
+    "fusion": FusionName,
+    "syntax": SyntaxName,
+    "cutoff": CutoffName,
+}
 _FLAGS = {"dedupe", "explain"}
 
 

@@ -118,6 +118,7 @@ class Searcher:
         """:meth:`search`'s passages with what shaped them (the documents feedback moved the query to)."""
         p = _params(params, changes)
         window = self.index.manifest.chunking.window if p.window is None else p.window
+        floor = p.floor
         depth = p.k + p.offset  # a page is ranks offset+1 … offset+k of the query with k+offset, exactly
         candidates = min(max(p.candidates, depth), MAX_CANDIDATES)
         scored = self.score(query, p.replace(candidates=candidates), query_vector=query_vector)
@@ -126,7 +127,7 @@ class Searcher:
         ranked = 0
         shown: dict[int, list[tuple[int, int]]] = {}
         for cid in sorted(scored.fused, key=lambda c: (-scored.fused[c], c)):
-            if ranked == depth or (p.min_score is not None and scored.fused[cid] < p.min_score):
+            if ranked == depth or (floor is not None and scored.fused[cid] < floor):
                 break  # best first: every later one scores lower still
             chunk = self.index.chunk(cid)
             span = passage_span(self.index.sentences(chunk.doc), chunk.position, window)

@@ -227,3 +227,27 @@ def test_min_score_cuts_below_it_and_never_unasked(built: Path, fake_encoder: Fa
     )
     assert result.exit_code == 0  # not an error: it says so
     assert "no passages match 'Meer' in keyword mode with a score of 999 or more" in result.output
+
+
+def test_cutoff_auto_drops_below_the_calibrated_score(
+    built: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import search.params
+
+    assert 0 < search.params.AUTO_CUTOFF < 1  # a fused hybrid score, from benchmarks/results/cutoff.json
+    monkeypatch.setattr(search.params, "AUTO_CUTOFF", 0.5)
+    with Index.open(built, encoder=fake_encoder) as ix:
+        every = ix.search("Meer Soldaten cat", k=50, dedupe=False)
+        cut = ix.search("Meer Soldaten cat", k=50, dedupe=False, cutoff="auto")
+        assert cut == [r for r in every if r.score >= 0.5] and 0 < len(cut) < len(every)
+        assert ix.search("Meer Soldaten cat", k=50, dedupe=False, cutoff="auto", min_score=0.9) == [
+            r for r in every if r.score >= 0.9
+        ]
+        assert ix.search("Meer Soldaten cat", k=50, dedupe=False, cutoff="none") == every  # never cut unasked
+    for mode, fusion in (("keyword", "convex"), ("semantic", "convex"), ("hybrid", "rrf")):
+        args = ["query", "Meer", "--index", str(built), "--mode", mode, "--fusion", fusion, "--cutoff", "auto"]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 1, result.output
+        assert result.output.strip().splitlines() == [
+            "error: cutoff auto is calibrated for hybrid mode with convex fusion only; use --min-score"
+        ]

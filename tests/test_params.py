@@ -36,7 +36,7 @@ def test_defaults_bounds_and_coercion() -> None:
         100,
         1,
     )
-    assert p.effective_doc_weight == 3.0 and SearchParams(mode="semantic").effective_doc_weight == 1.0
+    assert p.effective_doc_weight == 2.0 and SearchParams(mode="semantic").effective_doc_weight == 1.0
     assert SearchParams(mode="keyword").mode is ModeName.keyword
     assert p.replace(k=5).k == 5 and p.k == 10
     with pytest.raises(SearchError, match="k must be between 1 and 1000, not 0"):
@@ -61,11 +61,8 @@ def _cli_params(command: str) -> dict[str, typing.Any]:
 @pytest.mark.parametrize("command", ["query", "eval"])
 def test_cli_options_are_generated_from_search_params(command: str) -> None:
     params = _cli_params(command)
-    excluded = (
-        {"mode", "k", "offset", "window", "dedupe", "min_score", "explain", "candidates"}
-        if command == "eval"
-        else set()
-    )
+    for_reading = {"k", "offset", "window", "dedupe", "min_score", "cutoff", "explain"}  # eval ranks documents
+    excluded = {"mode", "candidates", *for_reading} if command == "eval" else set()
     for spec in param_specs():
         if spec.name in excluded:
             continue
@@ -78,7 +75,7 @@ def test_cli_options_are_generated_from_search_params(command: str) -> None:
             assert (opt.min, opt.max) == (None, None), spec.name
     if command == "eval":  # its own: every mode at once, and a depth that depends on the judgments
         assert params["mode"].default == "all" and params["candidates"].default is None
-        assert not {"k", "offset", "window", "dedupe"} & set(params)
+        assert not {"k", "offset", "window", "dedupe", "min_score", "cutoff", "explain"} & set(params)
 
 
 def test_api_parameters_are_generated_from_search_params() -> None:
