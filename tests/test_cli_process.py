@@ -103,8 +103,8 @@ def test_ctrl_c_during_index_keeps_the_previous_index(tmp_path: Path) -> None:
     entries = sorted(p.name for p in index.iterdir())
     manifest = (index / "manifest.json").read_text()
 
-    big = small / "big.jsonl"  # added to the same corpus: an update of some seconds
-    docs = big_docs(3, 500)
+    big = small / "big.jsonl"  # added to the same corpus: an update of some seconds, still interrupted mid-way
+    docs = big_docs(3, 1500)  # (under 5,000 sentences: the keyword lane stays in this process)
     big.write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in docs.items()), encoding="utf-8")
     command = [sys.executable, "-m", "search", "index", str(small), "--index", str(index), "--no-cache"]
     proc = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
