@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -311,12 +311,14 @@ class KeywordIndex:
             results = self.searcher.search(parsed.query, limit=len(docnums), filter=docnums)
             return {int(hit["chunk"]): float(hit.score) for hit in results}
 
-    def explain(self, parsed: ParsedQuery, chunk_id: int, doc: int) -> dict[str, Any] | None:
+    def explain(
+        self, parsed: ParsedQuery, chunk_ids: Sequence[int], docs: Sequence[int]
+    ) -> list[dict[str, Any]] | None:
         """:meth:`PassageBM25.explain` for a plain-word query; None for query syntax (whoosh's BM25F
         scores those as one number)."""
         if parsed.plain is None or self.bm25 is None:
             return None
-        return self.bm25.explain(parsed.plain, chunk_id, doc)
+        return self.bm25.explain(parsed.plain, chunk_ids, docs)
 
     def stored(self) -> list[tuple[int, str]]:
         """(chunk id, document id) of every live chunk, for consistency checks."""

@@ -123,7 +123,6 @@ class Searcher:
         candidates = min(max(p.candidates, depth), MAX_CANDIDATES)
         scored = self.score(query, p.replace(candidates=candidates), query_vector=query_vector)
         results: list[Result] = []
-        explainer = Explainer(self.index, scored, p) if p.explain else None
         ranked = 0
         shown: dict[int, list[tuple[int, int]]] = {}
         for cid in sorted(scored.fused, key=lambda c: (-scored.fused[c], c)):
@@ -136,8 +135,11 @@ class Searcher:
             shown.setdefault(chunk.doc, []).append((span.start, span.end))
             ranked += 1
             if ranked > p.offset:
-                result = self._result(ranked, chunk, span, scored, p.mode)
-                results.append(replace(result, explain=explainer(chunk)) if explainer else result)
+                results.append(self._result(ranked, chunk, span, scored, p.mode))
+        if p.explain and results:
+            chunks = [self.index.chunk(r.chunk_id) for r in results]
+            explained = Explainer(self.index, scored, p).page(chunks)
+            results = [replace(r, explain=e) for r, e in zip(results, explained, strict=True)]
         used = tuple(self.index.document(n).id for n in scored.feedback_docs)
         return Page(results, used)
 
@@ -312,7 +314,14 @@ class Explainer:
         values = self.norm(np.array([signal[i] for i in ids], dtype=np.float64), self.p.rrf_k)
         return dict(zip(ids, values.tolist(), strict=True)), ranks(signal)
 
-    def __call__(self, chunk: Chunk) -> dict[str, Any]:
+    def page(self, chunks: list[Chunk]) -> list[dict[str, Any]]:
+        """The explain object of each of a page's chunks (the BM25 parts looked up for all at once)."""
+        scored = [c for c in chunks if c.id in self.scored.keyword] if self.keyword is not None else []
+        found = self.index.keyword.explain(self.scored.parsed, [c.id for c in scored], [c.doc for c in scored])
+        parts = dict(zip([c.id for c in scored], found or [], strict=False))
+        return [self._one(c, parts.get(c.id)) for c in chunks]
+
+    def _one(self, chunk: Chunk, parts: dict[str, Any] | None) -> dict[str, Any]:
         p, s, cid = self.p, self.scored, chunk.id
         out: dict[str, Any] = {"keyword": None, "semantic": None, "fusion": None, "feedback": None}
         if self.keyword is not None:
@@ -320,7 +329,6 @@ class Explainer:
             raw = s.keyword.get(cid)
             side: dict[str, Any] = {"raw": raw if raw is not None else 0.0, "normalised": norm.get(cid, 0.0)}
             side["rank"] = rank.get(cid)
-            parts = self.index.keyword.explain(s.parsed, cid, chunk.doc) if raw is not None else None
             side.update(parts or {"document_bm25": None, "sentence_bm25": None, "terms": {}})
             side["scoring"] = "bm25" if s.parsed.plain is not None else "whoosh bm25f"
             out["keyword"] = side

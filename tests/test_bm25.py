@@ -113,4 +113,6 @@ def test_each_column_lists_its_rows_in_ascending_order_after_updates() -> None:
         for r, row_id in enumerate(m.row_ids[:20].tolist()):
             rows, scores = bm.scores(vocab)
             expected = float(scores[np.flatnonzero(rows == r)[0]]) if r in rows else 0.0
-            assert sum(bm.term_scores(vocab, row_id).values()) == pytest.approx(expected, rel=1e-5)
+            assert sum(bm.term_scores(vocab, [row_id])[0].values()) == pytest.approx(expected, rel=1e-5)
+        ids = m.row_ids[:20].tolist()
+        assert bm.term_scores(vocab, [*ids, 10**9]) == [*(bm.term_scores(vocab, [i])[0] for i in ids), {}]
