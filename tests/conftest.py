@@ -102,3 +102,12 @@ def example_index(tmp_path_factory: pytest.TempPathFactory, real_encoder):  # ty
     build_index(EXAMPLE.parent, folder, encoder=real_encoder)
     with Index.open(folder, encoder=real_encoder) as ix:
         yield ix
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child a test will Ctrl-C: Ctrl-C acts on it even where the test runner was
+    started with SIGINT ignored (a background job of a non-interactive shell is), which the child would
+    otherwise inherit, and Python then never raises KeyboardInterrupt."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -24,7 +24,7 @@ from typer.testing import CliRunner
 
 from search.cli import app
 
-from .conftest import ROOT
+from .conftest import ROOT, interruptible
 
 runner = CliRunner()
 pytestmark = pytest.mark.model
@@ -408,7 +408,10 @@ def test_interrupted_eval_build_resumes_from_the_cache(tmp_path: Path, cache: Pa
     beir = write_beir(tmp_path / "big", docs, {"q1": "rivers grow"}, {"test": "q1\tdoc001\t1\n"})
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "search", "eval", str(beir), "--mode", "keyword"]
-    proc = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=interruptible,
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 240
         while _cached_rows(cache) < 2048:

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from search.cli import app
 
-from .conftest import ROOT
+from .conftest import ROOT, interruptible
 from .test_cli_eval import big_docs
 
 pytestmark = pytest.mark.model
@@ -107,7 +107,10 @@ def test_ctrl_c_during_index_keeps_the_previous_index(tmp_path: Path) -> None:
     docs = big_docs(3, 1500)  # (under 5,000 sentences: the keyword lane stays in this process)
     big.write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in docs.items()), encoding="utf-8")
     command = [sys.executable, "-m", "search", "index", str(small), "--index", str(index), "--no-cache"]
-    proc = subprocess.Popen(command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        command, cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=interruptible,
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 120
         while not (index / "g000002").exists():  # the writer has started the next generation
