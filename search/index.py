@@ -34,6 +34,7 @@ from .store import (
     KEYWORD,
     MANIFEST,
     VECTORS,
+    ChunkTable,
     load_chunks,
     load_documents,
     read_manifest,
@@ -196,15 +197,18 @@ class Index:
 
     def chunk_ids(self, doc: int) -> list[int]:
         """The chunk ids of document ``doc``, in reading order."""
+        return [int(c) for c in self._in_order(doc).ids]
+
+    def _in_order(self, doc: int) -> ChunkTable:
+        """The chunk table's rows of document ``doc``, in reading order."""
         mine = self.chunks.where(self.chunks.docs == doc)
-        return [int(c) for c in mine.ids[np.argsort(mine.positions)]]
+        return mine.where(np.argsort(mine.positions))
 
     def sentences(self, doc: int) -> list[Span]:
         spans = self._doc_rows.get(doc)
         if spans is None:
-            mine = self.chunks.where(self.chunks.docs == doc)
-            order = np.argsort(mine.positions)
-            spans = [Span(int(s), int(e)) for s, e in zip(mine.starts[order], mine.ends[order], strict=True)]
+            mine = self._in_order(doc)
+            spans = [Span(int(s), int(e)) for s, e in zip(mine.starts, mine.ends, strict=True)]
             self._doc_rows[doc] = spans
         return list(spans)
 

@@ -123,6 +123,7 @@ class Searcher:
         candidates = min(max(p.candidates, depth), MAX_CANDIDATES)
         scored = self.score(query, p.replace(candidates=candidates), query_vector=query_vector)
         results: list[Result] = []
+        chunks: list[Chunk] = []  # the page's, for explain
         ranked = 0
         shown: dict[int, list[tuple[int, int]]] = {}
         for cid in sorted(scored.fused, key=lambda c: (-scored.fused[c], c)):
@@ -136,8 +137,8 @@ class Searcher:
             ranked += 1
             if ranked > p.offset:
                 results.append(self._result(ranked, chunk, span, scored, p.mode))
+                chunks.append(chunk)
         if p.explain and results:
-            chunks = [self.index.chunk(r.chunk_id) for r in results]
             explained = Explainer(self.index, scored, p).page(chunks)
             results = [replace(r, explain=e) for r, e in zip(results, explained, strict=True)]
         used = tuple(self.index.document(n).id for n in scored.feedback_docs)
@@ -157,11 +158,13 @@ class Searcher:
             h for h in ix.doc_vectors.search(ix.doc_vectors.vectors([num])[0], k + 1, exact=True) if h.chunk_id != num
         ]
         mine = ix.chunk_ids(num)
+        if not mine:
+            return []
         own = ix.vectors.vectors(mine)
         results: list[Result] = []
         for hit in hits[:k]:
             theirs = ix.chunk_ids(hit.chunk_id)
-            if not theirs or not mine:
+            if not theirs:
                 continue
             cos = own @ ix.vectors.vectors(theirs).T
             i, j = np.unravel_index(int(np.argmax(cos)), cos.shape)

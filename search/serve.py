@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any
@@ -36,7 +36,7 @@ from starlette.exceptions import HTTPException
 
 from .api_models import ERRORS, DocumentOut, ErrorOut, HealthOut, SearchOut
 from .encoder import Encoder
-from .errors import QueryError, SearchError, ServeError
+from .errors import DocumentNotFoundError, QueryError, SearchError, ServeError
 from .index import DEFAULT_INDEX, Index
 from .params import SearchParams, param_specs
 from .searcher import Page
@@ -59,7 +59,6 @@ class _Snapshot:
     index: Index
     users: int = 0
     retired: bool = False
-    by_id: dict[str, Document] = field(default_factory=dict)
 
 
 class IndexHolder:
@@ -157,10 +156,11 @@ class IndexHolder:
         self._retire(self._current)
 
 
-def _document(snap: _Snapshot, doc_id: str) -> Document | None:
-    if not snap.by_id:
-        snap.by_id = {d.id: d for d in snap.index.documents}
-    return snap.by_id.get(doc_id)
+def _document(snap: _Snapshot, doc_id: str) -> Document:
+    num = snap.index.document_num(doc_id)
+    if num is None:
+        raise DocumentNotFoundError(f"no document {doc_id!r} in the index")
+    return snap.index.document(num)
 
 
 def _error(status: int, message: str, **extra: Any) -> JSONResponse:
@@ -248,6 +248,8 @@ def _error_handlers(app: FastAPI) -> None:
     @app.exception_handler(SearchError)
     async def _engine(request: Request, exc: SearchError) -> JSONResponse:
         # a query or option the engine refuses is the client's; a damaged index is ours
+        if isinstance(exc, DocumentNotFoundError):
+            return _error(404, str(exc))
         return _error(400 if isinstance(exc, QueryError) or exc.exit_code == 1 else 503, str(exc))
 
 
@@ -312,9 +314,7 @@ def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
         sentence closest to one of this one's, `evidence.source` is that sentence of this document
         (offsets into its text) and `evidence.similarity` the two sentences' cosine."""
         with holder.use() as snap:
-            if _document(snap, doc_id) is None:
-                raise HTTPException(404, f"no document {doc_id!r} in the index")
-            results = snap.index.similar(doc_id, k, window)
+            results = snap.index.similar(doc_id, k, window)  # an unknown id: 404, from the handler
         return JSONResponse(results_payload(doc_id, "similar", results))
 
     @app.get(
@@ -337,8 +337,6 @@ def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
         every offset is into `text`."""
         with holder.use() as snap:
             doc = _document(snap, doc_id)
-            if doc is None:
-                raise HTTPException(404, f"no document {doc_id!r} in the index")
             results = run_search(snap, q, options) if q else []
         body = {"id": doc.id, "title": doc.title, "lang": doc.lang, "text": doc.text, "query": q}
         return JSONResponse({**body, "mode": options.mode.value, "passages": _passages_in(doc, results)})
