@@ -22,8 +22,8 @@ import statistics
 from typing import Any
 
 import numpy as np
-from _common import DATA, log, stamp, write_results
-from relevance import COLLECTIONS, split
+from _common import log, stamp, write_results
+from relevance import COLLECTIONS, eval_index, split
 
 PROBABILITIES = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 TOP = 10
@@ -32,14 +32,10 @@ TOP = 10
 def collect(name: str) -> list[dict[str, Any]]:
     """Per query: its id, the first ``TOP`` documents' scores, whether each is judged relevant, and how
     many relevant documents the query has."""
-    from search import Index, SearchParams, build_index
-    from search.encoder import ref_fingerprint, resolve_model
-    from search.evaluate import aggregate, eval_index_folder, load_beir
+    from search import Index, SearchParams
+    from search.evaluate import aggregate
 
-    judged = load_beir(DATA / name)
-    assert judged.corpus is not None
-    folder = eval_index_folder(judged.corpus, name, ref_fingerprint(resolve_model(None)))
-    build_index(judged.corpus, folder)
+    judged, folder = eval_index(name)
     params = SearchParams(mode="hybrid")  # the defaults a user gets, cut-off off
     out = []
     with Index.open(folder) as ix:

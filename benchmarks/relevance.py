@@ -31,6 +31,7 @@ import json
 import random
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -110,16 +111,27 @@ def stored_vectors(vectors: Any) -> tuple[dict[int, int], np.ndarray]:
     return {int(i): r for r, i in enumerate(ids)}, vectors.index.index.reconstruct_n(0, len(ids))
 
 
-def collect(name: str) -> tuple[list[str], list[Candidates], np.ndarray, dict, dict, Any]:
-    """Index (cached) and score every query of a collection once."""
-    from search import Index, SearchParams, build_index
+def eval_index(name: str, build: bool = True) -> tuple[Any, Path]:
+    """A shared collection's judgments and its eval index folder (as `search eval` caches it), built
+    or brought up to date unless ``build`` is false."""
+    from search import build_index
     from search.encoder import ref_fingerprint, resolve_model
-    from search.evaluate import CHUNK_DEPTH, eval_index_folder, load_beir
+    from search.evaluate import eval_index_folder, load_beir
 
     judged = load_beir(DATA / name)
     assert judged.corpus is not None
     folder = eval_index_folder(judged.corpus, name, ref_fingerprint(resolve_model(None)))
-    build_index(judged.corpus, folder)
+    if build:
+        build_index(judged.corpus, folder)
+    return judged, folder
+
+
+def collect(name: str) -> tuple[list[str], list[Candidates], np.ndarray, dict, dict, Any]:
+    """Index (cached) and score every query of a collection once."""
+    from search import Index, SearchParams
+    from search.evaluate import CHUNK_DEPTH
+
+    judged, folder = eval_index(name)
     qids: list[str] = []
     cands: list[Candidates] = []
     with Index.open(folder) as ix:
@@ -339,18 +351,13 @@ def written_by() -> dict[str, Any]:
 
 
 def rechoose(state: dict[str, Any]) -> None:
-    from search.encoder import ref_fingerprint, resolve_model
-    from search.evaluate import eval_index_folder, load_beir
-
     settings = grid()
     tuning = state["tuning_ndcg@10"]
     best = choose(settings, tuning, defaults()[0])
     semantic = max((st for st in settings if st.method == "semantic"), key=lambda st: sum(tuning[st.key]))
     log(f"chosen on the tuning splits: {best.key}; for semantic mode alone: {semantic.key}")
     for name in COLLECTIONS:
-        judged = load_beir(DATA / name)
-        assert judged.corpus is not None
-        folder = eval_index_folder(judged.corpus, name, ref_fingerprint(resolve_model(None)))
+        judged, folder = eval_index(name, build=False)
         state["collections"][name]["engine"] = engine((judged, folder), split(list(judged.queries)), best, semantic)
         log(f"{name}: hybrid nDCG@10 {state['collections'][name]['engine']['hybrid']['all']['ndcg@10']:.4f}")
     code, code_semantic = defaults()

@@ -111,3 +111,20 @@ def interruptible() -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+# documents whose fake vectors (cat, dog, fish) are explainable by hand: similar documents, feedback
+ANIMALS = {
+    "1-cats.txt": "The cat sleeps. Cats purr all day. Every cat likes fish.\n",
+    "2-mixed.txt": "The cat sleeps. Dogs bark loudly. A dog runs home.\n",
+    "3-dogs.txt": "Dogs bark. The dog runs. A dog sleeps.\n",
+    "4-fish.txt": "Fish swim. The sea is deep.\n",
+}
+
+
+def animal_corpus(folder: Path, names: Sequence[str] = tuple(ANIMALS)) -> tuple[Path, FakeEncoder]:
+    """``folder`` holding the named ``ANIMALS`` documents, and the fake encoder that tells them apart."""
+    folder.mkdir()
+    for name in names:
+        (folder / name).write_text(ANIMALS[name], encoding="utf-8")
+    return folder, FakeEncoder(["cat", "dog", "fish"])

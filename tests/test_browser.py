@@ -17,7 +17,7 @@ from playwright.sync_api import expect
 from search import build_index
 from search.serve import IndexHolder
 
-from .conftest import EXAMPLE, FakeEncoder
+from .conftest import EXAMPLE, animal_corpus
 from .live_server import live_server
 
 QUESTION = "Wer will britische Soldaten in die Ukraine schicken?"
@@ -195,12 +195,7 @@ def test_errors_and_empty_results_are_shown(page, base_url: str) -> None:  # typ
 
 
 def test_more_like_this_lists_the_nearest_documents(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    corpus = tmp_path / "animals"
-    corpus.mkdir()
-    (corpus / "1-cats.txt").write_text("The cat sleeps. Cats purr all day. Every cat likes fish.\n", encoding="utf-8")
-    (corpus / "2-mixed.txt").write_text("The cat sleeps. Dogs bark loudly. A dog runs home.\n", encoding="utf-8")
-    (corpus / "3-dogs.txt").write_text("Dogs bark. The dog runs. A dog sleeps.\n", encoding="utf-8")
-    enc = FakeEncoder(["cat", "dog", "fish"])
+    corpus, enc = animal_corpus(tmp_path / "animals", ["1-cats.txt", "2-mixed.txt", "3-dogs.txt"])
     build_index(corpus, tmp_path / "idx", encoder=enc)
     holder = IndexHolder(tmp_path / "idx", encoder=enc)
     try:

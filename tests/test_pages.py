@@ -15,7 +15,7 @@ from search.cli import app
 from search.errors import DocumentNotFoundError
 from search.serve import IndexHolder, SearchOut, create_app
 
-from .conftest import FakeEncoder
+from .conftest import FakeEncoder, animal_corpus
 
 QUERIES = ["Koalition der Willigen", "Wer will britische Soldaten in die Ukraine schicken?", "Truppen Healey"]
 
@@ -38,12 +38,7 @@ def test_a_page_is_those_ranks_of_the_deeper_query(example_index, mode: str) -> 
 
 
 def test_feedback_docs_are_the_first_rankings_best_documents(tmp_path: Path) -> None:
-    corpus = tmp_path / "c"
-    corpus.mkdir()
-    (corpus / "1-cats.txt").write_text("The cat sleeps. Cats purr all day. Every cat likes fish.\n", encoding="utf-8")
-    (corpus / "2-mixed.txt").write_text("The cat sleeps. Dogs bark loudly. A dog runs home.\n", encoding="utf-8")
-    (corpus / "3-dogs.txt").write_text("Dogs bark. The dog runs. A dog sleeps.\n", encoding="utf-8")
-    enc = FakeEncoder(["cat", "dog", "fish"])
+    corpus, enc = animal_corpus(tmp_path / "c", ["1-cats.txt", "2-mixed.txt", "3-dogs.txt"])
     build_index(corpus, tmp_path / "idx", encoder=enc)
     with Index.open(tmp_path / "idx", encoder=enc) as ix:
         for q in ("cat fish", "dog bark"):
@@ -82,13 +77,7 @@ def test_cli_json_pages_and_names_feedback_docs(built: Path, monkeypatch: pytest
 @pytest.fixture
 def animals(tmp_path: Path) -> tuple[Path, FakeEncoder]:
     """Four documents whose vectors are explainable by hand: the fake encoder marks cat, dog, fish."""
-    corpus = tmp_path / "animals"
-    corpus.mkdir()
-    (corpus / "1-cats.txt").write_text("The cat sleeps. Cats purr all day. Every cat likes fish.\n", encoding="utf-8")
-    (corpus / "2-mixed.txt").write_text("The cat sleeps. Dogs bark loudly. A dog runs home.\n", encoding="utf-8")
-    (corpus / "3-dogs.txt").write_text("Dogs bark. The dog runs. A dog sleeps.\n", encoding="utf-8")
-    (corpus / "4-fish.txt").write_text("Fish swim. The sea is deep.\n", encoding="utf-8")
-    enc = FakeEncoder(["cat", "dog", "fish"])
+    corpus, enc = animal_corpus(tmp_path / "animals")
     build_index(corpus, tmp_path / "animals-idx", encoder=enc)
     return tmp_path / "animals-idx", enc
 
