@@ -10,7 +10,7 @@ import pytest
 from search import Index, build_index
 from search.chunking import DOC_TOKENS, split_sentences
 from search.embcache import CachedEncoder, EmbeddingCache
-from search.encoder import E5_FP32, OnnxEncoder, load_encoder, openings, resolve_model
+from search.encoder import E5_FP32, OPENINGS_BLOCK, OnnxEncoder, load_encoder, openings, resolve_model
 from search.errors import ModelMismatchError
 
 from .conftest import EXAMPLE
@@ -168,6 +168,9 @@ def test_document_vectors_read_the_opening_doc_tokens(tmp_path: Path, real_encod
         cut, short, empty = openings(enc, [text, "Short", ""], DOC_TOKENS)
         assert text.startswith(cut) and len(opening) < len(cut) < len(text) // 2
         assert (short, empty) == ("Short", "")
+        # more texts than one tokenising block: each cut as if alone, in the order given
+        many = [f"{i} {text}" if i % 3 else f"kurz {i}" for i in range(OPENINGS_BLOCK + 5)]
+        assert openings(enc, many, DOC_TOKENS) == [openings(enc, [t], DOC_TOKENS)[0] for t in many]
         assert DOC_TOKENS - 2 <= len(real_encoder.tokenizer.encode(real_encoder.passage_prompt + cut).ids) <= DOC_TOKENS
 
     corpus = tmp_path / "c"
