@@ -77,6 +77,13 @@ class ResultOut(BaseModel):
     highlights: list[list[int]] = Field(description="[start, end] of each matched word, inside passage")
     evidence: EvidenceOut
     explain: ExplainOut | None = Field(default=None, description="with explain=true: how the score came about")
+    meta: dict[str, Any] = Field(
+        default_factory=dict,
+        description="the document's metadata: path, type, title, lang, size, date, and where known author, "
+        "pages, from, to, or a JSONL line's own meta",
+    )
+    page: int | None = Field(default=None, description="documents with pages (PDF): where the passage starts, 1-based")
+    pages: list[int] | None = Field(default=None, description="first and last page of the passage")
 
 
 class SearchOut(BaseModel):
@@ -103,6 +110,10 @@ class DocumentOut(BaseModel):
     title: str
     lang: str
     text: str
+    meta: dict[str, Any] = Field(default_factory=dict)
+    page_starts: list[int] = Field(
+        default_factory=list, description="documents with pages: the offset in text where each page starts"
+    )
     query: str | None
     mode: str
     passages: list[PassageOut]

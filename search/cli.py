@@ -74,7 +74,12 @@ def index(
         fail(exc)
         return
     for s in report.skipped:
-        err.print(f"[yellow]skipped[/] {s.source}: {s.reason}", soft_wrap=True)
+        label = "[cyan]note[/]" if s.indexed else "[yellow]skipped[/]"
+        err.print(f"{label} {s.source}: {s.reason}", soft_wrap=True)
+    if not as_json and not quiet:
+        for kind, f in sorted(report.formats.items()):
+            pages = f", {_count(f.pages, 'page')}" if f.pages else ""
+            err.print(f"  {kind}: {_count(f.documents, 'document')}{pages} read in {f.seconds:.1f} s", soft_wrap=True)
     if as_json:
         out.print_json(data=_report_json(report))
     elif not quiet:
@@ -87,7 +92,8 @@ def index(
             f"{verb} {_count(report.documents, 'document')}, {_count(report.chunks, 'sentence')} ({langs}) "
             f"into {report.folder} in {report.seconds['total']:.1f} s; {changes}"
             + (f"; {report.cache_hits} of {report.embedded} sentences from the cache" if report.cache_hits else "")
-            + (f"; skipped {len(report.skipped)}" if report.skipped else ""),
+            + (f"; {report.meta_updated} with new metadata" if report.meta_updated else "")
+            + (f"; skipped {len(report.not_indexed)}" if report.not_indexed else ""),
             soft_wrap=True,
         )
 
@@ -100,7 +106,11 @@ def _report_json(report: Any) -> dict[str, Any]:
         "committed": report.committed,
         **{f: getattr(report, f) for f in fields},
         "cache_hits": report.cache_hits,
-        "skipped": [{"source": str(s.source), "reason": s.reason} for s in report.skipped],
+        "meta_updated": report.meta_updated,
+        "skipped": [{"source": str(s.source), "reason": s.reason} for s in report.not_indexed],
+        "notes": [{"source": str(s.source), "reason": s.reason} for s in report.notes],
+        "formats": {k: {"documents": f.documents, "pages": f.pages, "seconds": round(f.seconds, 3)}
+                    for k, f in sorted(report.formats.items())},
         "seconds": {k: round(v, 3) for k, v in report.seconds.items()},
     }
 
@@ -179,6 +189,15 @@ def _why(e: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
+def _where(r: Any) -> str:
+    """Where a passage lies: "p. 12" (or "pp. 12–13") in a document with pages, with its characters."""
+    chars = f"chars {r.start}–{r.end}"
+    if not r.pages:
+        return chars
+    first, last = r.pages
+    return (f"p. {first}" if first == last else f"pp. {first}–{last}") + f", {chars}"
+
+
 def _count(n: int, word: str) -> str:
     return f"{n:,} {word}{'' if n == 1 else 's'}"
 
@@ -215,7 +234,7 @@ def query(
         return
     if not results:
         past = f" past rank {params.offset}" if params.offset else ""
-        floor = f" with a score of {params.min_score:g} or more" if params.min_score is not None else ""
+        floor = f" with a score of {params.floor:g} or more" if params.floor is not None else ""
         out.print(f"no passages match {text!r} in {mode.value} mode{floor}{past}")
         return
     _print_results(results)
@@ -259,7 +278,7 @@ def _print_results(results: list[Any], source: str | None = None) -> None:
         head = Text.assemble(
             (f"{r.rank:>2}. ", "bold"),
             (r.doc, "bold cyan"),
-            f"  chars {r.start}–{r.end}   ",
+            f"  {_where(r)}   ",
             ("score ", "dim"),
             f"{r.score:.3f}   ",
             ("keyword ", "dim"),

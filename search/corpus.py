@@ -1,7 +1,14 @@
-"""Reading a corpus: a file or a folder of .txt, .md, .html and .jsonl (BEIR) documents.
+"""Reading a corpus: a file or a folder of .txt, .md, .html, .jsonl (BEIR), .pdf, .docx, .odt, .epub and
+.eml documents (the binary formats' readers are in search/readers/).
 
 Bad input is never fatal for the whole corpus: each unreadable file or malformed line is reported
-as a :class:`Skipped` with a one-line reason, and the rest is read.
+as a :class:`Skipped` with a one-line reason, and the rest is read. What was read with a caveat (a PDF
+cut at its page limit, a mail decoded with replacement characters) is a :class:`Skipped` with
+``indexed=True``: a note.
+
+Every document gets metadata (``Document.meta``): ``path`` (relative to the corpus root; an
+attachment's is its mail's), ``type``, ``size`` in bytes, ``date`` (the format's, else the file's
+mtime, ISO 8601), and what the format has: ``author``, ``pages``, ``from``, ``to``.
 """
 
 from __future__ import annotations
@@ -9,11 +16,15 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from .errors import CorpusError
+from .readers import Extracted, ReaderError, docx, eml, epub, odt, pdf
 from .types import Document
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -25,6 +36,27 @@ class Skipped:
 
     source: str
     reason: str
+    indexed: bool = False  # read all the same: a note, not a skip
+
+
+@dataclass
+class FormatStats:
+    """What one format contributed to a read: documents, pages and seconds spent reading."""
+
+    documents: int = 0
+    pages: int = 0
+    seconds: float = 0.0
+
+
+@dataclass
+class ReadStats:
+    formats: dict[str, FormatStats] = field(default_factory=dict)
+
+    def add(self, kind: str, docs: int, pages: int, seconds: float) -> None:
+        f = self.formats.setdefault(kind, FormatStats())
+        f.documents += docs
+        f.pages += pages
+        f.seconds += seconds
 
 
 def iter_files(root: Path) -> Iterator[Path]:
@@ -120,7 +152,17 @@ def _read_jsonl(path: Path, _path_id: str, skipped: list[Skipped]) -> Iterator[D
             if not body.strip() and not title.strip():
                 skipped.append(Skipped(where, "empty document"))
                 continue
-            yield Document(id=str(doc_id), title=title, text=body.replace("\r\n", "\n"))
+            meta = obj.get("meta", {})
+            if not isinstance(meta, dict) or not all(_scalar(v) for v in meta.values()):
+                skipped.append(Skipped(where, '"meta" must be an object of strings, numbers and dates'))
+                continue
+            body = body.replace("\r\n", "\n")
+            own = {k: v for k, v in meta.items() if k not in ("path", "type")}
+            yield Document(id=str(doc_id), title=title, text=body, meta={"size": len(body.encode()), **own})
+
+
+def _scalar(value: Any) -> bool:
+    return value is None or isinstance(value, str | int | float | bool)
 
 
 def _file_text(file: Path, skipped: list[Skipped]) -> str | None:
@@ -162,6 +204,73 @@ def _read_html(file: Path, doc_id: str, skipped: list[Skipped]) -> Iterator[Docu
     yield Document(id=doc_id, title=title or file.stem, text=text)
 
 
+Extractor = Callable[[bytes, str], list[Extracted]]
+EXTRACTORS: dict[str, Extractor] = {
+    "pdf": pdf.extract,
+    "docx": docx.extract,
+    "odt": odt.extract,
+    "epub": epub.extract,
+    "eml": eml.extract,
+}
+TEXT_KINDS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
+
+
+def _binary_reader(kind: str) -> Reader:
+    def read(file: Path, doc_id: str, skipped: list[Skipped]) -> Iterator[Document]:
+        try:
+            if file.stat().st_size > MAX_FILE_BYTES:
+                skipped.append(Skipped(str(file), f"larger than {MAX_FILE_BYTES // 2**20} MiB"))
+                return
+            data = file.read_bytes()
+        except OSError as exc:
+            skipped.append(Skipped(str(file), exc.strerror or str(exc)))
+            return
+        if not data:
+            skipped.append(Skipped(str(file), "empty file"))
+            return
+        yield from _extracted(kind, data, doc_id, file.stem, str(file), skipped)
+
+    return read
+
+
+def _extracted(
+    kind: str, data: bytes, doc_id: str, stem: str, source: str, skipped: list[Skipped]
+) -> Iterator[Document]:
+    """The documents of one binary file (or attachment): itself, then its attachments as ``doc_id#name``."""
+    try:
+        parts = EXTRACTORS[kind](data, stem)
+    except ReaderError as exc:
+        skipped.append(Skipped(source, str(exc)))
+        return
+    except Exception as exc:  # a library's own failure on a file it cannot handle: this file only
+        skipped.append(Skipped(source, f"cannot read {kind.upper()} ({type(exc).__name__}: {exc})"))
+        return
+    main, attachments = parts[0], parts[1:]
+    for note in main.notes:
+        skipped.append(Skipped(source, note, indexed=True))
+    if main.text.strip() or main.title.strip():
+        meta = {"type": kind, "size": len(data), **main.meta}
+        yield Document(doc_id, main.title or stem, main.text, meta=meta, pages=tuple(main.pages))
+    elif not attachments:
+        skipped.append(Skipped(source, "no text"))
+    for part in attachments:
+        name = Path(part.name).name or "attachment"
+        sub_id, sub_source, suffix = f"{doc_id}#{name}", f"{source}#{name}", Path(name).suffix.lower()
+        sub_kind = suffix.lstrip(".")
+        if sub_kind in EXTRACTORS and sub_kind != "eml":
+            yield from _extracted(sub_kind, part.data, sub_id, Path(name).stem, sub_source, skipped)
+        elif suffix in TEXT_KINDS:
+            try:
+                text = _decode(part.data)
+            except ValueError as exc:
+                skipped.append(Skipped(sub_source, str(exc)))
+                continue
+            title, body = html_to_text(text) if TEXT_KINDS[suffix] == "html" else ("", text)
+            if body.strip():
+                meta = {"type": TEXT_KINDS[suffix], "size": len(part.data), **main.meta}
+                yield Document(sub_id, title or Path(name).stem, body, meta=meta)
+
+
 Reader = Callable[[Path, str, list[Skipped]], Iterator[Document]]
 # suffix → reader: (file, the document id its path gives, where skipped inputs go) → documents.
 # A reader reports every problem as a Skipped with a one-line reason and never raises for bad input.
@@ -173,12 +282,22 @@ READERS: dict[str, Reader] = {
     ".html": _read_html,
     ".htm": _read_html,
     ".jsonl": _read_jsonl,
+    **{f".{kind}": _binary_reader(kind) for kind in EXTRACTORS},
 }
 SUFFIXES = frozenset(READERS)
 
 
-def read_corpus(path: str | Path, skipped: list[Skipped] | None = None) -> Iterator[Document]:
-    """Documents of a file or folder, in a stable order; problems go to ``skipped``.
+def kind_of(path: Path) -> str:
+    """The format a file's suffix names: pdf, docx, odt, epub, eml, html, md, txt or jsonl."""
+    suffix = path.suffix.lower()
+    return TEXT_KINDS.get(suffix) or suffix.lstrip(".")
+
+
+def read_corpus(
+    path: str | Path, skipped: list[Skipped] | None = None, stats: ReadStats | None = None
+) -> Iterator[Document]:
+    """Documents of a file or folder, in a stable order; problems go to ``skipped``, documents, pages
+    and reading time per format to ``stats``.
 
     Raises :class:`CorpusError` only when the path itself is missing.
     """
@@ -198,10 +317,40 @@ def read_corpus(path: str | Path, skipped: list[Skipped] | None = None) -> Itera
             sink.append(Skipped(str(file), "not a regular file"))
             continue
         rel = file.relative_to(base).as_posix() if file.is_relative_to(base) else str(file)
+        kind = kind_of(file)
+        mtime = _iso_mtime(file)
+        t = time.perf_counter()
+        docs = pages = 0
         try:
-            yield from _unique(READERS[file.suffix.lower()](file, rel, sink), seen_ids, file, sink)
+            for doc in _unique(READERS[file.suffix.lower()](file, rel, sink), seen_ids, file, sink):
+                docs += 1
+                pages += len(doc.pages)
+                wall = time.perf_counter() - t
+                yield _with_file_meta(doc, rel, kind, mtime)
+                t = time.perf_counter() - wall  # the consumer's time between documents is not reading
         except OSError as exc:
             sink.append(Skipped(str(file), exc.strerror or str(exc)))
+        if stats is not None:
+            stats.add(kind, docs, pages, time.perf_counter() - t)
+
+
+def _iso_mtime(file: Path) -> str | None:
+    try:
+        return datetime.fromtimestamp(file.stat().st_mtime, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    except OSError:
+        return None
+
+
+def _with_file_meta(doc: Document, rel: str, kind: str, mtime: str | None) -> Document:
+    """``doc`` with the metadata every document has: path, type, size, date (the file's mtime where the
+    format gave none)."""
+    meta: dict[str, Any] = {"path": rel, "type": kind, **doc.meta}
+    meta["path"] = rel
+    if "size" not in meta:
+        meta["size"] = len(doc.text.encode("utf-8", "surrogatepass"))
+    if not meta.get("date") and mtime:
+        meta["date"] = mtime
+    return Document(doc.id, doc.title, doc.text, doc.lang, meta, doc.pages)
 
 
 def _unique(docs: Iterator[Document], seen_ids: set[str], file: Path, sink: list[Skipped]) -> Iterator[Document]:

@@ -188,6 +188,8 @@ class Searcher:
                         source=(source.start, source.end),
                     ),
                     chunk_id=chunk.id,
+                    meta=doc.metadata(),
+                    pages=page_range(doc, span),
                 )
             )
         return results
@@ -288,6 +290,8 @@ class Searcher:
             highlights=tuple(spans),
             evidence=Evidence(matched_words(passage, spans), sentence, scored.cosine.get(chunk_id)),
             chunk_id=chunk_id,
+            meta=doc.metadata(),
+            pages=page_range(doc, span),
         )
 
 
@@ -353,6 +357,14 @@ class Explainer:
                 docs = [self.index.document(n).id for n in s.feedback_docs]
                 out["feedback"] = {"docs": docs, "weight": p.feedback_weight}
         return out
+
+
+def page_range(doc: Document, span: Span) -> tuple[int, int] | None:
+    """The first and last page (1-based) a passage of ``doc`` covers; None without pages."""
+    first = doc.page_of(span.start)
+    if first is None:
+        return None
+    return first, doc.page_of(max(span.start, span.end - 1)) or first
 
 
 def _per_chunk(by_doc: dict[int, float], doc_of: dict[int, int]) -> dict[int, float]:

@@ -338,7 +338,8 @@ def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
         with holder.use() as snap:
             doc = _document(snap, doc_id)
             results = run_search(snap, q, options) if q else []
-        body = {"id": doc.id, "title": doc.title, "lang": doc.lang, "text": doc.text, "query": q}
+        body: dict[str, Any] = {"id": doc.id, "title": doc.title, "lang": doc.lang, "text": doc.text, "query": q}
+        body.update(meta=doc.metadata(), page_starts=list(doc.pages))
         return JSONResponse({**body, "mode": options.mode.value, "passages": _passages_in(doc, results)})
 
 

@@ -6,7 +6,8 @@ An index folder holds generations; each generation is a complete, immutable inde
         manifest.json        the commit point: names the current generation, counts, model, settings
         .lock                held (flock) by the one writer at work, with its PID inside
         g000007/             the current generation
-            docs.jsonl       one line per document: num, id, title, lang, content hash, text
+            docs.jsonl       one line per document: num, id, title, lang, content hash, text, and
+                             where its reader knew them, meta and page offsets
             chunks.npy       int64 table, one row per sentence chunk: id, doc num, start, end, position
             vectors.faiss    faiss IndexIDMap2 over the chunk ids
             keyword/         whoosh index over the same chunk ids (query syntax)
@@ -160,6 +161,10 @@ def save_documents(path: Path, docs: list[StoredDoc]) -> None:
         for s in docs:
             d = s.doc
             row = {"num": s.num, "id": d.id, "title": d.title, "lang": d.lang, "hash": s.hash, "text": d.text}
+            if d.meta:
+                row["meta"] = d.meta
+            if d.pages:
+                row["pages"] = list(d.pages)
             f.write(json.dumps(row, ensure_ascii=False))
             f.write("\n")
 
@@ -168,7 +173,11 @@ def load_documents(path: Path) -> list[StoredDoc]:
     try:
         with path.open(encoding="utf-8") as f:
             return [
-                StoredDoc(int(o["num"]), o["hash"], Document(o["id"], o["title"], o["text"], o["lang"]))
+                StoredDoc(
+                    int(o["num"]),
+                    o["hash"],
+                    Document(o["id"], o["title"], o["text"], o["lang"], o.get("meta") or {}, tuple(o.get("pages", ()))),
+                )
                 for o in map(json.loads, f)
             ]
     except (OSError, ValueError, KeyError, TypeError) as exc:

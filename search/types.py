@@ -2,18 +2,36 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Document:
-    """One document of the corpus: its id (path or ``_id``), title and full text."""
+    """One document of the corpus: its id (path or ``_id``), title and full text.
+
+    ``meta`` holds what its reader knew (search/readers/): ``path``, ``type``, ``author``, ``date``
+    (ISO 8601), ``size``, ``pages``, and for e-mail ``from`` and ``to``; a JSONL line's own ``meta``
+    object too. ``pages`` is the offset in ``text`` where each page starts (PDF; empty otherwise).
+    """
 
     id: str
     title: str
     text: str
     lang: str = ""
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    pages: tuple[int, ...] = ()
+
+    def page_of(self, offset: int) -> int | None:
+        """The 1-based page where ``offset`` lies, or None for a document without pages."""
+        if not self.pages:
+            return None
+        return max(1, bisect.bisect_right(self.pages, offset))
+
+    def metadata(self) -> dict[str, Any]:
+        """``meta`` as results show it: with the title and the detected language."""
+        return {**self.meta, "title": self.title, "lang": self.lang}
 
 
 @dataclass(frozen=True)
@@ -78,6 +96,8 @@ class Result:
     evidence: Evidence = field(default_factory=Evidence)
     chunk_id: int = -1
     explain: dict[str, Any] | None = None  # with SearchParams.explain: how the score came about
+    meta: dict[str, Any] = field(default_factory=dict)  # the document's (Document.metadata)
+    pages: tuple[int, int] | None = None  # first and last page of the passage (documents with pages)
 
     def to_json(self) -> dict[str, object]:
         """The JSON shape promised to users (``search query --json``)."""
@@ -98,6 +118,8 @@ class Result:
                 "similarity": ev.similarity,
                 **({"source": list(ev.source)} if ev.source else {}),
             },
+            "meta": self.meta,
+            **({"page": self.pages[0], "pages": list(self.pages)} if self.pages else {}),
             **({"explain": self.explain} if self.explain is not None else {}),
         }
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .analysis import check_lang, detect_language
 from .components import COMPONENTS, Progress
-from .corpus import Skipped, read_corpus
+from .corpus import FormatStats, ReadStats, Skipped, read_corpus
 from .encoder import Encoder, ModelRef, make_encoder, ref_fingerprint, resolve_model
 from .errors import CorpusError, IndexWriteError, ModelMismatchError
 from .generation import State, collect_garbage, committed_generation, load_state, write_generation
@@ -60,6 +60,17 @@ class BuildReport:
     cache_hits: int = 0
     generation: str = ""
     committed: bool = True
+    meta_updated: int = 0  # documents whose text stayed and whose metadata changed (kept, not embedded again)
+    formats: dict[str, FormatStats] = field(default_factory=dict)  # per format read: documents, pages, seconds
+
+    @property
+    def notes(self) -> list[Skipped]:
+        """Inputs indexed with a caveat (cut at a page limit, decoded with replacement)."""
+        return [s for s in self.skipped if s.indexed]
+
+    @property
+    def not_indexed(self) -> list[Skipped]:
+        return [s for s in self.skipped if not s.indexed]
 
 
 @contextlib.contextmanager
@@ -137,32 +148,21 @@ def _build(
         enc = _LazyEncoder(state, model, encoder, folder, cache)
 
         skipped: list[Skipped] = []
-        docs = list(read_corpus(corpus, skipped))
+        stats = ReadStats()
+        docs = list(read_corpus(corpus, skipped, stats))
         if not docs:
-            reasons = "; ".join(f"{s.source}: {s.reason}" for s in skipped[:3])
+            reasons = "; ".join(f"{s.source}: {s.reason}" for s in [s for s in skipped if not s.indexed][:3])
             raise CorpusError(f"nothing to index in {corpus}" + (f" ({reasons})" if reasons else ""))
-        old = {s.doc.id: s for s in state.docs}
-        seen = {d.id for d in docs}
-        keep: list[StoredDoc] = []
-        fresh: list[tuple[Document, str]] = []
-        updated = 0
-        for d in docs:
-            h = content_hash(d, lang)
-            prev = old.get(d.id)
-            if prev is not None and prev.hash == h:
-                keep.append(prev)
-            else:
-                updated += prev is not None
-                fresh.append((d, h))
-        vanished = [s for s in state.docs if s.doc.id not in seen]
-        if not prune:
-            keep.extend(vanished)
-        removed = len(vanished) if prune else 0
+        keep, fresh, updated, meta_updated, removed = _plan(state, docs, lang, prune)
         timings["read"] = time.perf_counter() - t0
 
-        settings = {"lang": lang, "window": window, "corpus": str(Path(corpus).resolve()), "skipped": len(skipped)}
-        report = dict(added=len(fresh) - updated, updated=updated, removed=removed, unchanged=len(docs) - len(fresh))
-        if state.manifest and not fresh and not removed:
+        not_indexed = sum(not s.indexed for s in skipped)
+        settings = {"lang": lang, "window": window, "corpus": str(Path(corpus).resolve()), "skipped": not_indexed}
+        report: dict[str, Any] = dict(
+            added=len(fresh) - updated, updated=updated, removed=removed, unchanged=len(docs) - len(fresh)
+        )
+        report.update(meta_updated=meta_updated, formats=stats.formats)
+        if state.manifest and not fresh and not removed and not meta_updated:
             if state.manifest.chunking.window != window:  # a setting only: same generation, new manifest
                 state.manifest = state.manifest.replace(chunking=replace(state.manifest.chunking, window=window))
                 write_json(folder / MANIFEST, state.manifest.to_json())
@@ -172,9 +172,9 @@ def _build(
         t = time.perf_counter()
         next_num = state.manifest.next_doc_num if state.manifest else 0
         add = [
-            StoredDoc(next_num + i, h, Document(d.id, d.title, d.text, detect_language(f"{d.title}\n{d.text}")))
+            StoredDoc(next_num + i, h, replace(d, lang=detect_language(f"{d.title}\n{d.text}")))
             if lang == "auto"
-            else StoredDoc(next_num + i, h, Document(d.id, d.title, d.text, lang))
+            else StoredDoc(next_num + i, h, replace(d, lang=lang))
             for i, (d, h) in enumerate(fresh)
         ]
         timings["language"] = time.perf_counter() - t
@@ -193,6 +193,35 @@ def _build(
     if enc.cached is not None:
         report["cache_hits"] = enc.sentence_hits  # sentences; document vectors are cached too
     return _report(folder, manifest, skipped, timings, embedded=embedded, **report)
+
+
+def _plan(
+    state: State, docs: list[Document], lang: str, prune: bool
+) -> tuple[list[StoredDoc], list[tuple[Document, str]], int, int, int]:
+    """What a build does with each document read: keep it (with new metadata where that alone
+    changed), or embed it afresh (new or changed text). Returns kept, fresh with content hashes, how
+    many fresh ones replace an older version, how many kept ones got new metadata, and how many
+    vanished documents are removed (only with ``prune``; otherwise they are kept)."""
+    old = {s.doc.id: s for s in state.docs}
+    seen = {d.id for d in docs}
+    keep: list[StoredDoc] = []
+    fresh: list[tuple[Document, str]] = []
+    updated = meta_updated = 0
+    for d in docs:
+        h = content_hash(d, lang)
+        prev = old.get(d.id)
+        if prev is not None and prev.hash == h:
+            if prev.doc.meta != d.meta or prev.doc.pages != d.pages:  # same text, new metadata: no new vectors
+                prev = StoredDoc(prev.num, prev.hash, replace(prev.doc, meta=d.meta, pages=d.pages))
+                meta_updated += 1
+            keep.append(prev)
+        else:
+            updated += prev is not None
+            fresh.append((d, h))
+    vanished = [s for s in state.docs if s.doc.id not in seen]
+    if not prune:
+        keep.extend(vanished)
+    return keep, fresh, updated, meta_updated, len(vanished) if prune else 0
 
 
 def _report(

@@ -25,7 +25,7 @@ from search import build_index, serve
 from search.cli import app as cli_app
 from search.serve import DocumentOut, IndexHolder, SearchOut, create_app
 
-from .conftest import EXAMPLE, RESULT_KEYS, FakeEncoder, assert_result_json
+from .conftest import EXAMPLE, PAGE_KEYS, RESULT_KEYS, FakeEncoder, assert_result_json
 from .live_server import live_server
 
 QUESTION = "Wer will britische Soldaten in die Ukraine schicken?"
@@ -193,7 +193,7 @@ def test_openapi_and_docs_are_served_locally(client: TestClient) -> None:
     search_op = spec["paths"]["/api/search"]["get"]
     assert search_op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchOut")
     assert {"200", "400", "422"} <= set(search_op["responses"])
-    assert set(spec["components"]["schemas"]["ResultOut"]["properties"]) == RESULT_KEYS | {"explain"}  # on request
+    assert set(spec["components"]["schemas"]["ResultOut"]["properties"]) == RESULT_KEYS | PAGE_KEYS | {"explain"}
     assert "/api/documents/{doc_id}/similar" in spec["paths"]
     params = {p["name"] for p in search_op["parameters"]}
     assert {"q", "mode", "k", "fusion", "alpha"} <= params

@@ -1,0 +1,207 @@
+"""Issue 14: PDF, DOCX, ODT, EPUB and e-mail, read from files that other tools made (tests/fixtures/documents/,
+see make.py there): text, pages, metadata, line-end hyphens, and each kind of bad input as a one-line reason."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import zipfile
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from search import build_index
+from search.cli import app
+from search.corpus import ReadStats, Skipped, read_corpus
+from search.index import Index
+from search.readers import MAX_UNZIPPED, pdf
+
+from .conftest import FakeEncoder, assert_result_json
+
+FIXTURES = Path(__file__).parent / "fixtures" / "documents"
+TITLE = "Bericht über die Koalition der Willigen"
+runner = CliRunner()
+
+
+def corpus_of(tmp_path: Path, *names: str) -> Path:
+    folder = tmp_path / "corpus"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy(FIXTURES / name, folder / name)
+    return folder
+
+
+def read(folder: Path) -> tuple[dict, list[Skipped], ReadStats]:
+    skipped: list[Skipped] = []
+    stats = ReadStats()
+    docs = {d.id: d for d in read_corpus(folder, skipped, stats)}
+    return docs, skipped, stats
+
+
+def test_pdf_pages_metadata_and_text(tmp_path: Path) -> None:
+    docs, skipped, stats = read(corpus_of(tmp_path, "bericht.pdf"))
+    assert skipped == []
+    doc = docs["bericht.pdf"]
+    assert doc.title == TITLE
+    assert doc.meta["type"] == "pdf" and doc.meta["path"] == "bericht.pdf" and doc.meta["pages"] == 3
+    assert doc.meta["size"] == (FIXTURES / "bericht.pdf").stat().st_size
+    assert doc.meta["date"].startswith("20") and doc.meta["date"].endswith("Z")  # ISO 8601 from CreationDate
+    assert len(doc.pages) == 3 and doc.pages[0] == 0
+    # each known sentence lies on its page: the page starts are exact offsets into the stored text
+    for sentence, page in (
+        ("Healey", 1),
+        ("Straßenverbindungen", 2),
+        ("Größere Brücken", 2),
+        ("Haushaltsausschuss", 3),
+    ):
+        at = doc.text.index(sentence)
+        assert doc.page_of(at) == page, sentence
+    assert doc.text[doc.pages[1] :].startswith("Straßen und Brücken")
+    # the line-end hyphen of "Verteidi-|gungsminister" is gone; no ligature or PDFium marker is left
+    assert "französische Verteidigungsminister" in doc.text
+    assert not any(c in doc.text for c in "\x02\ufffe\ufb01\r")
+    assert "Lösung finden" in doc.text
+    assert stats.formats["pdf"].documents == 1 and stats.formats["pdf"].pages == 3
+
+
+@pytest.mark.parametrize("name", ["bericht.docx", "bericht.odt", "bericht.epub"])
+def test_office_and_epub_text_headings_tables_metadata(tmp_path: Path, name: str) -> None:
+    docs, skipped, _ = read(corpus_of(tmp_path, name))
+    assert skipped == []
+    doc = docs[name]
+    assert doc.title == TITLE
+    assert doc.meta["author"] == "Erika Mustermann" and doc.meta["type"] == name.split(".")[1]
+    assert doc.pages == ()
+    for text in ("Straßen und Brücken", "Größere Brücken müssen", "Haushaltsausschuss muss zustimmen", "Frankreich"):
+        assert text in doc.text, (name, text)
+    assert "1500" in doc.text  # the table's cells
+    # headings are blocks of their own, before the paragraph they head
+    assert doc.text.index("Straßen und Brücken") < doc.text.index("Die Planer prüften")
+
+
+def test_epub_keeps_a_bare_date(tmp_path: Path) -> None:
+    docs, _, _ = read(corpus_of(tmp_path, "bericht.epub"))
+    assert docs["bericht.epub"].meta["date"] == "2024-03-15"
+
+
+def test_eml_subject_headers_html_body_and_attachment(tmp_path: Path) -> None:
+    docs, skipped, stats = read(corpus_of(tmp_path, "notiz.eml"))
+    assert skipped == []
+    mail = docs["notiz.eml"]
+    assert mail.title == "Notiz zur Sitzung über Brücken"  # RFC 2047 decoded
+    assert mail.meta["from"] == "Erika Mustermann <erika@example.org>"
+    assert mail.meta["to"] == "Max Mustermann <max@example.org>"
+    assert mail.meta["date"] == "2024-03-15T09:30:00Z"  # 10:30 +0100
+    assert "die Sitzung über die Brücken ist verschoben." in mail.text and "<p>" not in mail.text
+    attached = docs["notiz.eml#bericht.pdf"]
+    assert attached.meta["type"] == "pdf" and attached.meta["path"] == "notiz.eml" and len(attached.pages) == 3
+    assert attached.text == docs_of_pdf(tmp_path).text
+    assert stats.formats["eml"].documents == 2
+
+
+def docs_of_pdf(tmp_path: Path):  # type: ignore[no-untyped-def]
+    docs, _, _ = read(corpus_of(tmp_path / "pdf", "bericht.pdf"))
+    return docs["bericht.pdf"]
+
+
+def test_bad_files_are_one_line_reasons_and_the_rest_is_read(tmp_path: Path) -> None:
+    folder = corpus_of(tmp_path, "bericht.pdf", "leer.pdf", "kaputt.pdf", "geheim.pdf", "latin1.eml")
+    (folder / "halb.docx").write_bytes((FIXTURES / "bericht.docx").read_bytes()[:4000])
+    (folder / "halb.odt").write_bytes((FIXTURES / "bericht.odt").read_bytes()[:3000])
+    (folder / "halb.epub").write_bytes((FIXTURES / "bericht.epub").read_bytes()[:2000])
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("word/document.xml", b"\0" * (MAX_UNZIPPED + 1))
+    (folder / "bombe.docx").write_bytes(bomb.getvalue())
+    (folder / "leer.epub").write_bytes(b"")
+    docs, skipped, _ = read(folder)
+    reasons = {Path(s.source).name: s.reason for s in skipped}
+    assert set(docs) == {"bericht.pdf", "latin1.eml"}
+    assert reasons["leer.pdf"] == "no text layer (scanned?); OCR is not supported"
+    assert reasons["kaputt.pdf"].startswith("corrupt or truncated PDF")
+    assert reasons["geheim.pdf"] == "encrypted PDF (needs a password)"
+    assert reasons["bombe.docx"].startswith("DOCX would expand to 200 MiB")
+    for name in ("halb.docx", "halb.odt", "halb.epub"):
+        assert reasons[name].startswith("corrupt"), reasons[name]
+    assert reasons["leer.epub"] == "empty file"
+    assert all("\n" not in r for r in reasons.values())
+    # an undecodable charset: read with replacement characters, and said so as a note
+    (note,) = [s for s in skipped if s.indexed]
+    assert Path(note.source).name == "latin1.eml" and "replacement" in note.reason
+    assert "Viele Gr" in docs["latin1.eml"].text and "\ufffd" in docs["latin1.eml"].text
+
+
+def test_a_pdf_past_the_page_limit_is_cut_with_a_note(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pdf, "MAX_PAGES", 2)
+    docs, skipped, _ = read(corpus_of(tmp_path, "bericht.pdf"))
+    doc = docs["bericht.pdf"]
+    assert doc.meta["pages"] == 2 and len(doc.pages) == 2 and "Haushaltsausschuss" not in doc.text
+    assert [(s.reason, s.indexed) for s in skipped] == [("indexed the first 2 of 3 pages", True)]
+
+
+def test_jsonl_meta_is_stored_as_it_is(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    corpus = tmp_path / "c.jsonl"
+    lines = [
+        {"_id": "a", "text": "The cat sat.", "meta": {"source": "zoo", "year": 2021, "date": "2021-05-01"}},
+        {"_id": "b", "text": "The dog ran.", "meta": ["not", "an", "object"]},
+        {"_id": "c", "text": "The sea.", "meta": {"nested": {"x": 1}}},
+    ]
+    corpus.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
+    build_index(corpus, tmp_path / "idx", encoder=fake_encoder)
+    with Index.open(tmp_path / "idx", encoder=fake_encoder) as ix:
+        (r,) = ix.search("cat", mode="keyword")
+    assert r.meta["source"] == "zoo" and r.meta["year"] == 2021 and r.meta["date"] == "2021-05-01"
+    assert r.meta["type"] == "jsonl" and r.meta["path"] == "c.jsonl" and r.meta["lang"] == "en"
+    _, skipped, _ = read(corpus)
+    assert [s.source.rsplit(":", 1)[1] for s in skipped] == ["2", "3"]
+
+
+def test_results_carry_page_and_meta_and_highlight_the_joined_word(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    corpus = corpus_of(tmp_path, "bericht.pdf", "bericht.docx")
+    build_index(corpus, tmp_path / "idx", encoder=fake_encoder)
+    with Index.open(tmp_path / "idx", encoder=fake_encoder) as ix:
+        results = ix.search("französische Verteidigungsminister", mode="keyword", window=0)
+        text = ix.document(ix.document_num("bericht.pdf")).text  # type: ignore[arg-type]
+    top = results[0]
+    assert top.doc == "bericht.pdf" and top.pages == (2, 2)
+    payload = top.to_json()
+    assert payload["page"] == 2 and payload["pages"] == [2, 2]
+    assert payload["meta"]["type"] == "pdf" and payload["meta"]["title"] == TITLE and payload["meta"]["lang"] == "de"
+    assert_result_json(payload, text)
+    marked = [top.passage[s:e] for s, e in top.highlights]
+    assert "Verteidigungsminister" in marked  # one word, highlighted where the stored text holds it
+    docx = next(r for r in results if r.doc == "bericht.docx")
+    assert docx.pages is None and "page" not in docx.to_json()
+
+
+def test_cli_prints_formats_pages_and_p_dot(tmp_path: Path) -> None:
+    corpus = corpus_of(tmp_path, "bericht.pdf", "notiz.eml", "leer.pdf")
+    folder = tmp_path / "idx"
+    result = runner.invoke(app, ["index", str(corpus), "--index", str(folder)])
+    assert result.exit_code == 0, result.output
+    assert "pdf: 1 document, 3 pages read in" in result.output
+    assert "eml: 2 documents, 3 pages read in" in result.output
+    assert "leer.pdf: no text layer (scanned?); OCR is not supported" in result.output
+    assert "skipped 1" in result.output
+    result = runner.invoke(app, ["query", "Haushaltsausschuss", "--index", str(folder), "--mode", "keyword"])
+    assert result.exit_code == 0, result.output
+    assert "p. 3, chars" in result.output
+
+
+def test_new_metadata_alone_is_kept_without_embedding_again(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    note = corpus / "cat.txt"
+    note.write_text("The cat sat on the mat.", encoding="utf-8")
+    os.utime(note, (1_600_000_000, 1_600_000_000))
+    build_index(corpus, tmp_path / "idx", encoder=fake_encoder)
+    os.utime(note, (1_700_000_000, 1_700_000_000))
+    report = build_index(corpus, tmp_path / "idx", encoder=fake_encoder)
+    assert (report.meta_updated, report.embedded, report.unchanged) == (1, 0, 1)
+    with Index.open(tmp_path / "idx", encoder=fake_encoder) as ix:
+        (r,) = ix.search("cat", mode="keyword")
+    assert r.meta["date"] == "2023-11-14T22:13:20Z" and r.meta["type"] == "txt" and r.meta["size"] == 23
+    assert build_index(corpus, tmp_path / "idx", encoder=fake_encoder).committed is False
