@@ -109,8 +109,10 @@ def _report_json(report: Any) -> dict[str, Any]:
         "meta_updated": report.meta_updated,
         "skipped": [{"source": str(s.source), "reason": s.reason} for s in report.not_indexed],
         "notes": [{"source": str(s.source), "reason": s.reason} for s in report.notes],
-        "formats": {k: {"documents": f.documents, "pages": f.pages, "seconds": round(f.seconds, 3)}
-                    for k, f in sorted(report.formats.items())},
+        "formats": {
+            k: {"documents": f.documents, "pages": f.pages, "seconds": round(f.seconds, 3)}
+            for k, f in sorted(report.formats.items())
+        },
         "seconds": {k: round(v, 3) for k, v in report.seconds.items()},
     }
 
