@@ -93,6 +93,9 @@ class SearchOut(BaseModel):
     feedback_docs: list[str] | None = Field(
         default=None, description="hybrid mode: the documents whose vectors moved the query (feedback)"
     )
+    facets: dict[str, dict[str, int]] | None = Field(
+        default=None, description="with facets=…: per field, the number of matching documents per value"
+    )
 
 
 class PassageOut(BaseModel):
@@ -136,3 +139,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorOut, "description": "a query the engine refuses"},
     422: {"model": ErrorOut, "description": "a missing or invalid parameter (pydantic's `detail` beside)"},
 }
+
+
+# the API's filter and facet parameters, beside the generated SearchParams ones (search/filters.py)
+FILTER_PARAMS: list[tuple[str, Any, str]] = [
+    ("where", list[str] | None, "FIELD=VALUE, repeatable: one field's values OR-ed, fields AND-ed (lang, type, "
+     "title, year, folder, any meta key)"),
+    ("path", list[str] | None, "a glob over the document's path, e.g. berichte/2024/** (repeatable, OR-ed)"),
+    ("after", str | None, "documents dated on or after this ISO 8601 date"),
+    ("before", str | None, "documents dated before this ISO 8601 date"),
+    ("facets", str | None, "comma-separated fields (e.g. type,lang,year,folder) to count matching documents by"),
+]  # fmt: skip

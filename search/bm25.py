@@ -275,8 +275,18 @@ class PassageBM25:
         pos = np.searchsorted(self.docs.m.row_ids, self.row_docs[rows])
         return rows, self.doc_weight * doc_score[pos] + self.sentence_weight * sent
 
-    def search(self, terms: Iterable[str], k: int) -> list[Hit]:
-        return _top(self.sent.m.row_ids, *self.scores(terms), k)
+    def search(self, terms: Iterable[str], k: int, allowed: np.ndarray | None = None) -> list[Hit]:
+        """The ``k`` best chunks, among ``allowed`` (sorted chunk ids) where given."""
+        rows, scores = self.scores(terms)
+        if allowed is not None:
+            keep = np.isin(self.sent.m.row_ids[rows], allowed, assume_unique=True)
+            rows, scores = rows[keep], scores[keep]
+        return _top(self.sent.m.row_ids, rows, scores, k)
+
+    def matching(self, terms: Iterable[str]) -> np.ndarray:
+        """Every chunk that holds a query term (its document's terms alone do not make it match)."""
+        rows, _ = self.scores(terms)
+        return self.sent.m.row_ids[rows]
 
     def explain(self, terms: Iterable[str], chunk_ids: Sequence[int], docs: Sequence[int]) -> list[dict[str, Any]]:
         """How each chunk (of the document beside it) got its score: its document's BM25, its own, and

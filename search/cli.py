@@ -18,7 +18,23 @@ from rich.table import Table
 from rich.text import Text
 
 from . import cli_eval  # noqa: F401 -- registers `search eval`
-from .cli_common import IndexOpt, ModelOpt, RichProgress, app, err, fail, out, progress_bar, with_search_params
+from .cli_common import (
+    AfterOpt,
+    BeforeOpt,
+    FacetsOpt,
+    IndexOpt,
+    ModelOpt,
+    PathOpt,
+    RichProgress,
+    WhereOpt,
+    app,
+    err,
+    fail,
+    out,
+    progress_bar,
+    with_search_params,
+)
+from .cli_render import count, print_facets, print_results
 from .errors import SearchError
 from .index import DEFAULT_INDEX, DEFAULT_WINDOW
 from .manifest import Scoring
@@ -78,8 +94,8 @@ def index(
         err.print(f"{label} {s.source}: {s.reason}", soft_wrap=True)
     if not as_json and not quiet:
         for kind, f in sorted(report.formats.items()):
-            pages = f", {_count(f.pages, 'page')}" if f.pages else ""
-            err.print(f"  {kind}: {_count(f.documents, 'document')}{pages} read in {f.seconds:.1f} s", soft_wrap=True)
+            pages = f", {count(f.pages, 'page')}" if f.pages else ""
+            err.print(f"  {kind}: {count(f.documents, 'document')}{pages} read in {f.seconds:.1f} s", soft_wrap=True)
     if as_json:
         out.print_json(data=_report_json(report))
     elif not quiet:
@@ -89,7 +105,7 @@ def index(
         )
         verb = "[green]indexed[/]" if report.committed else "[green]up to date:[/]"
         err.print(
-            f"{verb} {_count(report.documents, 'document')}, {_count(report.chunks, 'sentence')} ({langs}) "
+            f"{verb} {count(report.documents, 'document')}, {count(report.chunks, 'sentence')} ({langs}) "
             f"into {report.folder} in {report.seconds['total']:.1f} s; {changes}"
             + (f"; {report.cache_hits} of {report.embedded} sentences from the cache" if report.cache_hits else "")
             + (f"; {report.meta_updated} with new metadata" if report.meta_updated else "")
@@ -134,8 +150,8 @@ def remove(
     for doc_id in missing:
         err.print(f"[yellow]not in the index:[/] {doc_id}", soft_wrap=True)
     if not quiet:
-        left = f"{_count(report.documents, 'document')}, {_count(report.chunks, 'sentence')} left"
-        err.print(f"removed {_count(report.removed, 'document')}; {left}")
+        left = f"{count(report.documents, 'document')}, {count(report.chunks, 'sentence')} left"
+        err.print(f"removed {count(report.removed, 'document')}; {left}")
     if missing and not report.removed:
         raise typer.Exit(2)
 
@@ -157,57 +173,6 @@ def compact(
         err.print(f"compacted {index_dir}: {before / 2**20:.1f} MiB → {after / 2**20:.1f} MiB")
 
 
-def _render(result: Any) -> Text:
-    text = Text(result.passage)
-    ev = result.evidence
-    if ev.sentence:
-        text.stylize("italic on grey15", *ev.sentence)
-    for start, end in result.highlights:
-        text.stylize("bold black on yellow", start, end)
-    return text
-
-
-def _why(e: dict[str, Any]) -> str:
-    """One line of a result's explain object: each side's score, rank and parts, then the fusion."""
-    parts = []
-    if e["keyword"]:
-        k = e["keyword"]
-        line = f"keyword {k['raw']:.3f} (rank {k['rank'] or '–'}, normalised {k['normalised']:.3f}"
-        if k["document_bm25"] is not None:
-            terms = ", ".join(f"{t.split(':', 1)[-1]} {v:.2f}" for t, v in k["terms"].items())
-            line += f"; document BM25 {k['document_bm25']:.2f}, sentence {k['sentence_bm25']:.2f}; {terms}"
-        parts.append(line + ")")
-    if e["semantic"]:
-        m = e["semantic"]
-        parts.append(
-            f"semantic {m['raw']:.3f} (rank {m['rank']}, normalised {m['normalised']:.3f}; sentence cosine "
-            f"{m['sentence_cosine']:.3f}, document {m['document_cosine']:.3f} × {m['doc_weight']:g})"
-        )
-    if e["fusion"]:
-        f = e["fusion"]
-        parts.append(f"{f['method']} α={f['alpha']:g}" + (f" k={f['rrf_k']}" if f["method"] == "rrf" else ""))
-    if e["feedback"]:
-        parts.append(f"feedback from {', '.join(e['feedback']['docs'])} × {e['feedback']['weight']:g}")
-    return " · ".join(parts)
-
-
-def _where(r: Any) -> str:
-    """Where a passage lies: "p. 12" (or "pp. 12–13") in a document with pages, with its characters."""
-    chars = f"chars {r.start}–{r.end}"
-    if not r.pages:
-        return chars
-    first, last = r.pages
-    return (f"p. {first}" if first == last else f"pp. {first}–{last}") + f", {chars}"
-
-
-def _count(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
-def _score(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
 @app.command()
 @with_search_params()
 def query(
@@ -217,13 +182,21 @@ def query(
     index_dir: IndexOpt = DEFAULT_INDEX,
     model: ModelOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print results as JSON.")] = False,
+    where: WhereOpt = None,
+    path: PathOpt = None,
+    after: AfterOpt = None,
+    before: BeforeOpt = None,
+    facets: FacetsOpt = None,
     *,
     params: SearchParams,
 ) -> None:
     """Search the index and show passages with highlighted evidence."""
+    from .filters import Filters, parse_facets
     from .index import Index
 
     try:
+        params = params.replace(filters=Filters.parse(where or (), path or (), after, before))
+        params = params.replace(facets=parse_facets(facets))
         with Index.open(index_dir, model=model) as ix:
             response = ix.page(text, params)
     except SearchError as exc:
@@ -231,15 +204,17 @@ def query(
         return
     mode, results = params.mode, response.results
     if as_json:
-        payload = results_payload(text, mode.value, results, response.feedback_docs)
+        payload = results_payload(text, mode.value, results, response.feedback_docs, response.facets)
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return
+    if response.facets:
+        print_facets(response.facets)
     if not results:
         past = f" past rank {params.offset}" if params.offset else ""
         floor = f" with a score of {params.floor:g} or more" if params.floor is not None else ""
         out.print(f"no passages match {text!r} in {mode.value} mode{floor}{past}")
         return
-    _print_results(results)
+    print_results(results)
 
 
 @app.command()
@@ -271,33 +246,7 @@ def similar(
     if not results:
         out.print(f"no other document in the index to compare {doc!r} with")
         return
-    _print_results(results, source)
-
-
-def _print_results(results: list[Any], source: str | None = None) -> None:
-    """Passages as `search query` prints them; with ``source`` (similar), the sentence of it each matched."""
-    for r in results:
-        head = Text.assemble(
-            (f"{r.rank:>2}. ", "bold"),
-            (r.doc, "bold cyan"),
-            f"  {_where(r)}   ",
-            ("score ", "dim"),
-            f"{r.score:.3f}   ",
-            ("keyword ", "dim"),
-            _score(r.keyword_score),
-            ("   semantic ", "dim"),
-            _score(r.semantic_score),
-        )
-        out.print(head)
-        out.print(_render(r), soft_wrap=False)
-        if r.evidence.terms:
-            out.print(Text.assemble(("    matched: ", "dim"), ", ".join(r.evidence.terms)))
-        if r.explain is not None:
-            out.print(Text.assemble(("    why: ", "dim"), _why(r.explain)), soft_wrap=True)
-        if source is not None and r.evidence.source:
-            like = source[slice(*r.evidence.source)]
-            out.print(Text.assemble(("    like: ", "dim"), like, ("   cosine ", "dim"), _score(r.evidence.similarity)))
-        out.print()
+    print_results(results, source)
 
 
 @app.command()
@@ -319,8 +268,8 @@ def serve(
     def ready(url: str, holder: Any) -> None:
         ix = holder.index
         err.print(
-            f"[green]serving[/] {index_dir} ({_count(len(ix.documents), 'document')}, "
-            f"{_count(len(ix.chunks), 'sentence')}, "
+            f"[green]serving[/] {index_dir} ({count(len(ix.documents), 'document')}, "
+            f"{count(len(ix.chunks), 'sentence')}, "
             f"{ix.manifest.model.name}) at [bold]{url}[/]  ·  API docs {url}docs  ·  Ctrl+C stops",
             soft_wrap=True,
         )

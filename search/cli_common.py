@@ -147,3 +147,31 @@ def progress_bar(quiet: bool) -> Progress:
         disable=quiet,
         transient=True,
     )
+
+
+# the filters and facets of `search query` (issue 14; search/filters.py)
+WhereOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--where",
+        help="Only documents whose FIELD is VALUE (FIELD=VALUE; repeatable: one field's values are OR-ed, "
+        "fields AND-ed). Fields: lang, type, title, year, folder, and any key of the documents' meta.",
+    ),
+]
+PathOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--path", help="Only documents whose path (relative to the corpus) matches GLOB, e.g. 'berichte/2024/**'."
+    ),
+]
+AfterOpt = Annotated[
+    str | None, typer.Option(help="Only documents dated on or after DATE (2024-03-15, 2024-03-15T10:30, 2024).")
+]
+BeforeOpt = Annotated[str | None, typer.Option(help="Only documents dated before DATE.")]
+FacetsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Count the matching documents per value of these fields (e.g. type,lang,year,folder); "
+        'with --json as "facets".'
+    ),
+]

@@ -11,6 +11,7 @@ This is the library API the CLI wraps::
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from .chunking import Span
 from .components import COMPONENTS
 from .encoder import Encoder, make_encoder, ref_fingerprint, resolve_model
 from .errors import IndexFormatError, ModelMismatchError, rebuild_hint
+from .filters import Allowed, Filters, known_fields
 from .keyword import KeywordIndex
 from .locks import pin_generation, unpin
 from .manifest import Manifest
@@ -45,6 +47,7 @@ from .writer import DEFAULT_INDEX, DEFAULT_WINDOW, BuildReport, Progress, build_
 
 __all__ = ["DEFAULT_INDEX", "DEFAULT_WINDOW", "BuildReport", "Index", "Progress", "build_index"]
 OPEN_ATTEMPTS = 20
+ALLOWED_CACHE = 16  # filters whose chunk ids an open index keeps
 
 
 class Index:
@@ -88,6 +91,8 @@ class Index:
         # the sentences of each document, in order, for passage windows
         self._doc_rows: dict[int, list[Span]] = {}
         self._num_by_id: dict[str, int] | None = None
+        self._allowed: dict[Filters, Allowed] = {}  # the last few filters' chunk ids
+        self._lock = threading.Lock()
 
     @classmethod
     def open(
@@ -194,6 +199,26 @@ class Index:
         if self._num_by_id is None:
             self._num_by_id = {d.id: num for num, d in self.docs_by_num.items()}
         return self._num_by_id.get(doc_id)
+
+    def allowed(self, filters: Filters) -> Allowed | None:
+        """The chunks and documents ``filters`` lets through (None: no filter); a ``where`` field no
+        document has is refused. Cached per filter: the index does not change under it."""
+        if not filters.active:
+            return None
+        with self._lock:
+            hit = self._allowed.get(filters)
+        if hit is not None:
+            return hit
+        filters.check_fields(known_fields(self.documents))
+        nums = [n for n, d in self.docs_by_num.items() if filters.accepts(d)]
+        chunks = np.sort(self.chunks.ids[np.isin(self.chunks.docs, nums)])
+        docs = frozenset(self.docs_by_num[n].id for n in nums)
+        hit = Allowed(chunks, docs, frozenset(d.id for d in self.documents) - docs)
+        with self._lock:
+            if len(self._allowed) >= ALLOWED_CACHE:
+                self._allowed.pop(next(iter(self._allowed)))
+            self._allowed[filters] = hit
+        return hit
 
     def chunk_ids(self, doc: int) -> list[int]:
         """The chunk ids of document ``doc``, in reading order."""

@@ -20,6 +20,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from whoosh import index as whoosh_index
 from whoosh import query as Q
 from whoosh import scoring
@@ -29,6 +30,7 @@ from whoosh.qparser import FuzzyTermPlugin, OrGroup, QueryParser
 from .analysis import analyze, language_analyzer, stopword_language, stopwords
 from .bm25 import PassageBM25, TermMatrix, row_documents
 from .errors import IndexFormatError, QueryError, rebuild_hint
+from .filters import Allowed
 from .manifest import Scoring
 from .params import SyntaxName
 from .store import ChunkTable
@@ -91,6 +93,15 @@ def _rename_fields(q: Q.Query, lang: str) -> Q.Query:
         if name in SEARCH_FIELDS:
             leaf.fieldname = f"{name}_{lang}"
     return q
+
+
+def _doc_filter(allowed: Allowed | None) -> dict[str, Any]:
+    """whoosh's ``filter=`` (the allowed documents) or ``mask=`` (the others), whichever is the shorter query."""
+    if allowed is None:
+        return {}
+    if len(allowed.docs) <= len(allowed.excluded):
+        return {"filter": Q.Or([Q.Term("doc", d) for d in sorted(allowed.docs)])}
+    return {"mask": Q.Or([Q.Term("doc", d) for d in sorted(allowed.excluded)])} if allowed.excluded else {}
 
 
 def _positive_leaves(q: Q.Query) -> Iterator[Q.Query]:
@@ -284,14 +295,26 @@ class KeywordIndex:
                 out.setdefault(lang, set()).add(term.decode() if isinstance(term, bytes) else str(term))
         return {lang: frozenset(ts) for lang, ts in out.items()}
 
-    def search(self, parsed: ParsedQuery, k: int) -> list[Hit]:
-        if parsed.query is None or k <= 0:
+    def search(self, parsed: ParsedQuery, k: int, allowed: Allowed | None = None) -> list[Hit]:
+        """The ``k`` best chunks; with ``allowed``, only among its chunks (before the top k is taken)."""
+        if parsed.query is None or k <= 0 or (allowed is not None and not allowed.docs):
             return []
         if parsed.plain is not None and self.bm25 is not None:
-            return self.bm25.search(parsed.plain, k)
+            return self.bm25.search(parsed.plain, k, None if allowed is None else allowed.chunks)
         with self._lock:
-            results = self.searcher.search(parsed.query, limit=k)
+            results = self.searcher.search(parsed.query, limit=k, **_doc_filter(allowed))
             return [Hit(int(hit["chunk"]), float(hit.score)) for hit in results]
+
+    def matching(self, parsed: ParsedQuery, allowed: Allowed | None = None) -> np.ndarray:
+        """Every chunk the query matches (for facets), among ``allowed``'s where given."""
+        if parsed.query is None or (allowed is not None and not allowed.docs):
+            return np.zeros(0, dtype=np.int64)
+        if parsed.plain is not None and self.bm25 is not None:
+            ids = self.bm25.matching(parsed.plain)
+            return ids if allowed is None else ids[np.isin(ids, allowed.chunks, assume_unique=True)]
+        with self._lock:
+            results = self.searcher.search(parsed.query, limit=None, **_doc_filter(allowed))
+            return np.array([int(hit["chunk"]) for hit in results], dtype=np.int64)
 
     def scores_for(self, parsed: ParsedQuery, chunk_ids: Iterable[int]) -> dict[int, float]:
         """BM25F scores of the given chunks (0 where the query does not match them)."""

@@ -16,6 +16,7 @@ from enum import StrEnum
 from typing import Any, get_args, get_type_hints
 
 from .errors import SearchError
+from .filters import Filters
 
 __all__ = ["CutoffName", "FusionName", "ModeName", "ParamSpec", "SearchParams", "SyntaxName", "param_specs"]
 
@@ -159,9 +160,24 @@ class SearchParams:
         source="1 document at weight 0.5, chosen with alpha on the tuning splits (relevance.md)",
     )
     feedback_weight: float = _param(0.5, "Weight of those documents against the query vector.", lo=0.0, hi=10.0)
+    # not generated as one option each: the CLI's --where/--path/--after/--before and --facets, and the
+    # API's parameters of the same names, build these (search/filters.py)
+    filters: Filters = field(default_factory=Filters, metadata={"generated": False})
+    facets: tuple[str, ...] = field(default=(), metadata={"generated": False})
 
     def __post_init__(self) -> None:
+        if self.filters is None:
+            object.__setattr__(self, "filters", Filters())
+        elif isinstance(self.filters, dict):
+            object.__setattr__(self, "filters", _filters_of(self.filters))
+        elif not isinstance(self.filters, Filters):
+            raise SearchError(f"filters must be a search.Filters or a dict, not {type(self.filters).__name__}")
+        if isinstance(self.facets, str):
+            object.__setattr__(self, "facets", (self.facets,))
+        object.__setattr__(self, "facets", tuple(str(f).strip().lower() for f in self.facets if str(f).strip()))
         for f in fields(self):
+            if not f.metadata.get("generated", True):
+                continue
             value = getattr(self, f.name)
             enum = _ENUMS.get(f.name)
             if enum is not None and not isinstance(value, enum):
@@ -216,7 +232,23 @@ _FLAGS = {"dedupe", "explain"}
 
 
 def _plain(value: Any) -> Any:
+    if isinstance(value, Filters):
+        return value.to_json()
+    if isinstance(value, tuple):
+        return list(value)
     return value.value if isinstance(value, StrEnum) else value
+
+
+def _filters_of(spec: dict[str, Any]) -> Filters:
+    """``{"where": {"type": ["pdf"]} or ["type=pdf"], "path": [...], "after": ..., "before": ...}``."""
+    unknown = set(spec) - {"where", "path", "after", "before"}
+    if unknown:
+        raise SearchError(f"unknown filter(s) {', '.join(sorted(unknown))}; use where, path, after, before")
+    where = spec.get("where") or ()
+    if isinstance(where, dict):
+        where = [f"{k}={v}" for k, vs in where.items() for v in ([vs] if isinstance(vs, str | int | float) else vs)]
+    path = spec.get("path") or ()
+    return Filters.parse(where, [path] if isinstance(path, str) else path, spec.get("after"), spec.get("before"))
 
 
 @dataclass(frozen=True)
@@ -245,6 +277,8 @@ def param_specs() -> list[ParamSpec]:
     hints = get_type_hints(SearchParams)
     specs = []
     for f in fields(SearchParams):
+        if not f.metadata.get("generated", True):
+            continue
         kinds = [t for t in get_args(hints[f.name]) if t is not type(None)] or [hints[f.name]]
         optional = type(None) in get_args(hints[f.name])
         specs.append(ParamSpec(f.name, kinds[0], optional, _default(f), **f.metadata))

@@ -22,6 +22,7 @@ from .chunking import Span, passage_span
 from .encoder import Encoder
 from .errors import DocumentNotFoundError, QueryError
 from .feedback import DocumentFeedback
+from .filters import Allowed, Filters, count_facets
 from .fusion import NORMS, fuse, get_fusion, ranks
 from .highlight import highlight_spans, matched_words
 from .keyword import KeywordIndex, ParsedQuery
@@ -56,6 +57,8 @@ class IndexView(Protocol):
 
     def document_num(self, doc_id: str) -> int | None: ...
 
+    def allowed(self, filters: Filters) -> Allowed | None: ...
+
     def chunk_ids(self, doc: int) -> list[int]: ...
 
 
@@ -82,6 +85,7 @@ class Scored:
     doc_cosine: dict[int, float] = field(default_factory=dict)  # its document's cosine
     feedback_docs: tuple[int, ...] = ()  # the documents (nums) whose vectors moved the query
     moved_doc_cosine: dict[int, float] = field(default_factory=dict)  # after feedback: what `semantic` mixes
+    allowed: Allowed | None = None  # what the filter let through (None: no filter)
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class Page:
 
     results: list[Result]
     feedback_docs: tuple[str, ...] = ()  # hybrid: the documents (ids) whose vectors moved the query
+    facets: dict[str, dict[str, int]] | None = None  # with SearchParams.facets: per field, documents per value
 
 
 def _params(params: SearchParams | None, changes: dict[str, Any]) -> SearchParams:
@@ -142,7 +147,17 @@ class Searcher:
             explained = Explainer(self.index, scored, p).page(chunks)
             results = [replace(r, explain=e) for r, e in zip(results, explained, strict=True)]
         used = tuple(self.index.document(n).id for n in scored.feedback_docs)
-        return Page(results, used)
+        return Page(results, used, self._facets(scored, p) if p.facets else None)
+
+    def _facets(self, scored: Scored, p: SearchParams) -> dict[str, dict[str, int]]:
+        """Documents per value of each facet field, over the whole match set: every chunk the keyword
+        side matches (keyword and hybrid modes) and every candidate ranked, within the filter."""
+        ix = self.index
+        chunks = set(scored.fused)
+        if p.mode is not ModeName.semantic:
+            chunks.update(ix.keyword.matching(scored.parsed, scored.allowed).tolist())
+        nums = {ix.chunk(c).doc for c in chunks}
+        return count_facets((ix.document(n) for n in sorted(nums)), p.facets)
 
     def similar(self, doc_id: str, k: int = 10, window: int | None = None) -> list[Result]:
         """The ``k`` documents nearest to ``doc_id``'s own vector, itself excluded, best first ("more
@@ -222,14 +237,16 @@ class Searcher:
         ix = self.index
         text = clean_query(query)
         parsed = self._parse(text, p)
+        allowed = ix.allowed(p.filters)
         keyword: dict[int, float] = {}
         cosine: dict[int, float] = {}
         if p.mode is not ModeName.semantic:
-            keyword = {h.chunk_id: h.score for h in ix.keyword.search(parsed, p.candidates)}
+            keyword = {h.chunk_id: h.score for h in ix.keyword.search(parsed, p.candidates, allowed)}
         if p.mode is ModeName.keyword:
-            return Scored(keyword, keyword, {}, parsed)
+            return Scored(keyword, keyword, {}, parsed, allowed=allowed)
         qvec = ix.encoder.encode_queries([text])[0] if query_vector is None else query_vector
-        cosine = {h.chunk_id: h.score for h in ix.vectors.search(qvec, p.candidates)}
+        among = None if allowed is None else allowed.chunks
+        cosine = {h.chunk_id: h.score for h in ix.vectors.search(qvec, p.candidates, allowed=among)}
         if p.mode is ModeName.hybrid:
             cosine.update(ix.vectors.similarities(qvec, [c for c in keyword if c not in cosine]))
             keyword.update(ix.keyword.scores_for(parsed, [c for c in cosine if c not in keyword]))
@@ -239,7 +256,7 @@ class Searcher:
         doc_cosine = _per_chunk(ix.doc_vectors.similarities(qvec, docs), doc_of)
         semantic = _mix(cosine, doc_cosine, weight)
         if p.mode is ModeName.semantic:
-            return Scored(semantic, {}, semantic, parsed, cosine, doc_cosine)
+            return Scored(semantic, {}, semantic, parsed, cosine, doc_cosine, allowed=allowed)
         weights = [1.0 - p.alpha, p.alpha]
         fused = fuse([keyword, semantic], weights, p.fusion.value, p.rrf_k)
         feedback = DocumentFeedback(p.feedback, p.feedback_weight)
@@ -252,8 +269,8 @@ class Searcher:
             semantic = _mix(cosine, moved_cosine, weight)
             fused = fuse([keyword, semantic], weights, p.fusion.value, p.rrf_k)
             used = tuple(int(d) for d in best)
-            return Scored(fused, keyword, semantic, parsed, cosine, doc_cosine, used, moved_cosine)
-        return Scored(fused, keyword, semantic, parsed, cosine, doc_cosine)
+            return Scored(fused, keyword, semantic, parsed, cosine, doc_cosine, used, moved_cosine, allowed)
+        return Scored(fused, keyword, semantic, parsed, cosine, doc_cosine, allowed=allowed)
 
     def _parse(self, text: str, p: SearchParams) -> ParsedQuery:
         """The keyword query; in semantic mode, syntax whoosh cannot parse only loses its highlights."""

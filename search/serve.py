@@ -34,9 +34,10 @@ from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException
 
-from .api_models import ERRORS, DocumentOut, ErrorOut, HealthOut, SearchOut
+from .api_models import ERRORS, FILTER_PARAMS, DocumentOut, ErrorOut, HealthOut, SearchOut
 from .encoder import Encoder
 from .errors import DocumentNotFoundError, QueryError, SearchError, ServeError
+from .filters import Filters, parse_facets
 from .index import DEFAULT_INDEX, Index
 from .params import SearchParams, param_specs
 from .searcher import Page
@@ -199,8 +200,20 @@ def search_params_dependency() -> Callable[..., SearchParams]:
             )
         )
 
+    for name, kind, description in FILTER_PARAMS:
+        parameters.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[kind, Query(description=description)],
+            )
+        )
+
     def params(**values: Any) -> SearchParams:
-        return SearchParams(**values)
+        where, path, after, before, facets = (values.pop(name) for name, _, _ in FILTER_PARAMS)
+        filters = Filters.parse(where or (), path or (), after, before)
+        return SearchParams(**values, filters=filters, facets=parse_facets(facets))
 
     params.__signature__ = inspect.Signature(parameters, return_annotation=SearchParams)  # type: ignore[attr-defined]  # FastAPI reads it
     return params
@@ -292,7 +305,7 @@ def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
             "Server-Timing": f"search;dur={(time.perf_counter() - t0) * 1000:.1f}",
         }
         # the payload is plain JSON types already: skip FastAPI's re-encoding and validation
-        payload = results_payload(q, options.mode.value, response.results, response.feedback_docs)
+        payload = results_payload(q, options.mode.value, response.results, response.feedback_docs, response.facets)
         return JSONResponse(payload, headers=headers)
 
     @app.get(

@@ -125,7 +125,11 @@ class Result:
 
 
 def results_payload(
-    query: str, mode: str, results: list[Result], feedback_docs: tuple[str, ...] | None = None
+    query: str,
+    mode: str,
+    results: list[Result],
+    feedback_docs: tuple[str, ...] | None = None,
+    facets: dict[str, dict[str, int]] | None = None,
 ) -> dict[str, object]:
     """``{"query", "mode", "results"}``: what ``search query --json`` prints and ``/api/search`` returns;
     in hybrid mode also ``feedback_docs``, the documents whose vectors moved the query (empty without feedback)."""
@@ -134,4 +138,6 @@ def results_payload(
     payload: dict[str, object] = {"query": echo, "mode": mode, "results": [r.to_json() for r in results]}
     if mode == "hybrid":
         payload["feedback_docs"] = list(feedback_docs or ())
+    if facets is not None:
+        payload["facets"] = facets
     return payload
