@@ -21,6 +21,7 @@ from .conftest import EXAMPLE, animal_corpus
 from .live_server import live_server
 
 QUESTION = "Wer will britische Soldaten in die Ukraine schicken?"
+TITLE = "Bericht über die Koalition der Willigen"
 pytestmark = pytest.mark.model
 
 
@@ -212,6 +213,45 @@ def test_more_like_this_lists_the_nearest_documents(browser, tmp_path: Path) -> 
             assert docs == ["2-mixed.txt", "3-dogs.txt"]  # cat+dog is nearer to cat+fish than dog alone
             assert page.locator("#results .result .evidence").first.inner_text() == "The cat sleeps."
             expect(page.locator("#more")).to_be_hidden()
+            context.close()
+    finally:
+        holder.close()
+
+
+def test_facet_panel_filters_and_a_pdf_result_shows_its_page(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    fixtures = Path(__file__).parent / "fixtures" / "documents"
+    corpus = tmp_path / "docs"
+    (corpus / "berichte").mkdir(parents=True)
+    shutil.copy(fixtures / "bericht.pdf", corpus / "berichte" / "bericht.pdf")
+    shutil.copy(fixtures / "bericht.docx", corpus / "bericht.docx")
+    shutil.copy(fixtures / "bericht.epub", corpus / "bericht.epub")
+    enc = animal_corpus(tmp_path / "unused", [])[1]
+    build_index(corpus, tmp_path / "idx", encoder=enc)
+    holder = IndexHolder(tmp_path / "idx", encoder=enc)
+    try:
+        with live_server(holder) as url:
+            context = browser.new_context()
+            page = context.new_page()
+            page.goto(url + "/?q=Haushaltsausschuss&mode=keyword")
+            page.wait_for_selector("#results .result")
+            types = page.locator('#facets .facet[data-field="type"] .facet-value')
+            assert sorted(types.all_inner_texts()) == ["docx (1)", "epub (1)", "pdf (1)"]
+            page.locator('#facets .facet-value[data-value="pdf"]').click()
+            expect(page.locator("#results .result .doc-link")).to_have_text([f"{TITLE} — berichte/bericht.pdf"])
+            assert "where=type%3Dpdf" in page.url  # the filter is in the URL: the search can be shared
+            expect(page.locator('#facets .facet-value[data-value="pdf"]')).to_have_attribute("aria-pressed", "true")
+            expect(page.locator("#results .result .page-no")).to_have_text("p. 3")
+            page.screenshot(path=str(_screenshots(tmp_path) / "facets.png"))
+            page.locator("#results .result .doc-link").click()
+            breaks = page.locator("#doc-text [data-page]")
+            expect(breaks).to_have_count(3)
+            page.screenshot(path=str(_screenshots(tmp_path) / "pages.png"))
+            assert page.locator('#doc-text [data-page="2"]').inner_text().startswith("Straßen und Brücken")
+            page.locator("#doc-close").click()
+            page.goto(page.url)  # the shared URL: same filter, same single result
+            expect(page.locator("#results .result .doc-link")).to_have_text([f"{TITLE} — berichte/bericht.pdf"])
+            page.locator('#facets .facet-value[data-value="pdf"]').click()  # again: unfiltered
+            expect(page.locator("#results .result")).to_have_count(3)
             context.close()
     finally:
         holder.close()

@@ -11,8 +11,10 @@ const list = $("results");
 const dialog = $("doc");
 const more = $("more");
 const PAGE = 10; // passages per page; "More results" asks for the next ten (offset)
+const FACETS = ["type", "lang", "year", "folder"]; // counted over every matching document, shown beside the list
 let controller = null;
 let last = null; // {q, mode, results}
+let where = []; // active filters, "field=value", kept in the URL so a filtered search can be shared
 
 function mode() {
   return form.querySelector('input[name="mode"]:checked').value;
@@ -52,6 +54,8 @@ function marked(text, ranges) {
     el.className = [...new Set(covering.map((r) => r.cls))].join(" ");
     const anchor = covering.find((r) => r.id);
     if (anchor && anchor.start === a) el.id = anchor.id;
+    const page = covering.find((r) => r.page && r.start === a);
+    if (page) el.dataset.page = page.page;
     el.textContent = piece;
     frag.append(el);
   }
@@ -143,7 +147,14 @@ function render(data, append = false) {
     open.textContent = docName(r.doc, r.title);
     open.title = "Show this passage in its document";
     open.addEventListener("click", () => openDocument(r.doc, r.rank));
-    head.append(open, scoreLine(r));
+    head.append(open);
+    if (r.page) {
+      const where = document.createElement("span");
+      where.className = "page-no muted";
+      where.textContent = r.pages[1] > r.pages[0] ? `pp. ${r.pages[0]}–${r.pages[1]}` : `p. ${r.page}`;
+      head.append(where);
+    }
+    head.append(scoreLine(r));
     const passage = document.createElement("p");
     passage.className = "passage";
     passage.append(marked(r.passage, ranges(r)));
@@ -175,7 +186,51 @@ function shown(m, ms) {
 }
 
 function params(q, m) {
-  return new URLSearchParams({ q, mode: m });
+  const out = new URLSearchParams({ q, mode: m });
+  for (const w of where) out.append("where", w);
+  return out;
+}
+
+// The facet panel: each value with its number of matching documents; a click filters by it (again: unfilters)
+function renderFacets(facets) {
+  const panel = $("facets");
+  panel.replaceChildren();
+  const heading = document.createElement("h2");
+  heading.textContent = "Narrow down";
+  panel.append(heading);
+  for (const field of FACETS) {
+    const counts = (facets && facets[field]) || {};
+    const values = Object.entries(counts);
+    const active = where.filter((w) => w.startsWith(`${field}=`)).map((w) => w.slice(field.length + 1));
+    for (const v of active) if (!(v in counts)) values.push([v, 0]);
+    if (!values.length) continue;
+    const group = document.createElement("section");
+    group.className = "facet";
+    group.dataset.field = field;
+    const title = document.createElement("h3");
+    title.textContent = field;
+    const ul = document.createElement("ul");
+    for (const [value, n] of values) {
+      const li = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "facet-value";
+      button.dataset.value = value;
+      button.setAttribute("aria-pressed", String(active.includes(value)));
+      button.textContent = `${value} (${n})`;
+      button.addEventListener("click", () => toggleFilter(`${field}=${value}`));
+      li.append(button);
+      ul.append(li);
+    }
+    group.append(title, ul);
+    panel.append(group);
+  }
+  panel.hidden = panel.children.length < 2;
+}
+
+function toggleFilter(w) {
+  where = where.includes(w) ? where.filter((x) => x !== w) : [...where, w];
+  runSearch(true);
 }
 
 async function runSearch(push) {
@@ -198,13 +253,14 @@ async function runSearch(push) {
   statusLine.textContent = "Searching…";
   const t0 = performance.now();
   try {
-    const response = await fetch(`/api/search?${params(q, m)}&k=${PAGE}&explain=true`, {
+    const response = await fetch(`/api/search?${params(q, m)}&k=${PAGE}&explain=true&facets=${FACETS.join(",")}`, {
       signal: controller.signal,
     });
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || response.statusText);
     last = { q, mode: m, results: data.results };
     render(data);
+    renderFacets(data.facets);
     shown(m, Math.round(performance.now() - t0));
   } catch (err) {
     if (err.name === "AbortError") return;
@@ -291,6 +347,11 @@ async function openDocument(docId, rank) {
     $("doc-meta").textContent = ranks.length
       ? `Passages of the result list in this document: ranks ${ranks.join(", ")}; the one you chose is green.`
       : "";
+    const starts = data.page_starts || [];
+    starts.forEach((start, i) => {
+      const end = i + 1 < starts.length ? starts[i + 1] : Array.from(data.text).length;
+      if (end > start) marks.push({ start, end, cls: "page", page: String(i + 1) });
+    });
     $("doc-text").append(marked(data.text, marks));
     const current = $("current-passage");
     if (current) current.scrollIntoView({ block: "center" });
@@ -304,6 +365,7 @@ function fromUrl() {
   const p = new URLSearchParams(location.search);
   input.value = p.get("q") || "";
   setMode(p.get("mode") || "hybrid");
+  where = p.getAll("where");
   runSearch(false);
 }
 
