@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .check import Check, check_index
 from .errors import SearchError
+from .filters import Filters
 from .index import DEFAULT_INDEX, BuildReport, Index, build_index
 from .manifest import Manifest, Scoring
 from .params import FusionName, ModeName, SearchParams, SyntaxName
@@ -18,6 +19,7 @@ __all__ = [
     "Chunk",
     "Document",
     "Evidence",
+    "Filters",
     "FusionName",
     "Index",
     "Manifest",

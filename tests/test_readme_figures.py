@@ -206,6 +206,7 @@ NOT_MEASURED = {
     "4.98": "the JSON example's made-up keyword score",
     "0.87": "the JSON example's made-up cosine",
     "50 MiB": "the corpus reader's size limit (search/corpus.py)",
+    "200 MiB": "the zip-bomb limit of the DOCX, ODT and EPUB readers (search/readers/__init__.py MAX_UNZIPPED)",
     "30.000": "a chunking example",
     "1.2": "BM25's k1, a constant (tests/test_bm25_reference.py holds the scores to it)",
     "0.75": "BM25's b, a constant (tests/test_bm25_reference.py holds the scores to it)",
