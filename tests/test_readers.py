@@ -205,3 +205,28 @@ def test_new_metadata_alone_is_kept_without_embedding_again(tmp_path: Path, fake
         (r,) = ix.search("cat", mode="keyword")
     assert r.meta["date"] == "2023-11-14T22:13:20Z" and r.meta["type"] == "txt" and r.meta["size"] == 23
     assert build_index(corpus, tmp_path / "idx", encoder=fake_encoder).committed is False
+
+
+def test_ligatures_are_spelled_out() -> None:
+    from search.readers import clean_text
+
+    assert clean_text("Lösung \ufb01nden, \ufb02ach, Schi\ufb00") == "Lösung finden, flach, Schiff"
+
+
+def test_api_document_gives_page_starts_and_meta(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    from fastapi.testclient import TestClient
+
+    from search.serve import IndexHolder, create_app
+
+    build_index(corpus_of(tmp_path, "bericht.pdf", "bericht.docx"), tmp_path / "idx", encoder=fake_encoder)
+    holder = IndexHolder(tmp_path / "idx", encoder=fake_encoder)
+    with TestClient(create_app(holder)) as client:
+        body = client.get("/api/documents/bericht.pdf").json()
+        assert len(body["page_starts"]) == 3 and body["page_starts"][0] == 0
+        assert body["text"][body["page_starts"][2] :].startswith("Finanzierung")
+        assert body["meta"]["pages"] == 3 and body["meta"]["type"] == "pdf"
+        search = client.get("/api/search", params={"q": "Haushaltsausschuss", "mode": "keyword"}).json()
+        top = search["results"][0]
+        assert top["doc"] == "bericht.pdf" and top["page"] == 3 and top["pages"] == [3, 3]
+        assert client.get("/api/documents/bericht.docx").json()["page_starts"] == []
+    holder.close()
