@@ -2,11 +2,20 @@
 
 One analyzer per language, built as a whoosh pipeline::
 
-    RegexTokenizer | LowercaseFilter | StopFilter(lang) | SnowballFilter(lang) | FoldFilter
+    RegexTokenizer | WordFormFilter(lang) | StopFilter(lang) | SnowballFilter(lang) | FoldFilter
 
-Stemming comes from PyStemmer (the C Snowball stemmers); folding runs after stemming so that
-"Großbritannien", "Grossbritannien" and "Grossbritanien"'s stems meet on the same ASCII form
-whatever the stemmer did to umlauts and ß.
+Tokens may hold combining marks, and each is brought to composed Unicode (NFC) and lower case, so
+"Königreich" typed with a decomposed ö (macOS, many PDF extractors) is the same word as the composed
+one, while offsets stay on the original text. In German, gender forms are one word ("Lehrer*innen",
+"Lehrer:innen", "Lehrer_innen" and "LehrerInnen" are "lehrerinnen", whose stem is Lehrer's).
+Stemming comes from PyStemmer (the C Snowball stemmers; its German stemmer also reads "ue" as "ü"
+where it stands for one, so "Kuendigung" meets "Kündigung" and "Mauer" stays "Mauer"); folding runs
+after stemming so that "Großbritannien", "Grossbritannien" and "Grossbritanien"'s stems meet on the
+same ASCII form whatever the stemmer did to umlauts and ß.
+
+German compounds are split by search/compounds.py: :func:`part_spans` gives the index terms of the
+known words inside a word, each with its characters ("schiff" in "Donaudampfschiff"), indexed beside
+the whole word under their own key (``de+:schiff``) so the keyword side can weigh them less.
 """
 
 from __future__ import annotations
@@ -17,7 +26,7 @@ from collections.abc import Iterable, Iterator
 from functools import cache, lru_cache
 from typing import Any
 
-from whoosh.analysis import Filter, LowercaseFilter, RegexTokenizer, StopFilter
+from whoosh.analysis import Filter, RegexTokenizer, StopFilter
 from whoosh.analysis.analyzers import Analyzer
 
 from .errors import SearchError
@@ -79,6 +88,24 @@ class SnowballFilter(Filter):
             yield t
 
 
+class WordFormFilter(Filter):
+    """Composed Unicode, lower case, and (German) gender forms as one word: what :func:`_word` does."""
+
+    def __init__(self, lang: str) -> None:
+        self.lang = lang
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, WordFormFilter) and other.lang == self.lang
+
+    def __hash__(self) -> int:
+        return hash(("wordform", self.lang))
+
+    def __call__(self, tokens: Iterable[Any]) -> Iterator[Any]:
+        for t in tokens:
+            t.text = _word(t.text, self.lang)
+            yield t
+
+
 class FoldFilter(Filter):
     """Folds umlauts, accents and ß so spelling variants meet."""
 
@@ -114,8 +141,8 @@ def language_analyzer(lang: str) -> Analyzer:
     """The analyzer for ``lang``; the same object serves indexing, parsing and highlighting."""
     check_lang(lang)
     return (
-        RegexTokenizer()
-        | LowercaseFilter()
+        RegexTokenizer(expression=_TOKEN)
+        | WordFormFilter(lang)
         | StopFilter(stoplist=stopwords(lang), minsize=1)
         | SnowballFilter(lang)
         | FoldFilter()
@@ -136,8 +163,18 @@ def analyze(text: str, lang: str) -> list[str]:
     return [term for term, _, _ in term_spans(text, lang)]
 
 
-# RegexTokenizer's default pattern (whoosh-reloaded keeps "*" inside words)
-_TOKEN = re.compile(r"[\w\*]+(?:\.?[\w\*]+)*")
+# RegexTokenizer's default pattern (whoosh-reloaded keeps "*" inside words), with combining marks inside
+# words (decomposed umlauts) and a gender colon before "in"/"innen" ("Lehrer:innen")
+_CHARS = r"[\w\*\u0300-\u036f]"
+_TOKEN = re.compile(rf"{_CHARS}+(?:(?:\.|:(?=innen\b|in\b))?{_CHARS}+)*")
+_GENDER = re.compile(r"[\*_:](?=(?:innen|in)$)")
+
+
+@lru_cache(maxsize=100_000)
+def _word(token: str, lang: str) -> str:
+    """A token as a word: composed (NFC), lower case; in German "lehrer*innen" → "lehrerinnen"."""
+    word = unicodedata.normalize("NFC", token).lower() if not token.isascii() else token.lower()
+    return _GENDER.sub("", word) if lang == "de" else word
 
 
 @cache
@@ -161,9 +198,38 @@ def term_spans(text: str, lang: str) -> Iterator[tuple[str, int, int]]:
     """
     term_of = _term_of(lang)
     for m in _TOKEN.finditer(text):
-        term = term_of(m.group().lower())
+        term = term_of(_word(m.group(), lang))
         if term is not None:
             yield term, m.start(), m.end()
+
+
+def part_spans(text: str, lang: str) -> Iterator[tuple[str, int, int]]:
+    """The index terms of the known words inside ``text``'s German compounds, each with its span in
+    ``text`` (the part's own letters; the whole word's where normalising changed its length).
+    Nothing for other languages: English is never split."""
+    if lang != "de":
+        return
+    from .compounds import MIN_COMPOUND, split
+
+    term_of = _term_of(lang)
+    for m in _TOKEN.finditer(text):
+        token = m.group()
+        if len(token) < MIN_COMPOUND:
+            continue
+        word = _word(token, lang)
+        for part in split(word):
+            term = term_of(part.text)
+            if term is None:
+                continue
+            if len(word) == len(token):
+                yield term, m.start() + part.start, m.start() + part.end
+            else:
+                yield term, m.start(), m.end()
+
+
+def analyze_parts(text: str, lang: str) -> list[str]:
+    """The index terms of the parts of ``text``'s compounds (German only; see :func:`part_spans`)."""
+    return [term for term, _, _ in part_spans(text, lang)]
 
 
 def detect_language(text: str, default: str = FALLBACK_LANG) -> str:

@@ -8,7 +8,11 @@ and a query sums the BM25 weights of its terms' columns with numpy, like bm25s d
 
 BM25 with Lucene's idf, ``log(1 + (N - df + 0.5) / (df + 0.5))``, which gives words that occur
 in most chunks almost no weight (whoosh's ``log(N / (df + 1)) + 1`` keeps at least 1), k1 = 1.2,
-b = 0.75. Terms are keyed ``lang:term`` so each language's analysis stays apart.
+b = 0.75. Terms are keyed ``lang:term`` so each language's analysis stays apart. The parts of German
+compounds are columns of their own, ``de+:term`` (search/compounds.py); they do not count in a row's
+length. A query key may ask for a column at less than full weight: ``de+:schiff`` (the word inside
+compounds) at ``part_weight``, ``de~:versicher`` (a part of a query compound) at ``query_part_weight``,
+``de~+:versicher`` at both.
 
 The matrix is stored per generation in ``bm25.npz`` (no pickle) and updated with the index:
 rows of removed chunks are dropped, rows of new chunks appended; weights are computed at query time
@@ -32,6 +36,11 @@ from .types import Hit
 
 K1 = Scoring.k1
 B = Scoring.b
+
+
+def is_part(key: str) -> bool:
+    """Is ``key`` (``lang:term``) a compound part's column (``de+:schiff``)?"""
+    return key.partition(":")[0].endswith("+")
 
 
 @dataclass(frozen=True)
@@ -80,7 +89,7 @@ class TermMatrix:
             counts: dict[str, int] = {}
             for t in chunk_terms:
                 counts[t] = counts.get(t, 0) + 1
-            lengths.append(sum(counts.values()))
+            lengths.append(sum(n for t, n in counts.items() if not is_part(t)))
             for t, n in counts.items():
                 col = vocab.get(t)
                 if col is None:
@@ -144,9 +153,18 @@ class TermMatrix:
 class BM25:
     """Scores plain-word queries over a :class:`TermMatrix`."""
 
-    def __init__(self, matrix: TermMatrix, k1: float = K1, b: float = B) -> None:
+    def __init__(
+        self,
+        matrix: TermMatrix,
+        k1: float = K1,
+        b: float = B,
+        part_weight: float = Scoring.part_weight,
+        query_part_weight: float = Scoring.query_part_weight,
+    ) -> None:
         self.m = matrix
         self.k1 = k1
+        self.part_weight = part_weight
+        self.query_part_weight = query_part_weight
         n = len(matrix.row_ids)
         df = np.diff(matrix.indptr).astype(np.float64)
         self.idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
@@ -154,18 +172,39 @@ class BM25:
         self.norm = (k1 * (1.0 - b + b * matrix.doclen / max(avgdl, 1e-9))).astype(np.float32)
         self.col = {str(t): i for i, t in enumerate(matrix.terms.tolist())}
 
+    def column(self, key: str) -> tuple[int | None, float]:
+        """The column a query key reads and the weight it reads it at (see the module's docstring)."""
+        lang, colon, term = key.partition(":")
+        if not colon:
+            return self.col.get(key), 1.0
+        weight = 1.0
+        if "~" in lang:
+            lang, weight = lang.replace("~", ""), self.query_part_weight
+        if lang.endswith("+"):
+            weight *= self.part_weight
+        return self.col.get(f"{lang}:{term}"), weight
+
+    def _weighted(self, terms: Iterable[str]) -> dict[int, float]:
+        """Columns to read, each once, at the highest weight a key asks for it."""
+        out: dict[int, float] = {}
+        for t in terms:
+            c, w = self.column(t)
+            if c is not None and w > out.get(c, 0.0):
+                out[c] = w
+        return out
+
     def scores(self, terms: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         """Rows that hold any of ``terms`` and their BM25 scores."""
         m = self.m
-        cols = {c for c in (self.col.get(t) for t in terms) if c is not None}
+        cols = self._weighted(terms)
         if not cols:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         acc = np.zeros(len(m.row_ids), dtype=np.float32)
-        for c in cols:
+        for c, w in cols.items():
             lo, hi = m.indptr[c], m.indptr[c + 1]
             rows = m.rows[lo:hi]  # each row once per column, so fancy-index addition is exact
             tf = m.tf[lo:hi]
-            acc[rows] += self.idf[c] * tf * (self.k1 + 1) / (tf + self.norm[rows])
+            acc[rows] += (w * self.idf[c]) * tf * (self.k1 + 1) / (tf + self.norm[rows])
         hit = np.flatnonzero(acc)
         return hit, acc[hit]
 
@@ -182,17 +221,19 @@ class BM25:
         wanted = np.asarray(row_ids, dtype=np.int64)
         pos = np.minimum(np.searchsorted(m.row_ids, wanted), len(m.row_ids) - 1)
         held = m.row_ids[pos] == wanted
+        cols = self._weighted(terms)
         for term in dict.fromkeys(terms):
-            c = self.col.get(term)
-            if c is None:
+            c, w = self.column(term)
+            if c is None or cols.get(c) != w:  # a column is counted once, at its highest weight
                 continue
+            cols.pop(c)
             lo, hi = int(m.indptr[c]), int(m.indptr[c + 1])
             col = m.rows[lo:hi]  # a column's rows ascend (update and by_group keep them so)
             at = np.minimum(np.searchsorted(col, pos), max(hi - lo - 1, 0))
             found = held & (col[at] == pos) if hi > lo else np.zeros(len(pos), dtype=bool)
             for i in np.flatnonzero(found).tolist():
                 tf = m.tf[lo + at[i]]
-                out[i][term] = float(self.idf[c] * tf * (self.k1 + 1) / (tf + self.norm[pos[i]]))
+                out[i][term] = float((w * self.idf[c]) * tf * (self.k1 + 1) / (tf + self.norm[pos[i]]))
         return out
 
     def scores_for(self, terms: Iterable[str], chunk_ids: Iterable[int]) -> dict[int, float]:
@@ -248,9 +289,10 @@ class PassageBM25:
         """The scorer the manifest's :class:`~search.manifest.Scoring` describes."""
         if params.idf not in IDF_FORMS:
             raise IndexFormatError(f"unknown idf form {params.idf!r} in the manifest; known: {', '.join(IDF_FORMS)}")
+        weights = (params.part_weight, params.query_part_weight)
         return cls(
-            BM25(sentences, params.k1, params.b),
-            BM25(documents, params.k1, params.b),
+            BM25(sentences, params.k1, params.b, *weights),
+            BM25(documents, params.k1, params.b, *weights),
             row_docs,
             params.document_share,
             params.sentence_share,

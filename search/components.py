@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .analysis import analyze
+from .analysis import analyze, analyze_parts
 from .bm25 import TermMatrix, row_documents
 from .chunking import DOC_TOKENS
 from .encoder import Encoder, openings
@@ -186,6 +186,11 @@ def _procs(change: Change) -> int:
     return min(os.cpu_count() or 1, 4) if len(change.added_chunks) >= PARALLEL_KEYWORD_MIN else 1
 
 
+def index_terms(text: str, lang: str) -> list[str]:
+    """A text's BM25 keys: its words (``lang:term``), then its compounds' parts (``de+:term``; German only)."""
+    return [f"{lang}:{t}" for t in analyze(text, lang)] + [f"{lang}+:{t}" for t in analyze_parts(text, lang)]
+
+
 class BM25Component(Component):
     """Term frequencies per sentence and per document (title included), for plain-word BM25 (search/bm25.py)."""
 
@@ -200,12 +205,10 @@ class BM25Component(Component):
         self._write(TermMatrix.load(previous / BM25_FILE), change)
 
     def _write(self, matrix: TermMatrix, change: Change) -> None:
-        terms = [[f"{doc.lang}:{t}" for t in analyze(doc.text[s:e], doc.lang)] for doc, s, e, _ in change.added_texts()]
+        terms = [index_terms(doc.text[s:e], doc.lang) for doc, s, e, _ in change.added_texts()]
         matrix = matrix.update(change.dropped_ids, change.added_chunks.ids.tolist(), terms)
         matrix.save(change.target / BM25_FILE)
-        titles = [
-            (s.num, [f"{s.doc.lang}:{t}" for t in analyze(s.doc.title, s.doc.lang)]) for s in change.docs if s.doc.title
-        ]
+        titles = [(s.num, index_terms(s.doc.title, s.doc.lang)) for s in change.docs if s.doc.title]
         matrix.by_group(row_documents(change.chunks, matrix.row_ids), titles).save(change.target / BM25_DOCS_FILE)
 
     def check(self, ix: OpenIndex, expected: set[int]) -> list[Check]:

@@ -8,18 +8,23 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from .analysis import term_spans
+from .analysis import part_spans, term_spans
 
 Spans = list[tuple[int, int]]
 
 
 def highlight_spans(text: str, terms: Mapping[str, frozenset[str]]) -> Spans:
-    """Character spans of ``text`` whose analysed form (per language) is one of ``terms``."""
+    """Character spans of ``text`` whose analysed form (per language) is one of ``terms``.
+
+    A key ``lang+`` holds compound parts: "schiff" marks the letters "schiff" inside "Donaudampfschiff"
+    (the part's own offsets), and :func:`matched_words` then lists "schiff" as a matched word."""
     spans: set[tuple[int, int]] = set()
-    for lang, wanted in terms.items():
+    for key, wanted in terms.items():
         if not wanted:
             continue
-        for term, start, end in term_spans(text, lang):
+        lang = key.rstrip("+")
+        found = part_spans(text, lang) if key.endswith("+") else term_spans(text, lang)
+        for term, start, end in found:
             if term in wanted:
                 spans.add((start, end))
     return merge(sorted(spans))

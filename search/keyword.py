@@ -27,7 +27,7 @@ from whoosh import scoring
 from whoosh.fields import ID, TEXT, Schema
 from whoosh.qparser import FuzzyTermPlugin, OrGroup, QueryParser
 
-from .analysis import analyze, language_analyzer, stopword_language, stopwords
+from .analysis import analyze, analyze_parts, language_analyzer, stopword_language, stopwords
 from .bm25 import PassageBM25, TermMatrix, row_documents
 from .errors import IndexFormatError, QueryError, rebuild_hint
 from .filters import Allowed
@@ -148,11 +148,24 @@ def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) 
             terms = dict.fromkeys(analyze(words, lang))
             if terms:
                 parts.append(Q.Or([Q.Term(f"text_{lang}", t) for t in terms]))
-                plain += [f"{lang}:{t}" for t in terms]
+                plain += _plain_keys(words, lang, list(terms))
     if not parts:
         return ParsedQuery(None, {}, use_syntax)
     final = parts[0] if len(parts) == 1 else Q.Or(parts)
     return ParsedQuery(final, {}, use_syntax, None if use_syntax else tuple(plain))
+
+
+def _plain_keys(words: str, lang: str, terms: list[str]) -> list[str]:
+    """The BM25 keys of a plain query's words: each word; in German also the word inside compounds
+    (``de+:``), and the parts of a query compound at lower weight (``de~:``, ``de~+:``; search/bm25.py)."""
+    keys = [f"{lang}:{t}" for t in terms]
+    if lang != "de":
+        return keys
+    keys += [f"{lang}+:{t}" for t in terms]
+    for p in dict.fromkeys(analyze_parts(words, lang)):
+        if p not in terms:
+            keys += [f"{lang}~:{p}", f"{lang}~+:{p}"]
+    return keys
 
 
 class KeywordIndex:
@@ -276,7 +289,14 @@ class KeywordIndex:
         parsed = parse_query(text, self.langs, syntax)
         if parsed.query is None:
             return parsed
-        return ParsedQuery(parsed.query, self._match_terms(parsed.query), parsed.syntax, parsed.plain)
+        terms = self._match_terms(parsed.query)
+        if parsed.plain:  # what a plain query's compound parts match is highlighted too (search/highlight.py)
+            for key in parsed.plain:
+                lang, _, term = key.partition(":")
+                if "~" in lang or "+" in lang:
+                    name = lang.replace("~", "")
+                    terms[name] = terms.get(name, frozenset()) | {term}
+        return ParsedQuery(parsed.query, terms, parsed.syntax, parsed.plain)
 
     def _match_terms(self, q: Q.Query) -> dict[str, frozenset[str]]:
         """Analysed terms per language that count as evidence (wildcards and fuzzy expanded)."""

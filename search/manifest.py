@@ -37,11 +37,16 @@ class Scoring:
     document_share: float = 1.0
     sentence_share: float = 0.5
     titles: str = "document"  # a title's terms count in its document's row (and whoosh's title field)
+    # German compounds (search/compounds.py): a query word found inside a compound ("de+:" terms) and a
+    # part of a query compound ("Versicherung" of "Krankenversicherung") count this much of a whole word
+    part_weight: float = 0.5
+    query_part_weight: float = 0.5
 
     def describe(self) -> str:
         return (
             f"BM25 k1={self.k1:g} b={self.b:g}, {self.idf} idf; sentence = {self.document_share:g}·document "
-            f"+ {self.sentence_share:g}·sentence; titles in the {self.titles}; query syntax: whoosh BM25F"
+            f"+ {self.sentence_share:g}·sentence; titles in the {self.titles}; German compound parts "
+            f"{self.part_weight:g}, query compound parts {self.query_part_weight:g}; query syntax: whoosh BM25F"
         )
 
 

@@ -38,7 +38,7 @@ from .errors import IndexFormatError, IndexNotFoundError, rebuild_hint
 from .manifest import Manifest
 from .types import Chunk, Document
 
-FORMAT_VERSION = 6  # 6: titles in the document term matrix
+FORMAT_VERSION = 7  # 6: titles in the document term matrix; 7: NFC words, gender forms, German compound parts
 MANIFEST = "manifest.json"
 LOCK = ".lock"
 READERS = ".readers"

@@ -1,0 +1,161 @@
+"""German compounds split into the known words they are made of ("Donaudampfschiff" → donau, dampf, schiff).
+
+After Koehn and Knight (2003), with wordfreq's German frequency list as the dictionary: a word of
+``MIN_COMPOUND`` letters or more is split where every part is a known word of ``MIN_PART`` letters or
+more (a linking "s", "es", "n", "en", "er" or "ens" may follow a part) and the parts are, on average,
+more frequent than the whole word. Of all such splits the one with the fewest parts wins, then the one
+with the most frequent parts. So "Wandhalterung" is wand + halterung and never yields "alterung", and a
+word that is more common than its would-be parts ("Verstand", not vers + tand) stays whole.
+
+A part of only ``MIN_PART`` letters must be a common word (``MIN_ZIPF_SHORT``). Parts are never
+stopwords ("unter" + "nehmen") nor word-forming suffixes the frequency list happens to hold ("innen",
+"schaft", "heit"). Only letters are split; a word past ``MAX_COMPOUND`` letters is left alone, so
+nothing a user types can make this slow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache, lru_cache
+
+MIN_COMPOUND = 8  # letters; shorter words are not split
+MAX_COMPOUND = 40  # longer "words" (chemistry, URLs, one letter repeated) are left whole
+MIN_PART = 4
+MIN_ZIPF = 2.3  # a part must be at least this frequent (zipf: log10 of uses per billion words)
+MIN_ZIPF_SHORT = 3.5  # …and a part of MIN_PART letters this frequent: short rare words are accidents ("halte|rung")
+LINKS = ("s", "es", "n", "en", "er", "ens")  # not "e": halt|e|rung would read "Halterung" as two words
+# listed as words by the frequency list (tokenisation noise), but only ever endings
+NOT_PARTS = frozenset({
+    "innen", "schaft", "schaften", "heit", "heiten", "keit", "keiten", "lich", "liche", "lichen", "chen", "lein",
+    "ismus", "ismen", "tum", "tums", "ling", "linge", "ung", "ungen", "isch", "ische", "ischen", "igkeit", "sam",
+    "same", "haft", "hafte", "weise", "bare",
+})  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Part:
+    """One part of a compound: the letters ``word[start:end]`` (a linking element excluded)."""
+
+    text: str
+    start: int
+    end: int
+
+
+@cache
+def _zipf() -> dict[str, float]:
+    """German words → zipf frequency, from wordfreq's large list (loaded once, about a second)."""
+    import math
+
+    from wordfreq import get_frequency_dict
+
+    return {
+        w: math.log10(f) + 9
+        for w, f in get_frequency_dict("de", wordlist="large").items()
+        if len(w) >= MIN_PART and w.isalpha() and w not in NOT_PARTS
+    }
+
+
+def zipf(word: str) -> float:
+    return _zipf().get(word, 0.0)
+
+
+def _stopwords() -> frozenset[str]:
+    from .analysis import stopwords
+
+    return stopwords("de")
+
+
+@lru_cache(maxsize=200_000)
+def split(word: str) -> tuple[Part, ...]:
+    """The parts of ``word`` (lowercase, composed Unicode), or () when it is no compound we know.
+
+    The split with the fewest parts wins (then the most frequent); each part is split again where it
+    is itself a clear compound (its parts ``RECURSE_MARGIN`` more frequent than it), and kept as well:
+    "Donaudampfschiff" → donau, dampfschiff, dampf, schiff; "Haushaltsausschuss" → haushalt, ausschuss
+    (and not haus + halt: "Haushalt" is too common a word to be read as one)."""
+    return tuple(sorted(_parts(word, 0.0), key=lambda p: (p.start, -p.end)))
+
+
+RECURSE_MARGIN = 1.1  # zipf; a part is split again only if its parts are this much more frequent than it
+# (dampfschiff: +1.6, verfassungsgericht: +1.2, split; haushalt: +1.0 as haus + halt, kept whole)
+
+
+def _parts(word: str, margin: float) -> list[Part]:
+    top = _top_split(word, margin)
+    out = list(top)
+    for p in top:
+        out += [Part(q.text, p.start + q.start, p.start + q.end) for q in _parts(p.text, RECURSE_MARGIN)]
+    return out
+
+
+def _top_split(word: str, margin: float) -> tuple[Part, ...]:
+    n = len(word)
+    if n < MIN_COMPOUND or n > MAX_COMPOUND or not word.isalpha():
+        return ()
+    freq, stops = _zipf(), _stopwords()
+    for suffix in ("innen", "in"):  # Lehrer|innen is a form of Lehrer, not a compound with "Rinnen"
+        if word.endswith(suffix) and word[: -len(suffix)] in freq:
+            return ()
+
+    @cache
+    def best(i: int) -> tuple[int, float, tuple[Part, ...]] | None:
+        """The split of word[i:] with the fewest parts, then the highest summed zipf: (parts, sum, parts)."""
+        found: list[tuple[int, float, tuple[Part, ...]]] = []
+        for j in range(i + MIN_PART, n + 1):
+            piece = word[i:j]
+            z = freq.get(piece, 0.0)
+            if not _known(piece, z, stops):
+                continue
+            if j == n:
+                found.append((1, z, (Part(piece, i, j),)))
+                continue
+            for link in ("", *LINKS):
+                k = j + len(link)
+                if (link and not word.startswith(link, j)) or n - k < MIN_PART:
+                    continue
+                rest = best(k)
+                if rest is not None:
+                    found.append((rest[0] + 1, z + rest[1], (Part(piece, i, j), *rest[2])))
+        return min(found, key=lambda f: (f[0], -f[1])) if found else None
+
+    splits = [
+        (count, total, parts)
+        for j in range(MIN_PART, n - MIN_PART + 1)
+        for count, total, parts in [_first(word, j, best, freq, stops)]
+        if count
+    ]
+    if not splits:
+        return ()
+    count, total, parts = min(splits, key=lambda f: (f[0], -f[1]))
+    if total / count <= freq.get(word, 0.0) + margin:  # the whole word is the more common reading
+        return ()
+    return parts
+
+
+def _known(piece: str, z: float, stops: frozenset[str]) -> bool:
+    """May ``piece`` (of zipf ``z``) be a part?"""
+    return z >= (MIN_ZIPF_SHORT if len(piece) == MIN_PART else MIN_ZIPF) and piece not in stops
+
+
+def _first(
+    word: str,
+    j: int,
+    best: Callable[[int], tuple[int, float, tuple[Part, ...]] | None],
+    freq: dict[str, float],
+    stops: frozenset[str],
+) -> tuple[int, float, tuple[Part, ...]]:
+    """The best split of ``word`` whose first part ends at ``j`` (at least two parts), or (0, 0, ())."""
+    piece = word[:j]
+    z = freq.get(piece, 0.0)
+    if not _known(piece, z, stops):
+        return 0, 0.0, ()
+    options = []
+    for link in ("", *LINKS):
+        k = j + len(link)
+        if (link and not word.startswith(link, j)) or len(word) - k < MIN_PART:
+            continue
+        rest = best(k)
+        if rest is not None:
+            options.append((rest[0] + 1, z + rest[1], (Part(piece, 0, j), *rest[2])))
+    return min(options, key=lambda f: (f[0], -f[1])) if options else (0, 0.0, ())
