@@ -25,6 +25,7 @@ MIN_PART = 4
 MIN_ZIPF = 2.3  # a part must be at least this frequent (zipf: log10 of uses per billion words)
 MIN_ZIPF_SHORT = 3.5  # …and a part of MIN_PART letters this frequent: short rare words are accidents ("halte|rung")
 LINKS = ("s", "es", "n", "en", "er", "ens")  # not "e": halt|e|rung would read "Halterung" as two words
+ENDINGS = ("en", "ern", "es", "er", "em", "e", "n", "s")  # inflections a known base may carry
 # listed as words by the frequency list (tokenisation noise), but only ever endings
 NOT_PARTS = frozenset({
     "innen", "schaft", "schaften", "heit", "heiten", "keit", "keiten", "lich", "liche", "lichen", "chen", "lein",
@@ -90,13 +91,19 @@ def _parts(word: str, margin: float) -> list[Part]:
 
 
 def _top_split(word: str, margin: float) -> tuple[Part, ...]:
-    n = len(word)
-    if n < MIN_COMPOUND or n > MAX_COMPOUND or not word.isalpha():
+    if len(word) < MIN_COMPOUND or len(word) > MAX_COMPOUND or not word.isalpha():
         return ()
     freq, stops = _zipf(), _stopwords()
     for suffix in ("innen", "in"):  # Lehrer|innen is a form of Lehrer, not a compound with "Rinnen"
         if word.endswith(suffix) and word[: -len(suffix)] in freq:
             return ()
+    whole = freq.get(word, 0.0)
+    for ending in ENDINGS:  # an inflected form is split as its known base: Weltkrieg|en, Flugzeug|en
+        base = word[: -len(ending)]
+        if word.endswith(ending) and len(base) >= MIN_COMPOUND and freq.get(base, 0.0) >= MIN_ZIPF:
+            word, whole = base, max(whole, freq[base])
+            break
+    n = len(word)
 
     @cache
     def best(i: int) -> tuple[int, float, tuple[Part, ...]] | None:
@@ -112,7 +119,7 @@ def _top_split(word: str, margin: float) -> tuple[Part, ...]:
                 continue
             for link in ("", *LINKS):
                 k = j + len(link)
-                if (link and not word.startswith(link, j)) or n - k < MIN_PART:
+                if (link and not word.startswith(link, j)) or n - k < MIN_PART or _runs_on(word, i, k, freq):
                     continue
                 rest = best(k)
                 if rest is not None:
@@ -128,9 +135,16 @@ def _top_split(word: str, margin: float) -> tuple[Part, ...]:
     if not splits:
         return ()
     count, total, parts = min(splits, key=lambda f: (f[0], -f[1]))
-    if total / count <= freq.get(word, 0.0) + margin:  # the whole word is the more common reading
+    if total / count <= whole + margin:  # the whole word is the more common reading
         return ()
     return parts
+
+
+def _runs_on(word: str, i: int, k: int, freq: dict[str, float]) -> bool:
+    """Does a known word start at ``i`` and run two or more letters past ``k``, where the next part would
+    begin? Then the cut at ``k`` splits a derived word: lieb|enden (liebend), roman|tischen (romantisch),
+    flug|zeugen (Flugzeug)."""
+    return any(freq.get(word[i:e], 0.0) >= MIN_ZIPF for e in range(k + 2, min(len(word), k + 8)))
 
 
 def _known(piece: str, z: float, stops: frozenset[str]) -> bool:
@@ -153,7 +167,7 @@ def _first(
     options = []
     for link in ("", *LINKS):
         k = j + len(link)
-        if (link and not word.startswith(link, j)) or len(word) - k < MIN_PART:
+        if (link and not word.startswith(link, j)) or len(word) - k < MIN_PART or _runs_on(word, 0, k, freq):
             continue
         rest = best(k)
         if rest is not None:
