@@ -4,8 +4,9 @@ After Koehn and Knight (2003), with wordfreq's German frequency list as the dict
 ``MIN_COMPOUND`` letters or more is split where every part is a known word of ``MIN_PART`` letters or
 more (a linking "s", "es", "n", "en", "er" or "ens" may follow a part) and the parts are, on average,
 more frequent than the whole word. Of all such splits the one with the fewest parts wins, then the one
-with the most frequent parts. So "Wandhalterung" is wand + halterung and never yields "alterung", and a
-word that is more common than its would-be parts ("Verstand", not vers + tand) stays whole.
+with the most frequent parts; where a head can follow a modifier with or without a linking element, it
+is read without (Einkommen|steuer, not Einkommen|s|teuer). So "Wandhalterung" is wand + halterung and
+never yields "alterung", and a word more common than its would-be parts ("Verstand") stays whole.
 
 A part of only ``MIN_PART`` letters must be a common word (``MIN_ZIPF_SHORT``). Parts are never
 stopwords ("unter" + "nehmen") nor word-forming suffixes the frequency list happens to hold ("innen",
@@ -15,6 +16,7 @@ nothing a user types can make this slow.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -30,17 +32,25 @@ ENDINGS = ("en", "ern", "es", "er", "em", "e", "n", "s")  # inflections a known 
 NOT_PARTS = frozenset({
     "innen", "schaft", "schaften", "heit", "heiten", "keit", "keiten", "lich", "liche", "lichen", "chen", "lein",
     "ismus", "ismen", "tum", "tums", "ling", "linge", "ung", "ungen", "isch", "ische", "ischen", "igkeit", "sam",
-    "same", "haft", "hafte", "weise", "bare",
+    "same", "haft", "hafte", "weise", "bare", "aufge", "abel",
 })  # fmt: skip
 
 
-@dataclass(frozen=True)
+_ADJECTIVE = re.compile(r"isch(?:e|en|er|es|em)?$")
+
+
+@dataclass(frozen=True, order=True)
 class Part:
     """One part of a compound: the letters ``word[start:end]`` (a linking element excluded)."""
 
     text: str
     start: int
     end: int
+
+
+# parts, linking letters, minus the summed zipf, the parts; after one modifier the fewest linking letters win
+# (Einkommen|steuer, not Einkommen|s|teuer), across modifiers the fewest parts, then the most frequent
+Split = tuple[int, int, float, tuple[Part, ...]]
 
 
 @cache
@@ -104,37 +114,38 @@ def _top_split(word: str, margin: float) -> tuple[Part, ...]:
             word, whole = base, max(whole, freq[base])
             break
     n = len(word)
+    if _ADJECTIVE.search(word):  # romant|ischen, nordamerikan|ische (and a Schreibtisch with them)
+        return ()
 
     @cache
-    def best(i: int) -> tuple[int, float, tuple[Part, ...]] | None:
-        """The split of word[i:] with the fewest parts, then the highest summed zipf: (parts, sum, parts)."""
-        found: list[tuple[int, float, tuple[Part, ...]]] = []
+    def best(i: int) -> Split | None:
+        """The split of word[i:]: the fewest parts, then the fewest linking letters, then the most frequent."""
+        found: list[Split] = []
         for j in range(i + MIN_PART, n + 1):
             piece = word[i:j]
             z = freq.get(piece, 0.0)
             if not _known(piece, z, stops):
                 continue
             if j == n:
-                found.append((1, z, (Part(piece, i, j),)))
+                found.append((1, 0, -z, (Part(piece, i, j),)))
                 continue
+            here = []
             for link in ("", *LINKS):
                 k = j + len(link)
                 if (link and not word.startswith(link, j)) or n - k < MIN_PART or _runs_on(word, i, k, freq):
                     continue
                 rest = best(k)
                 if rest is not None:
-                    found.append((rest[0] + 1, z + rest[1], (Part(piece, i, j), *rest[2])))
-        return min(found, key=lambda f: (f[0], -f[1])) if found else None
+                    here.append((rest[0] + 1, rest[1] + len(link), rest[2] - z, (Part(piece, i, j), *rest[3])))
+            if here:
+                found.append(min(here))  # after one modifier: the head without a link if it exists
+        return min(found, key=_rank) if found else None
 
-    splits = [
-        (count, total, parts)
-        for j in range(MIN_PART, n - MIN_PART + 1)
-        for count, total, parts in [_first(word, j, best, freq, stops)]
-        if count
-    ]
+    splits = [s for j in range(MIN_PART, n - MIN_PART + 1) if (s := _first(word, j, best, freq, stops)) is not None]
     if not splits:
         return ()
-    count, total, parts = min(splits, key=lambda f: (f[0], -f[1]))
+    count, _, negative, parts = min(splits, key=_rank)
+    total = -negative
     if total / count <= whole + margin:  # the whole word is the more common reading
         return ()
     return parts
@@ -153,17 +164,13 @@ def _known(piece: str, z: float, stops: frozenset[str]) -> bool:
 
 
 def _first(
-    word: str,
-    j: int,
-    best: Callable[[int], tuple[int, float, tuple[Part, ...]] | None],
-    freq: dict[str, float],
-    stops: frozenset[str],
-) -> tuple[int, float, tuple[Part, ...]]:
-    """The best split of ``word`` whose first part ends at ``j`` (at least two parts), or (0, 0, ())."""
+    word: str, j: int, best: Callable[[int], Split | None], freq: dict[str, float], stops: frozenset[str]
+) -> Split | None:
+    """The best split of ``word`` whose first part ends at ``j`` (at least two parts)."""
     piece = word[:j]
     z = freq.get(piece, 0.0)
     if not _known(piece, z, stops):
-        return 0, 0.0, ()
+        return None
     options = []
     for link in ("", *LINKS):
         k = j + len(link)
@@ -171,5 +178,10 @@ def _first(
             continue
         rest = best(k)
         if rest is not None:
-            options.append((rest[0] + 1, z + rest[1], (Part(piece, 0, j), *rest[2])))
-    return min(options, key=lambda f: (f[0], -f[1])) if options else (0, 0.0, ())
+            options.append((rest[0] + 1, rest[1] + len(link), rest[2] - z, (Part(piece, 0, j), *rest[3])))
+    return min(options) if options else None
+
+
+def _rank(s: Split) -> tuple[int, float]:
+    """Splits after different modifiers compare by parts, then frequency (Koalition|s|vertrag beats Koalitions|…)."""
+    return s[0], s[2]

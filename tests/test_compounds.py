@@ -175,3 +175,18 @@ def test_part_columns_score_at_their_weight() -> None:
     rows_, scores = bm.scores(["de~:schiff", "de~+:schiff"])
     got = dict(zip(rows_.tolist(), scores.tolist(), strict=True))
     assert got == pytest.approx({0: 0.125 * by_hand(1, 1, 2), 1: 0.5 * by_hand(1, 1, 1)})
+
+
+def test_the_hand_checked_list_is_the_splitters_and_mostly_right() -> None:
+    """queries/compounds-checked.tsv: 400+ words of the shared corpora with the splitter's split and a judgement
+    by hand. The splits must still be the splitter's (else the judgements say nothing), and the rate of
+    false splits stays what the results state."""
+    lines = [
+        line.split("\t")
+        for line in (Path(__file__).parent.parent / "queries" / "compounds-checked.tsv").read_text().splitlines()
+        if line and not line.startswith(("#", "word\t"))
+    ]
+    assert len(lines) >= 200
+    assert [row[2] for row in lines] == ["+".join(p.text for p in split(row[0])) for row in lines]
+    false = sum(row[3] == "false" for row in lines)
+    assert {row[3] for row in lines} == {"ok", "false"} and false / len(lines) < 0.08
