@@ -38,9 +38,10 @@ class Scoring:
     sentence_share: float = 0.5
     titles: str = "document"  # a title's terms count in its document's row (and whoosh's title field)
     # German compounds (search/compounds.py): a query word found inside a compound ("de+:" terms) and a
-    # part of a query compound ("Versicherung" of "Krankenversicherung") count this much of a whole word
+    # part of a query compound ("Versicherung" of "Krankenversicherung") count this much of a whole word;
+    # chosen on the German collections' tuning splits (benchmarks/results/compounds.md)
     part_weight: float = 0.5
-    query_part_weight: float = 0.5
+    query_part_weight: float = 1.0
 
     def describe(self) -> str:
         return (

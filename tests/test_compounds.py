@@ -190,3 +190,14 @@ def test_the_hand_checked_list_is_the_splitters_and_mostly_right() -> None:
     assert [row[2] for row in lines] == ["+".join(p.text for p in split(row[0])) for row in lines]
     false = sum(row[3] == "false" for row in lines)
     assert {row[3] for row in lines} == {"ok", "false"} and false / len(lines) < 0.08
+
+
+def test_the_default_weights_are_the_ones_tuned() -> None:
+    """The manifest's defaults for part weights are what benchmarks/compounds.py chose on the tuning splits."""
+    import json
+
+    from search.manifest import Scoring
+
+    results = Path(__file__).parent.parent / "benchmarks" / "results" / "compounds.json"
+    chosen = json.loads(results.read_text(encoding="utf-8"))["chosen"]
+    assert (Scoring.part_weight, Scoring.query_part_weight) == (chosen["part_weight"], chosen["query_part_weight"])
