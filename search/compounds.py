@@ -71,10 +71,12 @@ def zipf(word: str) -> float:
     return _zipf().get(word, 0.0)
 
 
+@cache
 def _stopwords() -> frozenset[str]:
-    from .analysis import stopwords
+    """German stopwords: whoosh's list, as the analyser's (search/analysis.py, which imports this module)."""
+    from whoosh.lang.stopwords import stoplists
 
-    return stopwords("de")
+    return frozenset(stoplists["de"])
 
 
 @lru_cache(maxsize=200_000)

@@ -24,7 +24,8 @@ def test_manifest_round_trip(built: Path, fake_encoder: FakeEncoder) -> None:
     with Index.open(built, encoder=fake_encoder) as ix:
         assert ix.manifest.to_json() == manifest
         assert manifest["scoring"] == {
-            "k1": 1.2, "b": 0.75, "idf": "lucene", "document_share": 1.0, "sentence_share": 0.5, "titles": "document"
+            "k1": 1.2, "b": 0.75, "idf": "lucene", "document_share": 1.0, "sentence_share": 0.5, "titles": "document",
+            "part_weight": 0.5, "query_part_weight": 1.0,
         }  # fmt: skip
         assert ix.keyword.count == ix.vectors.count == manifest["counts"]["chunks"] == len(ix.chunks)
         info = ix.info()
