@@ -57,7 +57,7 @@ MODES: tuple[str, ...] = tuple(m.value for m in ModeName)
 AUTO_CUTOFF = 0.7998
 MAX_CANDIDATES = 10_000  # per side; also how deep a page (offset + k) can reach
 SEMANTIC_DOC_WEIGHT = 1.0  # semantic mode's document weight, chosen on the tuning splits (relevance.md)
-HYBRID_DOC_WEIGHT = 2.0  # hybrid mode's (3 before document vectors read 256 tokens and sentencex chunked)
+HYBRID_DOC_WEIGHT = 4.0  # hybrid mode's (2 before German compounds were split; 3 before 256-token documents)
 
 
 def _param(
@@ -149,15 +149,15 @@ class SearchParams:
         f"default {HYBRID_DOC_WEIGHT:g} in hybrid mode, {SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
         lo=0.0,
         hi=10.0,
-        source="2 (hybrid) and 1 (semantic), each chosen on the tuning splits (relevance.md)",
+        source="4 (hybrid) and 1 (semantic), each chosen on the tuning splits (relevance.md)",
     )
     feedback: int = _param(
-        1,
+        2,
         "Hybrid: the first ranking's best N documents move the query vector for a second ranking "
         "(pseudo-relevance feedback; 0: off).",
         lo=0,
         hi=20,
-        source="1 document at weight 0.5, chosen with alpha on the tuning splits (relevance.md)",
+        source="2 documents at weight 0.5, chosen with alpha on the tuning splits (relevance.md)",
     )
     feedback_weight: float = _param(0.5, "Weight of those documents against the query vector.", lo=0.0, hi=10.0)
     # not generated as one option each: the CLI's --where/--path/--after/--before and --facets, and the

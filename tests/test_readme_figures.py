@@ -53,7 +53,7 @@ def cores() -> float:
     return float(counts.pop()) if len(counts) == 1 else float("nan")
 
 
-HYBRID = "convex α=0.8 μ=2 fb=1×0.5 max"  # the default the tuning chose (checked below)
+HYBRID = "convex α=0.8 μ=4 fb=2×0.5 max"  # the default the tuning chose (checked below)
 
 
 @dataclass(frozen=True)
