@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
-from search import Index, build_index
+from search import Index, SearchParams, build_index
 from search.cli import app
 from search.errors import DocumentNotFoundError
 from search.serve import IndexHolder, SearchOut, create_app
@@ -44,7 +44,8 @@ def test_feedback_docs_are_the_first_rankings_best_documents(tmp_path: Path) -> 
         for q in ("cat fish", "dog bark"):
             first = [r.doc for r in ix.search(q, feedback=0, k=10, dedupe=False)]
             best = list(dict.fromkeys(first))  # the first ranking's documents, best first
-            assert ix.page(q).feedback_docs == tuple(best[:1])
+            assert ix.page(q).feedback_docs == tuple(best[: SearchParams().feedback])  # the default
+            assert ix.page(q, feedback=1).feedback_docs == tuple(best[:1])
             assert ix.page(q, feedback=2).feedback_docs == tuple(best[:2])
             assert ix.page(q, feedback=0).feedback_docs == ()
             assert ix.page(q, mode="keyword").feedback_docs == ()

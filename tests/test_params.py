@@ -34,9 +34,9 @@ def test_defaults_bounds_and_coercion() -> None:
         FusionName.convex,
         0.8,
         100,
-        1,
+        2,
     )
-    assert p.effective_doc_weight == 2.0 and SearchParams(mode="semantic").effective_doc_weight == 1.0
+    assert p.effective_doc_weight == 4.0 and SearchParams(mode="semantic").effective_doc_weight == 1.0
     assert SearchParams(mode="keyword").mode is ModeName.keyword
     assert p.replace(k=5).k == 5 and p.k == 10
     with pytest.raises(SearchError, match="k must be between 1 and 1000, not 0"):
