@@ -201,3 +201,23 @@ def test_the_default_weights_are_the_ones_tuned() -> None:
     results = Path(__file__).parent.parent / "benchmarks" / "results" / "compounds.json"
     chosen = json.loads(results.read_text(encoding="utf-8"))["chosen"]
     assert (Scoring.part_weight, Scoring.query_part_weight) == (chosen["part_weight"], chosen["query_part_weight"])
+
+
+def test_the_word_list_is_kept_in_the_cache_and_a_damaged_one_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from search import compounds
+
+    monkeypatch.setenv("SEARCH_CACHE_DIR", str(tmp_path))
+    compounds._zipf.cache_clear()
+    try:
+        words = compounds._zipf()
+        (kept,) = (tmp_path / "compounds").glob("de-wordfreq-*.tsv")
+        assert len(kept.read_text(encoding="utf-8").splitlines()) == len(words) > 50_000
+        compounds._zipf.cache_clear()
+        assert compounds._zipf() == words  # read back: the same list
+        kept.write_text("schiff\tnot a number\n", encoding="utf-8")  # damaged
+        compounds._zipf.cache_clear()
+        assert compounds._zipf() == words and len(kept.read_text(encoding="utf-8").splitlines()) == len(words)
+    finally:
+        compounds._zipf.cache_clear()
