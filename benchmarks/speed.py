@@ -455,6 +455,25 @@ def txtai_reference(texts: list[str], queries: list[str], tmp: Path) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def measure_builds(figures: dict, target: int, queries: list[str], tmp: Path) -> list[str]:
+    """The example and the big build with their latencies into ``figures`` (``BUILD_PARTS``); the big
+    index stays in ``tmp / "bigindex"``. Returns the big corpus's sentences."""
+    from search.encoder import load_encoder
+
+    load_encoder()  # conversion and ONNX export happen once, outside every timing
+    log("example corpus: build")
+    figures["example_build"] = our_build(ROOT / "corpus", tmp / "example")
+    figures["example_cold_query_s"] = cold_query(tmp / "example")
+    log(f"building the {target:,}-sentence corpus")
+    corpus, sentences = build_corpus(tmp / "big", target)
+    figures["big_corpus"] = {"sentences_estimated": len(sentences), "file_mb": corpus.stat().st_size / 2**20}
+    log("our build of the big corpus")
+    figures["big_build"] = our_build(corpus, tmp / "bigindex")
+    log("latencies")
+    figures["big_latency"] = latencies(tmp / "bigindex", queries)
+    return sentences
+
+
 BUILD_PARTS = ("example_build", "example_cold_query_s", "big_corpus", "big_build", "big_latency")
 
 
@@ -464,20 +483,7 @@ def rebuild_only(new: dict, target: int, queries: list[str]) -> dict:
     old = json.loads((RESULTS / "speed.json").read_text(encoding="utf-8"))
     kept = old.pop("kept_from", None) or {k: old[k] for k in ("command", "date", "machine")}
     with tempfile.TemporaryDirectory() as tmpdir:
-        tmp = Path(tmpdir)
-        from search.encoder import load_encoder
-
-        load_encoder()
-        log("example corpus: build")
-        old["example_build"] = our_build(ROOT / "corpus", tmp / "example")
-        old["example_cold_query_s"] = cold_query(tmp / "example")
-        log(f"building the {target:,}-sentence corpus")
-        corpus, sentences = build_corpus(tmp / "big", target)
-        old["big_corpus"] = {"sentences_estimated": len(sentences), "file_mb": corpus.stat().st_size / 2**20}
-        log("our build of the big corpus")
-        old["big_build"] = our_build(corpus, tmp / "bigindex")
-        log("latencies")
-        old["big_latency"] = latencies(tmp / "bigindex", queries)
+        measure_builds(old, target, queries, Path(tmpdir))
     return {**old, "command": new["command"] + " --only build", "date": new["date"], "machine": new["machine"],
             "kept_from": kept}  # fmt: skip
 
@@ -501,27 +507,12 @@ def main() -> None:
     target = 5_000 if args.quick else 100_000
     figures: dict = stamp("python benchmarks/speed.py" + (" --quick" if args.quick else ""))
     if args.only:
-        figures = rebuild_only(figures, target, queries=load_queries())
-        RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "speed.json").write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        write(figures)
+        save(rebuild_only(figures, target, queries=load_queries()))
         return
     queries = load_queries()
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
-        from search.encoder import load_encoder
-
-        load_encoder()  # conversion and ONNX export happen once, outside every timing
-        log("example corpus: build")
-        figures["example_build"] = our_build(ROOT / "corpus", tmp / "example")
-        figures["example_cold_query_s"] = cold_query(tmp / "example")
-        log(f"building the {target:,}-sentence corpus")
-        corpus, sentences = build_corpus(tmp / "big", target)
-        figures["big_corpus"] = {"sentences_estimated": len(sentences), "file_mb": corpus.stat().st_size / 2**20}
-        log("our build of the big corpus")
-        figures["big_build"] = our_build(corpus, tmp / "bigindex")
-        log("latencies")
-        figures["big_latency"] = latencies(tmp / "bigindex", queries)
+        sentences = measure_builds(figures, target, queries, tmp)
         log("HNSW recall")
         figures["hnsw"] = hnsw_recall(tmp / "bigindex", queries)
         log("embedding throughput, ours vs sentence-transformers fp32")
@@ -551,6 +542,10 @@ def main() -> None:
                     f.write(json.dumps({"_id": str(i), "text": x}) + "\n")
             figures["ours_on_txtai_sample"] = our_build(tmp / "sample", tmp / "sampleindex")
             figures["ours_on_txtai_sample"]["latency"] = latencies(tmp / "sampleindex", queries)["hybrid"]
+    save(figures)
+
+
+def save(figures: dict) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)  # the figures first: an hour's run survives a rendering bug
     (RESULTS / "speed.json").write_text(json.dumps(figures, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write(figures)
