@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
@@ -17,7 +19,7 @@ from playwright.sync_api import expect
 from search import build_index
 from search.serve import IndexHolder
 
-from .conftest import EXAMPLE, animal_corpus
+from .conftest import EXAMPLE, FakeEncoder, animal_corpus
 from .live_server import live_server
 
 QUESTION = "Wer will britische Soldaten in die Ukraine schicken?"
@@ -195,27 +197,35 @@ def test_errors_and_empty_results_are_shown(page, base_url: str) -> None:  # typ
     assert page.evaluate("document.activeElement.id") == "q"
 
 
-def test_more_like_this_lists_the_nearest_documents(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    corpus, enc = animal_corpus(tmp_path / "animals", ["1-cats.txt", "2-mixed.txt", "3-dogs.txt"])
-    build_index(corpus, tmp_path / "idx", encoder=enc)
-    holder = IndexHolder(tmp_path / "idx", encoder=enc)
+@contextmanager
+def served(browser, corpus: Path, enc: FakeEncoder, folder: Path) -> Iterator[tuple[Any, str]]:  # type: ignore[no-untyped-def]
+    """``corpus`` indexed into ``folder`` with ``enc``, served on loopback, and a fresh browser page with its URL."""
+    build_index(corpus, folder, encoder=enc)
+    holder = IndexHolder(folder, encoder=enc)
     try:
         with live_server(holder) as url:
             context = browser.new_context()
-            page = context.new_page()
-            page.goto(url + "/?q=Cats+purr&mode=keyword")
-            page.wait_for_selector("#results .result")
-            first = page.locator("#results .result").first
-            assert first.locator(".doc-link").inner_text() == "1-cats.txt"
-            first.locator(".like-link").click()
-            expect(page.locator("#status")).to_have_text("2 documents like 1-cats.txt")
-            docs = page.locator("#results .result .doc-link").all_inner_texts()
-            assert docs == ["2-mixed.txt", "3-dogs.txt"]  # cat+dog is nearer to cat+fish than dog alone
-            assert page.locator("#results .result .evidence").first.inner_text() == "The cat sleeps."
-            expect(page.locator("#more")).to_be_hidden()
-            context.close()
+            try:
+                yield context.new_page(), url
+            finally:
+                context.close()
     finally:
         holder.close()
+
+
+def test_more_like_this_lists_the_nearest_documents(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    corpus, enc = animal_corpus(tmp_path / "animals", ["1-cats.txt", "2-mixed.txt", "3-dogs.txt"])
+    with served(browser, corpus, enc, tmp_path / "idx") as (page, url):
+        page.goto(url + "/?q=Cats+purr&mode=keyword")
+        page.wait_for_selector("#results .result")
+        first = page.locator("#results .result").first
+        assert first.locator(".doc-link").inner_text() == "1-cats.txt"
+        first.locator(".like-link").click()
+        expect(page.locator("#status")).to_have_text("2 documents like 1-cats.txt")
+        docs = page.locator("#results .result .doc-link").all_inner_texts()
+        assert docs == ["2-mixed.txt", "3-dogs.txt"]  # cat+dog is nearer to cat+fish than dog alone
+        assert page.locator("#results .result .evidence").first.inner_text() == "The cat sleeps."
+        expect(page.locator("#more")).to_be_hidden()
 
 
 def test_facet_panel_filters_and_a_pdf_result_shows_its_page(browser, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
@@ -225,33 +235,24 @@ def test_facet_panel_filters_and_a_pdf_result_shows_its_page(browser, tmp_path: 
     shutil.copy(fixtures / "bericht.pdf", corpus / "berichte" / "bericht.pdf")
     shutil.copy(fixtures / "bericht.docx", corpus / "bericht.docx")
     shutil.copy(fixtures / "bericht.epub", corpus / "bericht.epub")
-    enc = animal_corpus(tmp_path / "unused", [])[1]
-    build_index(corpus, tmp_path / "idx", encoder=enc)
-    holder = IndexHolder(tmp_path / "idx", encoder=enc)
-    try:
-        with live_server(holder) as url:
-            context = browser.new_context()
-            page = context.new_page()
-            page.goto(url + "/?q=Haushaltsausschuss&mode=keyword")
-            page.wait_for_selector("#results .result")
-            types = page.locator('#facets .facet[data-field="type"] .facet-value')
-            assert sorted(types.all_inner_texts()) == ["docx (1)", "epub (1)", "pdf (1)"]
-            page.locator('#facets .facet-value[data-value="pdf"]').click()
-            expect(page.locator("#results .result .doc-link")).to_have_text([f"{TITLE} — berichte/bericht.pdf"])
-            assert "where=type%3Dpdf" in page.url  # the filter is in the URL: the search can be shared
-            expect(page.locator('#facets .facet-value[data-value="pdf"]')).to_have_attribute("aria-pressed", "true")
-            expect(page.locator("#results .result .page-no")).to_have_text("p. 3")
-            page.screenshot(path=str(_screenshots(tmp_path) / "facets.png"))
-            page.locator("#results .result .doc-link").click()
-            breaks = page.locator("#doc-text [data-page]")
-            expect(breaks).to_have_count(3)
-            page.screenshot(path=str(_screenshots(tmp_path) / "pages.png"))
-            assert page.locator('#doc-text [data-page="2"]').inner_text().startswith("Straßen und Brücken")
-            page.locator("#doc-close").click()
-            page.goto(page.url)  # the shared URL: same filter, same single result
-            expect(page.locator("#results .result .doc-link")).to_have_text([f"{TITLE} — berichte/bericht.pdf"])
-            page.locator('#facets .facet-value[data-value="pdf"]').click()  # again: unfiltered
-            expect(page.locator("#results .result")).to_have_count(3)
-            context.close()
-    finally:
-        holder.close()
+    with served(browser, corpus, FakeEncoder(["cat"]), tmp_path / "idx") as (page, url):
+        page.goto(url + "/?q=Haushaltsausschuss&mode=keyword")
+        page.wait_for_selector("#results .result")
+        types = page.locator('#facets .facet[data-field="type"] .facet-value')
+        assert sorted(types.all_inner_texts()) == ["docx (1)", "epub (1)", "pdf (1)"]
+        page.locator('#facets .facet-value[data-value="pdf"]').click()
+        expect(page.locator("#results .result .doc-link")).to_have_text([f"{TITLE} — berichte/bericht.pdf"])
+        assert "where=type%3Dpdf" in page.url  # the filter is in the URL: the search can be shared
+        expect(page.locator('#facets .facet-value[data-value="pdf"]')).to_have_attribute("aria-pressed", "true")
+        expect(page.locator("#results .result .page-no")).to_have_text("p. 3")
+        page.screenshot(path=str(_screenshots(tmp_path) / "facets.png"))
+        page.locator("#results .result .doc-link").click()
+        breaks = page.locator("#doc-text [data-page]")
+        expect(breaks).to_have_count(3)
+        page.screenshot(path=str(_screenshots(tmp_path) / "pages.png"))
+        assert page.locator('#doc-text [data-page="2"]').inner_text().startswith("Straßen und Brücken")
+        page.locator("#doc-close").click()
+        page.goto(page.url)  # the shared URL: same filter, same single result
+        expect(page.locator("#results .result .doc-link")).to_have_text([f"{TITLE} — berichte/bericht.pdf"])
+        page.locator('#facets .facet-value[data-value="pdf"]').click()  # again: unfiltered
+        expect(page.locator("#results .result")).to_have_count(3)
