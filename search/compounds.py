@@ -148,27 +148,13 @@ def _top_split(word: str, margin: float) -> tuple[Part, ...]:
     def best(i: int) -> Split | None:
         """The split of word[i:]: the fewest parts, then the fewest linking letters, then the most frequent."""
         found: list[Split] = []
-        for j in range(i + MIN_PART, n + 1):
-            piece = word[i:j]
-            z = freq.get(piece, 0.0)
-            if not _known(piece, z, stops):
-                continue
-            if j == n:
-                found.append((1, 0, -z, (Part(piece, i, j),)))
-                continue
-            here = []
-            for link in ("", *LINKS):
-                k = j + len(link)
-                if (link and not word.startswith(link, j)) or n - k < MIN_PART or _runs_on(word, i, k, freq):
-                    continue
-                rest = best(k)
-                if rest is not None:
-                    here.append((rest[0] + 1, rest[1] + len(link), rest[2] - z, (Part(piece, i, j), *rest[3])))
-            if here:
-                found.append(min(here))  # after one modifier: the head without a link if it exists
+        z = freq.get(word[i:], 0.0)
+        if n - i >= MIN_PART and _known(word[i:], z, stops):
+            found.append((1, 0, -z, (Part(word[i:], i, n),)))
+        found += [s for j in range(i + MIN_PART, n) if (s := _after(word, i, j, best, freq, stops)) is not None]
         return min(found, key=_rank) if found else None
 
-    splits = [s for j in range(MIN_PART, n - MIN_PART + 1) if (s := _first(word, j, best, freq, stops)) is not None]
+    splits = [s for j in range(MIN_PART, n - MIN_PART + 1) if (s := _after(word, 0, j, best, freq, stops)) is not None]
     if not splits:
         return ()
     count, _, negative, parts = min(splits, key=_rank)
@@ -190,22 +176,23 @@ def _known(piece: str, z: float, stops: frozenset[str]) -> bool:
     return z >= (MIN_ZIPF_SHORT if len(piece) == MIN_PART else MIN_ZIPF) and piece not in stops
 
 
-def _first(
-    word: str, j: int, best: Callable[[int], Split | None], freq: dict[str, float], stops: frozenset[str]
+def _after(
+    word: str, i: int, j: int, best: Callable[[int], Split | None], freq: dict[str, float], stops: frozenset[str]
 ) -> Split | None:
-    """The best split of ``word`` whose first part ends at ``j`` (at least two parts)."""
-    piece = word[:j]
+    """The best split of ``word[i:]`` whose first part is ``word[i:j]``, with at least one part after it;
+    after this one modifier the head without a linking element wins where it exists."""
+    piece = word[i:j]
     z = freq.get(piece, 0.0)
     if not _known(piece, z, stops):
         return None
     options = []
     for link in ("", *LINKS):
         k = j + len(link)
-        if (link and not word.startswith(link, j)) or len(word) - k < MIN_PART or _runs_on(word, 0, k, freq):
+        if (link and not word.startswith(link, j)) or len(word) - k < MIN_PART or _runs_on(word, i, k, freq):
             continue
         rest = best(k)
         if rest is not None:
-            options.append((rest[0] + 1, rest[1] + len(link), rest[2] - z, (Part(piece, 0, j), *rest[3])))
+            options.append((rest[0] + 1, rest[1] + len(link), rest[2] - z, (Part(piece, i, j), *rest[3])))
     return min(options) if options else None
 
 
