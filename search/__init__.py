@@ -9,6 +9,8 @@ from .index import DEFAULT_INDEX, BuildReport, Index, build_index
 from .manifest import Manifest, Scoring
 from .params import FusionName, ModeName, SearchParams, SyntaxName
 from .searcher import Searcher
+from .sharded import open_index
+from .sharding import build_sharded
 from .types import Chunk, Document, Evidence, Result
 from .writer import compact_index, remove_documents
 
@@ -31,8 +33,10 @@ __all__ = [
     "Searcher",
     "SyntaxName",
     "build_index",
+    "build_sharded",
     "check_index",
     "compact_index",
+    "open_index",
     "remove_documents",
 ]
 __version__ = "0.1.0"

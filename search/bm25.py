@@ -150,6 +150,38 @@ class TermMatrix:
             raise IndexFormatError(f"cannot read {path} ({exc}); {rebuild_hint(path.parent.parent)}") from None
 
 
+@dataclass(frozen=True)
+class Stats:
+    """What BM25 weights depend on beyond a row's own frequencies: the number of rows, their total
+    length, and each term's document frequency (``terms`` sorted for a sharded index's global
+    statistics, any order for one matrix's own)."""
+
+    rows: int
+    length: float
+    terms: np.ndarray
+    df: np.ndarray
+
+    def df_of(self, terms: np.ndarray) -> np.ndarray:
+        """The document frequency of each of ``terms`` (0 for a term these statistics lack)."""
+        if len(terms) == len(self.terms) and (terms is self.terms or np.array_equal(terms, self.terms)):
+            return self.df
+        order = np.argsort(self.terms, kind="stable")
+        pos = np.minimum(np.searchsorted(self.terms, terms, sorter=order), max(len(self.terms) - 1, 0))
+        if not len(self.terms):
+            return np.zeros(len(terms), dtype=np.int64)
+        at = order[pos]
+        return np.where(self.terms[at] == terms, self.df[at], 0)
+
+    @classmethod
+    def combine(cls, parts: Sequence[Stats]) -> Stats:
+        """The statistics of the union of disjoint row sets (the shards of one index)."""
+        terms = np.concatenate([p.terms for p in parts]) if parts else np.zeros(0, dtype="<U1")
+        df = np.concatenate([p.df for p in parts]) if parts else np.zeros(0, dtype=np.int64)
+        uniq, inverse = np.unique(terms, return_inverse=True)
+        total = np.bincount(inverse.ravel(), weights=df, minlength=len(uniq)).astype(np.int64)
+        return cls(sum(p.rows for p in parts), float(sum(p.length for p in parts)), uniq, total)
+
+
 class BM25:
     """Scores plain-word queries over a :class:`TermMatrix`."""
 
@@ -163,14 +195,27 @@ class BM25:
     ) -> None:
         self.m = matrix
         self.k1 = k1
+        self.b = b
         self.part_weight = part_weight
         self.query_part_weight = query_part_weight
-        n = len(matrix.row_ids)
-        df = np.diff(matrix.indptr).astype(np.float64)
-        self.idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
-        avgdl = float(matrix.doclen.mean()) if n else 1.0
-        self.norm = (k1 * (1.0 - b + b * matrix.doclen / max(avgdl, 1e-9))).astype(np.float32)
+        self._weigh(self.stats())
         self.col = {str(t): i for i, t in enumerate(matrix.terms.tolist())}
+
+    def stats(self) -> Stats:
+        """This matrix's own collection statistics."""
+        m = self.m
+        return Stats(len(m.row_ids), float(m.doclen.sum(dtype=np.float64)), m.terms, np.diff(m.indptr))
+
+    def use_stats(self, stats: Stats) -> None:
+        """Score with collection-wide statistics (a shard of a sharded index scores as the whole would)."""
+        self._weigh(stats)
+
+    def _weigh(self, stats: Stats) -> None:
+        n, m = stats.rows, self.m
+        df = stats.df_of(m.terms).astype(np.float64)
+        self.idf = np.log1p((n - df + 0.5) / (df + 0.5)).astype(np.float32)
+        avgdl = stats.length / n if n else 1.0  # lengths are whole numbers: the float64 sum is exact
+        self.norm = (self.k1 * (1.0 - self.b + self.b * m.doclen / max(avgdl, 1e-9))).astype(np.float32)
 
     def column(self, key: str) -> tuple[int | None, float]:
         """The column a query key reads and the weight it reads it at (see the module's docstring)."""
@@ -297,6 +342,12 @@ class PassageBM25:
             params.document_share,
             params.sentence_share,
         )
+
+    def use_stats(self, sentences: Stats, documents: Stats) -> None:
+        """Score with collection-wide statistics at both levels (a shard of a sharded index)."""
+        self.sent.use_stats(sentences)
+        self.docs.use_stats(documents)
+        self._memo = threading.local()
 
     def scores(self, terms: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
         key = tuple(terms)

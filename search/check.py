@@ -6,6 +6,7 @@ The checks of the documents and the chunk table are here; each component of a ge
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,8 @@ import numpy as np
 from .components import COMPONENTS
 from .errors import SearchError
 from .index import Index
+from .sharded import ShardedIndex, open_index
+from .sharding import GlobalStats, shard_name, shard_of
 from .store import generations
 from .types import Check
 
@@ -23,18 +26,53 @@ def check_index(folder: str | Path) -> list[Check]:
     """Every consistency check of the committed generation; an unreadable index is one failed check."""
     folder = Path(folder)
     try:
-        ix = Index.open(folder)
+        ix = open_index(folder)
     except SearchError as exc:
         return [Check("index opens", False, str(exc))]
     with ix:
         out = [Check("index opens", True, f"generation {ix.manifest.generation}"), *_table_checks(ix)]
-        expected = set(np.unique(ix.chunks.ids).tolist())
-        for component in COMPONENTS:
-            try:
-                out += component.check(ix, expected)
-            except SearchError as exc:
-                out.append(Check(f"{component.name} readable", False, str(exc)))
-        return [*out, _languages(ix), _old_generations(ix)]
+        if isinstance(ix, ShardedIndex):
+            return [*out, *_shard_checks(ix), _languages(ix)]
+        return [*out, *_component_checks(ix), _languages(ix), _old_generations(ix)]
+
+
+def _component_checks(ix: Index, prefix: str = "") -> list[Check]:
+    out = []
+    expected = set(np.unique(ix.chunks.ids).tolist())
+    for component in COMPONENTS:
+        try:
+            out += [replace(c, name=prefix + c.name) for c in component.check(ix, expected)]
+        except SearchError as exc:
+            out.append(Check(f"{prefix}{component.name} readable", False, str(exc)))
+    return out
+
+
+def _shard_checks(ix: ShardedIndex) -> list[Check]:
+    """Each shard's own checks, its documents in the shard their id hashes to, and the global
+    statistics equal to the sum of the shards'."""
+    out = []
+    n = len(ix.shards)
+    for i, shard in enumerate(ix.shards):
+        prefix = f"{shard_name(i)}: "
+        misplaced = sum(shard_of(d.id, n) != i for d in shard.documents)
+        out.append(
+            Check(
+                f"{prefix}documents in their shard",
+                misplaced == 0,
+                f"{misplaced} of {len(shard.documents)} hashed elsewhere",
+            )
+        )
+        out += _component_checks(shard, prefix)
+    stored = GlobalStats.load(ix.folder / ix.sharded.stats)
+    summed = GlobalStats.of_generations([s.generation for s in ix.shards])
+    same = all(
+        a.rows == b.rows and a.length == b.length and np.array_equal(a.terms, b.terms) and np.array_equal(a.df, b.df)
+        for a, b in ((stored.sentences, summed.sentences), (stored.documents, summed.documents))
+    )
+    detail = (
+        f"{stored.sentences.rows} sentences, {stored.documents.rows} documents, {len(stored.sentences.terms)} terms"
+    )
+    return [*out, Check("global BM25 statistics = the shards' sum", same, detail)]
 
 
 def _table_checks(ix: Index) -> list[Check]:

@@ -65,30 +65,49 @@ def index(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the report (counts, changes, seconds per stage) as JSON.")
     ] = False,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            help="Split the index into N shards (documents hashed by id), searched as one; an existing "
+            "sharded index keeps its number."
+        ),
+    ] = None,
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            help="Embed and write the shards on a Ray cluster: its address (ray://… or host:port), or 'local' "
+            "for a cluster on 127.0.0.1 started and stopped here. Needs pip install -e '.[distributed]'."
+        ),
+    ] = None,
 ) -> None:
     """Build the index from CORPUS, or update it: new and changed documents are indexed, unchanged ones cost nothing.
 
     Each run commits atomically; an interrupted run leaves the previous index as it was.
     """
     from .index import build_index
+    from .sharding import build_sharded, is_sharded, shard_count
 
     try:
+        sharded = shards is not None or is_sharded(index_dir)
+        if ray is not None and not sharded:
+            raise SearchError("--ray builds a sharded index: add --shards N")
         with progress_bar(quiet) as bar:
             progress = RichProgress(bar, "reading corpus")
-            report = build_index(
-                corpus,
-                index_dir,
-                model=model,
-                lang=lang,
-                window=window,
-                progress=progress,
-                prune=prune,
-                rebuild=rebuild,
+            options: dict[str, Any] = dict(
+                model=model, lang=lang, window=window, progress=progress, prune=prune, rebuild=rebuild,
                 embedding_cache=cache,
-            )
+            )  # fmt: skip
+            if sharded:
+                report = build_sharded(corpus, index_dir, shard_count(index_dir, shards), ray=ray, **options)
+            else:
+                report = build_index(corpus, index_dir, **options)
     except SearchError as exc:
         fail(exc)
         return
+    _print_report(report, quiet, as_json)
+
+
+def _print_report(report: Any, quiet: bool, as_json: bool) -> None:
     for s in report.skipped:
         label = "[cyan]note[/]" if s.indexed else "[yellow]skipped[/]"
         err.print(f"{label} {s.source}: {s.reason}", soft_wrap=True)
@@ -192,12 +211,12 @@ def query(
 ) -> None:
     """Search the index and show passages with highlighted evidence."""
     from .filters import Filters, parse_facets
-    from .index import Index
+    from .sharded import open_index
 
     try:
         params = params.replace(filters=Filters.parse(where or (), path or (), after, before))
         params = params.replace(facets=parse_facets(facets))
-        with Index.open(index_dir, model=model) as ix:
+        with open_index(index_dir, model=model) as ix:
             response = ix.page(text, params)
     except SearchError as exc:
         fail(exc)
@@ -229,10 +248,10 @@ def similar(
 ) -> None:
     """Documents like DOC ("more like this"): the nearest document vectors, each shown by its sentence
     closest to one of DOC's. No model is loaded."""
-    from .index import Index
+    from .sharded import open_index
 
     try:
-        with Index.open(index_dir) as ix:
+        with open_index(index_dir) as ix:
             results = ix.similar(doc, k, window)  # an unknown id fails here
             num = ix.document_num(doc)
             assert num is not None
@@ -293,13 +312,13 @@ def info(
     ] = False,
 ) -> None:
     """Show what is in the index: documents, sentences, model, analyzer and sizes."""
-    from .index import Index
+    from .sharded import open_index
 
     if check:
         _check(index_dir, as_json)
         return
     try:
-        with Index.open(index_dir) as ix:
+        with open_index(index_dir) as ix:
             report = ix.info()
     except SearchError as exc:
         fail(exc)

@@ -70,6 +70,9 @@ class Change:
     optimize: bool = False  # merge segments, drop deleted entries for good (compaction)
     made: dict[str, Any] = field(default_factory=dict)  # what a component hands a later one
     cancelled: threading.Event = field(default_factory=threading.Event)  # another lane failed: stop soon
+    # vectors embedded before the write (a sharded build embeds every shard's texts in one global plan):
+    # component name -> (ids of the added chunks or documents, in `added` order; their vectors)
+    given: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
     def check(self) -> None:
         """Raise :class:`Cancelled` once another lane of the write has failed (or was interrupted)."""
@@ -237,6 +240,13 @@ class _Embedded(Component):
         self._write(vectors, change)
 
     def _write(self, vectors: VectorIndex, change: Change) -> None:
+        given = change.given.get(self.name)
+        if given is not None:
+            if len(given[0]):
+                vectors.add(given[1], given[0])
+            vectors.save(change.target / self.files[0])
+            change.made[self.name] = vectors
+            return
         texts, ids = self.added(change)
         if texts:
             change.progress.start(self.task, len(texts))

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -293,6 +293,7 @@ class OnnxEncoder:
         self.query_prompt = prompts.get("query", "")
         self.passage_prompt = prompts.get("passage", prompts.get("document", ""))
         self.name = ref.name
+        self.ref = ref
         self.fingerprint = ref_fingerprint(ref)
         self.batch_size = batch_size
         self.dim = int(self._run([self.tokenizer.encode("dimension probe").ids]).shape[1])
@@ -314,8 +315,18 @@ class OnnxEncoder:
 
     def _encode(self, texts: list[str], progress: Callable[[int], None] | None) -> np.ndarray:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        if not texts:
-            return out
+        for rows, batch in self.batches(texts):
+            out[rows] = self.run(batch)
+            if progress:
+                progress(len(rows))
+        return out
+
+    def passage_batches(self, texts: Sequence[str]) -> Iterator[tuple[list[int], list[list[int]]]]:
+        """The batches :meth:`encode_passages` runs: (rows of ``texts``, token ids), in order. A sharded
+        build on Ray (search/distributed.py) runs exactly these on its workers."""
+        return self.batches([self.passage_prompt + t for t in texts])
+
+    def batches(self, texts: list[str]) -> Iterator[tuple[list[int], list[list[int]]]]:
         # sort by characters, tokenise a block at a time (an Encoding object holds far more than the
         # ids: tokenising 100,000 sentences at once took over a gigabyte), then sort each block by tokens
         by_chars = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -325,10 +336,11 @@ class OnnxEncoder:
             order = sorted(range(len(block)), key=lambda j: len(ids[j]))
             for lo in range(0, len(order), self.batch_size):
                 part = order[lo : lo + self.batch_size]
-                out[[block[j] for j in part]] = self._run([ids[j] for j in part])
-                if progress:
-                    progress(len(part))
-        return out
+                yield [block[j] for j in part], [ids[j] for j in part]
+
+    def run(self, batch: list[list[int]]) -> np.ndarray:
+        """The pooled, normalised vectors of one batch of token ids."""
+        return self._run(batch)
 
     def _run(self, batch: list[list[int]]) -> np.ndarray:
         width = max(len(b) for b in batch)

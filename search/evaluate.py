@@ -315,7 +315,8 @@ def run_eval(
 ) -> EvalReport:
     """Evaluate ``target`` (a BEIR folder, or a query file against ``index``) in each mode."""
     from .encoder import ref_fingerprint, resolve_model
-    from .index import Index, build_index
+    from .index import build_index
+    from .sharded import open_index
 
     if aggregation not in AGGREGATIONS:
         raise SearchError(f"unknown aggregation {aggregation!r}; choose from: {', '.join(AGGREGATIONS)}")
@@ -345,7 +346,7 @@ def run_eval(
             judged.relevant_text = {q: judged.relevant_text[q] for q in keep}
     results: dict[str, dict[str, float]] = {}
     runs: dict[str, Run] = {}
-    with Index.open(index, model=model) as ix:
+    with open_index(index, model=model) as ix:
         if judged.level == "sentence":
             judged.qrels = sentence_qrels(ix, judged)
         for mode in modes:

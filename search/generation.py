@@ -102,7 +102,18 @@ def collect_garbage(folder: Path, keep: str | None) -> None:
                 stray.unlink(missing_ok=True)
 
 
-def _chunk_docs(docs: list[StoredDoc], first_id: int) -> ChunkTable:
+@dataclass(frozen=True)
+class Planned:
+    """What a global plan decided for one shard's generation: its new chunks (global ids), the
+    index-wide next ids, and the vectors already embedded (see :attr:`Change.given`)."""
+
+    chunks: ChunkTable
+    next_chunk_id: int
+    next_doc_num: int
+    given: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def chunk_docs(docs: list[StoredDoc], first_id: int) -> ChunkTable:
     rows: list[tuple[int, int, int, int, int]] = []
     for s in docs:
         for pos, span in enumerate(split_sentences(s.doc.text, s.doc.lang)):
@@ -121,19 +132,27 @@ def write_generation(
     progress: Progress,
     timings: dict[str, float],
     optimize: bool = False,
+    planned: Planned | None = None,
 ) -> tuple[str, int, Manifest]:
     """Write and commit the next generation: ``keep`` (already indexed) plus ``add`` (new text).
 
     Every component (search/components.py) writes its files into the new generation's folder;
     then the documents and the chunk table, an fsync of everything, and the commit.
     Returns the generation's name, the number of chunks embedded, and the committed manifest.
+    With ``planned`` (a shard of a sharded index, search/sharding.py) the chunks, their ids and
+    vectors come from the global plan, and the generation is written but not committed: the global
+    manifest names it.
     """
     kept_nums = np.fromiter((s.num for s in keep), dtype=np.int64, count=len(keep))
     live = np.isin(state.chunks.docs, kept_nums)
-    next_chunk = state.manifest.next_chunk_id if state.manifest else 0
     t = time.perf_counter()
-    new_chunks = _chunk_docs(add, next_chunk)
-    timings["chunking"] = time.perf_counter() - t
+    if planned is None:
+        next_chunk = state.manifest.next_chunk_id if state.manifest else 0
+        new_chunks = chunk_docs(add, next_chunk)
+        next_chunk += len(new_chunks)
+    else:
+        new_chunks, next_chunk = planned.chunks, planned.next_chunk_id
+    timings["chunking"] = timings.get("chunking", 0.0) + time.perf_counter() - t
     chunks = state.chunks.where(live).concat(new_chunks)
     docs = sorted([*keep, *add], key=lambda s: s.num)
     langs = sorted({s.doc.lang for s in docs} | set(state.manifest.analyzer.languages if state.manifest else ()))
@@ -148,6 +167,7 @@ def write_generation(
         target=gen, langs=langs, docs=docs, chunks=chunks,
         dropped_docs=[s for s in state.docs if s.num not in kept], dropped_ids=state.chunks.ids[~live],
         added_docs=add, added_chunks=new_chunks, encoder=encoder, progress=progress, optimize=optimize,
+        given=planned.given if planned is not None else {},
     )  # fmt: skip
     try:
         _write_lanes(change, timings)
@@ -155,7 +175,10 @@ def write_generation(
         save_chunks(gen / CHUNKS, chunks)
         fsync_tree(gen)
         _crash_point("before-commit")
-        manifest = _manifest(state, gen_name, docs, chunks, langs, encoder, settings, next_chunk + len(new_chunks))
+        manifest = _manifest(state, gen_name, docs, chunks, langs, encoder, settings, next_chunk)
+        if planned is not None:
+            manifest = manifest.replace(next_doc_num=planned.next_doc_num)
+            return gen_name, len(new_chunks), manifest
         write_json(folder / MANIFEST, manifest.to_json())  # the commit
     except BaseException:
         shutil.rmtree(gen, ignore_errors=True)

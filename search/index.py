@@ -35,6 +35,7 @@ from .store import (
     DOCS,
     KEYWORD,
     MANIFEST,
+    SHARDS,
     VECTORS,
     ChunkTable,
     load_chunks,
@@ -107,6 +108,8 @@ class Index:
         before loading it); ``encoder`` is an already loaded one; ``encoder_threads`` the threads
         each query embedding may use (default every core; a server wants 1)."""
         folder = Path(folder)
+        if (folder / SHARDS).exists():
+            raise IndexFormatError(f"{folder} is a sharded index: open it with search.open_index({str(folder)!r})")
         for _ in range(OPEN_ATTEMPTS):  # a writer may commit and delete the generation we just read of
             manifest = read_manifest(folder)
             pin = pin_generation(folder / manifest.generation)

@@ -41,6 +41,7 @@ from .filters import Filters, parse_facets
 from .index import DEFAULT_INDEX, Index
 from .params import SearchParams, param_specs
 from .searcher import Page
+from .sharded import open_index
 from .types import Document, Result, results_payload
 
 log = logging.getLogger("search.serve")
@@ -74,7 +75,7 @@ class IndexHolder:
     ) -> None:
         self.folder = Path(folder)
         # one thread per query embedding: requests run side by side on the cores instead
-        index = Index.open(self.folder, model=model, encoder=encoder, encoder_threads=1)
+        index = open_index(self.folder, model=model, encoder=encoder, encoder_threads=1)
         self._current = _Snapshot(index)
         self._lock = threading.Lock()
         self._reloading = threading.Lock()

@@ -40,6 +40,7 @@ from .types import Chunk, Document
 
 FORMAT_VERSION = 7  # 6: titles in the document term matrix; 7: NFC words, gender forms, German compound parts
 MANIFEST = "manifest.json"
+SHARDS = "shards.json"  # a sharded index's global manifest (search/sharding.py)
 LOCK = ".lock"
 READERS = ".readers"
 DOCS = "docs.jsonl"

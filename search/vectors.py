@@ -116,7 +116,9 @@ class VectorIndex:
         """Exact cosine of ``query`` to each of ``ids`` (to score candidates the other side found)."""
         if not ids:
             return {}
-        sims = self.vectors(ids) @ np.asarray(query, dtype=np.float32).reshape(-1)
+        # in float64: a float32 product's last bits depend on how many rows BLAS is given at once, and a
+        # sharded index asks each shard for its own rows (search/sharded.py); this way each cosine is the same
+        sims = self.vectors(ids).astype(np.float64) @ np.asarray(query, dtype=np.float64).reshape(-1)
         return {int(i): float(s) for i, s in zip(ids, sims, strict=False)}
 
     @property

@@ -147,37 +147,18 @@ def _build(
         collect_garbage(folder, committed_generation(folder))
         enc = _LazyEncoder(state, model, encoder, folder, cache)
 
-        skipped: list[Skipped] = []
-        stats = ReadStats()
-        docs = list(read_corpus(corpus, skipped, stats))
-        if not docs:
-            reasons = "; ".join(f"{s.source}: {s.reason}" for s in [s for s in skipped if not s.indexed][:3])
-            raise CorpusError(f"nothing to index in {corpus}" + (f" ({reasons})" if reasons else ""))
-        keep, fresh, updated, meta_updated, removed = _plan(state, docs, lang, prune)
-        timings["read"] = time.perf_counter() - t0
-
-        not_indexed = sum(not s.indexed for s in skipped)
-        settings = {"lang": lang, "window": window, "corpus": str(Path(corpus).resolve()), "skipped": not_indexed}
-        report: dict[str, Any] = dict(
-            added=len(fresh) - updated, updated=updated, removed=removed, unchanged=len(docs) - len(fresh)
+        plan = read_plan(
+            state.docs, corpus, lang, prune, state.manifest.next_doc_num if state.manifest else 0, timings, t0
         )
-        report.update(meta_updated=meta_updated, formats=stats.formats)
-        if state.manifest and not fresh and not removed and not meta_updated:
+        skipped, keep, add, report = plan.skipped, plan.keep, plan.add, plan.counts
+        settings = {"lang": lang, "window": window, "corpus": str(Path(corpus).resolve()), "skipped": plan.not_indexed}
+        if state.manifest and plan.nothing_to_do:
             if state.manifest.chunking.window != window:  # a setting only: same generation, new manifest
                 state.manifest = state.manifest.replace(chunking=replace(state.manifest.chunking, window=window))
                 write_json(folder / MANIFEST, state.manifest.to_json())
             timings["total"] = time.perf_counter() - t0
             return _report(folder, state.manifest, skipped, timings, committed=False, **report)
 
-        t = time.perf_counter()
-        next_num = state.manifest.next_doc_num if state.manifest else 0
-        add = [
-            StoredDoc(next_num + i, h, replace(d, lang=detect_language(f"{d.title}\n{d.text}")))
-            if lang == "auto"
-            else StoredDoc(next_num + i, h, replace(d, lang=lang))
-            for i, (d, h) in enumerate(fresh)
-        ]
-        timings["language"] = time.perf_counter() - t
         gen, embedded, manifest = write_generation(
             folder, state, keep=keep, add=add, encoder=enc, settings=settings, progress=progress, timings=timings
         )
@@ -195,14 +176,65 @@ def _build(
     return _report(folder, manifest, skipped, timings, embedded=embedded, **report)
 
 
+@dataclass
+class Plan:
+    """What a write does with the corpus it read: documents kept as they are and documents to index
+    (numbered, their language detected), with the counts the report gives."""
+
+    skipped: list[Skipped]
+    keep: list[StoredDoc]
+    add: list[StoredDoc]
+    counts: dict[str, Any]
+
+    @property
+    def not_indexed(self) -> int:
+        return sum(not s.indexed for s in self.skipped)
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return not self.add and not self.counts["removed"] and not self.counts["meta_updated"]
+
+
+def read_plan(
+    indexed: list[StoredDoc],
+    corpus: str | Path,
+    lang: str,
+    prune: bool,
+    next_num: int,
+    timings: dict[str, float],
+    t0: float,
+) -> Plan:
+    """Read ``corpus`` and plan the write against the ``indexed`` documents (see :func:`_plan`); new
+    documents are numbered from ``next_num`` in corpus order. An empty corpus is a :class:`CorpusError`."""
+    skipped: list[Skipped] = []
+    stats = ReadStats()
+    docs = list(read_corpus(corpus, skipped, stats))
+    if not docs:
+        reasons = "; ".join(f"{s.source}: {s.reason}" for s in [s for s in skipped if not s.indexed][:3])
+        raise CorpusError(f"nothing to index in {corpus}" + (f" ({reasons})" if reasons else ""))
+    keep, fresh, updated, meta_updated, removed = _plan(indexed, docs, lang, prune)
+    timings["read"] = time.perf_counter() - t0
+    counts: dict[str, Any] = dict(
+        added=len(fresh) - updated, updated=updated, removed=removed, unchanged=len(docs) - len(fresh)
+    )
+    counts.update(meta_updated=meta_updated, formats=stats.formats)
+    t = time.perf_counter()
+    add = [
+        StoredDoc(next_num + i, h, replace(d, lang=detect_language(f"{d.title}\n{d.text}") if lang == "auto" else lang))
+        for i, (d, h) in enumerate(fresh)
+    ]
+    timings["language"] = time.perf_counter() - t
+    return Plan(skipped, keep, add, counts)
+
+
 def _plan(
-    state: State, docs: list[Document], lang: str, prune: bool
+    indexed: list[StoredDoc], docs: list[Document], lang: str, prune: bool
 ) -> tuple[list[StoredDoc], list[tuple[Document, str]], int, int, int]:
     """What a build does with each document read: keep it (with new metadata where that alone
     changed), or embed it afresh (new or changed text). Returns kept, fresh with content hashes, how
     many fresh ones replace an older version, how many kept ones got new metadata, and how many
     vanished documents are removed (only with ``prune``; otherwise they are kept)."""
-    old = {s.doc.id: s for s in state.docs}
+    old = {s.doc.id: s for s in indexed}
     seen = {d.id for d in docs}
     keep: list[StoredDoc] = []
     fresh: list[tuple[Document, str]] = []
@@ -218,7 +250,7 @@ def _plan(
         else:
             updated += prev is not None
             fresh.append((d, h))
-    vanished = [s for s in state.docs if s.doc.id not in seen]
+    vanished = [s for s in indexed if s.doc.id not in seen]
     if not prune:
         keep.extend(vanished)
     return keep, fresh, updated, meta_updated, len(vanished) if prune else 0

@@ -1,0 +1,165 @@
+"""The embedding of a sharded build on a Ray cluster (``search index … --shards N --ray ADDRESS|local``).
+
+Ray is an optional extra (``pip install -e '.[distributed]'``); nothing else imports this module.
+The driver plans every batch exactly as one process would (:meth:`OnnxEncoder.passage_batches`),
+so the vectors are bitwise equal to a one-machine build: dynamic int8 scales activations per batch,
+and the same texts in other batches give cosines as low as 0.993. Each batch of token ids goes to
+a worker actor holding the ONNX model with one thread per CPU it was given; the results come back
+in order. The embedding cache, where on, is read and written here, by the driver, in the steps
+:class:`~search.embcache.CachedEncoder` takes.
+
+``local`` starts a cluster on 127.0.0.1 (its GCS, raylet and object store; no dashboard, no usage
+statistics) with every core of this machine, and stops it afterwards. An address joins a running
+cluster (``ray start --head`` on one machine, ``ray start --address`` on the others); the index
+folder and the model cache must be on storage every node sees.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from .embcache import CachedEncoder, text_key
+from .encoder import Encoder, OnnxEncoder
+from .errors import SearchError
+
+LOCAL = "local"
+CONNECT_SECONDS = 5.0
+INFLIGHT_PER_WORKER = 4  # batches queued per worker: enough to keep it busy, few enough to stay in memory
+CACHE_STEP = 2048  # CachedEncoder's step: the batches are planned within each step, as there
+
+
+class RayError(SearchError):
+    """Ray is missing, or the cluster cannot be reached (exit 1)."""
+
+
+def _quiet_env() -> None:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # Ray otherwise tries to send usage statistics out
+
+
+def _reachable(address: str) -> None:
+    """Fail in seconds with one line, where ``ray.init`` would retry an unreachable address for minutes."""
+    hostport = address.split("://", 1)[-1]
+    host, _, port = hostport.rpartition(":")
+    if not host or not port.isdigit():
+        raise RayError(f"--ray {address!r}: expected host:port, ray://host:port or {LOCAL!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS).close()
+    except OSError as exc:
+        raise RayError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})") from None
+
+
+class RayRunner:
+    """A connection to a Ray cluster for one build: ``with RayRunner("local") as r: r.embed(…)``."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self._started = False
+        self.write_shard = None  # the shards are written here; Ray runs the embedding
+        self.workers: list[Any] = []  # the actors of the embedding under way
+
+    def __enter__(self) -> RayRunner:
+        _quiet_env()
+        try:
+            import ray
+        except ImportError:
+            raise RayError("--ray needs Ray: pip install -e '.[distributed]'") from None
+        if self.address != LOCAL:
+            _reachable(self.address)
+        if ray.is_initialized():  # the caller (a test, a notebook) is connected already
+            return self
+        if self.address == LOCAL:
+            # a node address on loopback: Ray's default is the machine's outward address
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+            ray.init(
+                _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=os.cpu_count() or 1,
+                log_to_driver=False, configure_logging=False,
+            )  # fmt: skip
+        else:
+            ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+        self._started = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._started:
+            import ray
+
+            ray.shutdown()  # a local cluster stops with it
+
+    def embed(self, encoder: Encoder, texts: list[str], progress: Callable[[int], None] | None) -> np.ndarray:
+        """``encoder.encode_passages(texts)``, bitwise, with the batches run on the cluster's workers."""
+        cache = encoder if isinstance(encoder, CachedEncoder) else None
+        model = cache.encoder if cache is not None else encoder
+        if not isinstance(model, OnnxEncoder):  # a model without an int8 export runs here, as it would
+            return encoder.encode_passages(texts, progress)
+        if cache is None:
+            return self._run(model, texts, progress)
+        keys = [text_key(t) for t in texts]
+        found = cache.cache.get(keys)
+        out = np.zeros((len(texts), model.dim), dtype=np.float32)
+        todo = [i for i, k in enumerate(keys) if k not in found]
+        for i, k in enumerate(keys):
+            if k in found:
+                out[i] = found[k]
+        cache.hits += len(texts) - len(todo)
+        cache.misses += len(todo)
+        if progress and len(texts) - len(todo):
+            progress(len(texts) - len(todo))
+        for lo in range(0, len(todo), CACHE_STEP):
+            idx = todo[lo : lo + CACHE_STEP]
+            vecs = self._run(model, [texts[i] for i in idx], progress)
+            out[idx] = vecs
+            cache.cache.put([keys[i] for i in idx], vecs)
+        return out
+
+    def _run(self, model: OnnxEncoder, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:
+        import ray
+
+        out = np.zeros((len(texts), model.dim), dtype=np.float32)
+        if not texts:
+            return out
+        cpus = int(ray.available_resources().get("CPU", 0)) or 1
+        env = {k: v for k, v in os.environ.items() if k.startswith("SEARCH_") or k in ("XDG_CACHE_HOME", "HOME")}
+        # a worker that dies is restarted and its batches run again: they give the same vectors
+        worker = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3, runtime_env={"env_vars": env})(_Worker)
+        workers = self.workers = [worker.remote(model.ref) for _ in range(cpus)]
+        pending: dict[Any, list[int]] = {}
+        try:
+            for n, (rows, batch) in enumerate(model.passage_batches(texts)):
+                pending[workers[n % len(workers)].run.remote(batch)] = rows
+                if len(pending) >= INFLIGHT_PER_WORKER * len(workers):
+                    self._collect(pending, out, progress, ray, block=1)
+            self._collect(pending, out, progress, ray, block=len(pending))
+        finally:
+            for w in workers:
+                ray.kill(w)
+            self.workers = []
+        return out
+
+    @staticmethod
+    def _collect(
+        pending: dict[Any, list[int]], out: np.ndarray, progress: Callable[[int], None] | None, ray: Any, block: int
+    ) -> None:
+        done, _ = ray.wait(list(pending), num_returns=block)
+        for ref in done:
+            rows = pending.pop(ref)
+            out[rows] = ray.get(ref)
+            if progress:
+                progress(len(rows))
+
+
+class _Worker:
+    """A Ray actor holding the model: one ONNX thread for the one CPU it holds."""
+
+    def __init__(self, ref: Any) -> None:
+        self.model = OnnxEncoder(ref, threads=1)
+
+    def run(self, batch: list[list[int]]) -> np.ndarray:
+        return self.model.run(batch)
+
+    def pid(self) -> int:
+        return os.getpid()

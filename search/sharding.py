@@ -1,0 +1,432 @@
+"""A sharded index: N ordinary index folders under one global manifest, searched as one.
+
+    indexes/big/
+        shards.json          the commit point of every shard: each shard's manifest (its generation
+                             included), the next ids, and the global keyword statistics' file
+        stats-000004.npz     document and sentence counts, total lengths and per-term document
+                             frequencies at both levels, summed over the shards
+        shard-000/ …         ordinary index folders (generations, locks, manifest.json)
+
+Documents go to shard ``blake2b(id) mod N``. A write plans globally, as a one-machine build would:
+new documents are numbered, chunked and given chunk ids in corpus order across all shards, and
+every new sentence and document is embedded in one call (the same batches a one-machine build
+runs, so the vectors are bitwise equal: int8 ONNX scales activations per batch). Each shard then
+writes its next generation with those ids and vectors (:class:`~search.generation.Planned`), none
+of them committed on its own; renaming ``shards.json`` commits them all. A crash before that
+rename leaves every shard's previous generation named and intact; the next writer removes the
+leftovers. Only after the commit does each shard's own ``manifest.json`` follow, so a shard folder
+also opens as an index of its own part.
+
+A search opens every shard (:class:`ShardedIndex`), scores each shard's BM25 with the global
+statistics, takes each side's top candidates from every shard and merges them before the
+searcher fuses, normalises and applies feedback, exactly as over one index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .bm25 import Stats, TermMatrix
+from .chunking import DOC_TOKENS
+from .components import document_text
+from .corpus import Skipped
+from .encoder import Encoder, openings
+from .errors import CorpusError, IndexFormatError, SearchError, rebuild_hint
+from .generation import Planned, State, chunk_docs, collect_garbage, write_generation
+from .locks import WriterLock
+from .manifest import Manifest
+from .store import (
+    BM25_DOCS_FILE,
+    BM25_FILE,
+    CHUNKS,
+    DOCS,
+    MANIFEST,
+    SHARDS,
+    ChunkTable,
+    StoredDoc,
+    load_chunks,
+    load_documents,
+    write_json,
+)
+from .writer import BuildReport, Plan, Progress, _LazyEncoder, _NoProgress, read_plan
+
+SHARDS_FORMAT = 1
+MAX_SHARDS = 1024
+
+
+class ShardingError(SearchError):
+    """A sharded index or a request for one that cannot work (exit 1)."""
+
+
+def shard_of(doc_id: str, shards: int) -> int:
+    """The shard a document belongs to: a stable hash of its id (the same on every machine and run)."""
+    digest = hashlib.blake2b(doc_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
+    return int.from_bytes(digest, "big") % shards
+
+
+def shard_name(i: int) -> str:
+    return f"shard-{i:03d}"
+
+
+def is_sharded(folder: str | Path) -> bool:
+    return (Path(folder) / SHARDS).exists()
+
+
+@dataclass(frozen=True)
+class ShardsManifest:
+    """``shards.json``: what every shard's committed generation is, and the global statistics' file."""
+
+    generation: int
+    created: str
+    updated: str
+    shards: tuple[Manifest, ...]
+    stats: str
+    next_chunk_id: int
+    next_doc_num: int
+    corpus: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "format": SHARDS_FORMAT,
+            "generation": self.generation,
+            "created": self.created,
+            "updated": self.updated,
+            "stats": self.stats,
+            "next_chunk_id": self.next_chunk_id,
+            "next_doc_num": self.next_doc_num,
+            "corpus": self.corpus,
+            "shards": [{"folder": shard_name(i), "manifest": m.to_json()} for i, m in enumerate(self.shards)],
+        }
+
+    @classmethod
+    def read(cls, folder: Path) -> ShardsManifest:
+        import json
+
+        where = folder / SHARDS
+        try:
+            obj = json.loads(where.read_text(encoding="utf-8"))
+            shards = tuple(Manifest.from_json(s["manifest"], f"{where} ({s['folder']})") for s in obj["shards"])
+            return cls(
+                int(obj["generation"]), str(obj["created"]), str(obj["updated"]), shards, str(obj["stats"]),
+                int(obj["next_chunk_id"]), int(obj["next_doc_num"]), obj.get("corpus"),
+            )  # fmt: skip
+        except IndexFormatError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexFormatError(f"{where}: cannot read the sharded index's manifest ({exc})") from None
+
+    @property
+    def documents(self) -> int:
+        return sum(m.counts.documents for m in self.shards)
+
+    @property
+    def chunks(self) -> int:
+        return sum(m.counts.chunks for m in self.shards)
+
+
+@dataclass(frozen=True)
+class GlobalStats:
+    """BM25's collection statistics over every shard, at the sentence and the document level."""
+
+    sentences: Stats
+    documents: Stats
+
+    def save(self, path: Path) -> None:
+        s, d = self.sentences, self.documents
+        tmp = path.with_name(path.name + ".tmp")
+        with tmp.open("wb") as f:
+            np.savez(
+                f, sent_terms=s.terms, sent_df=s.df, sent_counts=np.array([s.rows, s.length]),
+                doc_terms=d.terms, doc_df=d.df, doc_counts=np.array([d.rows, d.length]),
+            )  # fmt: skip
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> GlobalStats:
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                sc, dc = z["sent_counts"], z["doc_counts"]
+                return cls(
+                    Stats(int(sc[0]), float(sc[1]), z["sent_terms"], z["sent_df"]),
+                    Stats(int(dc[0]), float(dc[1]), z["doc_terms"], z["doc_df"]),
+                )
+        except (OSError, ValueError, KeyError) as exc:
+            raise IndexFormatError(f"cannot read {path} ({exc}); {rebuild_hint(path.parent)}") from None
+
+    @classmethod
+    def of_generations(cls, gens: Sequence[Path]) -> GlobalStats:
+        def stats(name: str) -> Stats:
+            parts = []
+            for gen in gens:
+                m = TermMatrix.load(gen / name)
+                parts.append(Stats(len(m.row_ids), float(m.doclen.sum(dtype=np.float64)), m.terms, np.diff(m.indptr)))
+            return Stats.combine(parts)
+
+        return cls(stats(BM25_FILE), stats(BM25_DOCS_FILE))
+
+
+def shard_count(folder: str | Path, shards: int | None) -> int:
+    """The number of shards a write uses: the one asked for, else the existing index's."""
+    if shards is not None:
+        return shards
+    return len(ShardsManifest.read(Path(folder)).shards)
+
+
+def check_shards(shards: int) -> None:
+    if not 1 <= shards <= MAX_SHARDS:
+        raise ShardingError(f"--shards must be between 1 and {MAX_SHARDS}, not {shards}")
+
+
+# -- writing --------------------------------------------------------------------------------
+
+Embed = Callable[[Encoder, list[str], Callable[[int], None] | None], np.ndarray]
+
+
+def _embed_here(encoder: Encoder, texts: list[str], progress: Callable[[int], None] | None) -> np.ndarray:
+    return encoder.encode_passages(texts, progress)
+
+
+def build_sharded(
+    corpus: str | Path,
+    folder: str | Path,
+    shards: int,
+    *,
+    model: str | None = None,
+    lang: str = "auto",
+    window: int = 1,
+    encoder: Encoder | None = None,
+    progress: Progress | None = None,
+    prune: bool = False,
+    rebuild: bool = False,
+    embedding_cache: bool | None = None,
+    ray: str | None = None,
+    embed: Embed | None = None,
+    write_shard: Callable[..., tuple[str, int, Manifest]] | None = None,
+) -> BuildReport:
+    """Build (or bring up to date) the sharded index in ``folder`` from ``corpus``: the sharded
+    counterpart of :func:`~search.writer.build_index`, with the same options. ``embed`` runs the
+    global embedding (default: here; search/distributed.py passes Ray actors) and ``write_shard``
+    one shard's generation (default: :func:`~search.generation.write_generation` here). ``ray`` (an
+    address, or "local") runs both on a Ray cluster (search/distributed.py)."""
+    folder = Path(folder)
+    check_shards(shards)
+    if ray is not None:
+        from .distributed import RayRunner
+
+        with RayRunner(ray) as runner:
+            return build_sharded(
+                corpus, folder, shards, model=model, lang=lang, window=window, encoder=encoder, progress=progress,
+                prune=prune, rebuild=rebuild, embedding_cache=embedding_cache, embed=runner.embed,
+                write_shard=runner.write_shard,
+            )  # fmt: skip
+    if (folder / MANIFEST).exists() and not is_sharded(folder):
+        raise ShardingError(f"{folder} holds an unsharded index; choose another --index folder for a sharded one")
+    if folder.exists() and not folder.is_dir():
+        raise CorpusError(f"{folder} is a file, not an index folder; choose another --index")
+    if folder.is_dir() and not is_sharded(folder) and any(p.name != ".lock" for p in folder.iterdir()):
+        raise CorpusError(f"{folder} exists and is not an index; choose another --index folder")
+    created = not folder.exists()
+    t0 = time.perf_counter()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with WriterLock(folder):
+            return _build(
+                folder, corpus, shards, model, lang, window, encoder, progress or _NoProgress(), prune, rebuild,
+                encoder is None if embedding_cache is None else embedding_cache, embed or _embed_here,
+                write_shard or write_generation, t0,
+            )  # fmt: skip
+    except BaseException:
+        if created and not (folder / SHARDS).exists():  # a first build that failed leaves nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _states(folder: Path, old: ShardsManifest | None, shards: int) -> list[State]:
+    if old is None:
+        return [State(None, [], ChunkTable.empty()) for _ in range(shards)]
+    out = []
+    for i, m in enumerate(old.shards):
+        gen = folder / shard_name(i) / m.generation
+        if not gen.is_dir():
+            raise IndexFormatError(f"{folder}: shard {shard_name(i)} lacks its generation {m.generation}")
+        out.append(State(m, load_documents(gen / DOCS), load_chunks(gen / CHUNKS)))
+    return out
+
+
+def _build(
+    folder: Path,
+    corpus: str | Path,
+    shards: int,
+    model: str | None,
+    lang: str,
+    window: int,
+    encoder: Encoder | None,
+    progress: Progress,
+    prune: bool,
+    rebuild: bool,
+    cache: bool,
+    embed: Embed,
+    write_shard: Callable[..., tuple[str, int, Manifest]],
+    t0: float,
+) -> BuildReport:
+    timings: dict[str, float] = {}
+    old = None if rebuild or not is_sharded(folder) else ShardsManifest.read(folder)
+    if old is not None and len(old.shards) != shards:
+        raise ShardingError(f"{folder} has {len(old.shards)} shards, not {shards}; add --rebuild to re-shard it")
+    states = _states(folder, old, shards)
+    for i, state in enumerate(states):  # leftovers of a write that never reached its commit
+        if (folder / shard_name(i)).is_dir():
+            collect_garbage(folder / shard_name(i), state.gen)
+    enc = _LazyEncoder(next((s for s in states if s.manifest), states[0]), model, encoder, folder, cache)
+    indexed = [d for s in states for d in s.docs]
+    plan = read_plan(indexed, corpus, lang, prune, old.next_doc_num if old else 0, timings, t0)
+    total_docs = len(plan.keep) + len(plan.add)
+    if total_docs < shards:
+        raise ShardingError(f"{shards} shards for {total_docs} documents: use at most {total_docs} shards")
+    where = str(Path(corpus).resolve())
+    settings: dict[str, Any] = {"lang": lang, "window": window, "corpus": where, "skipped": plan.not_indexed}
+    if old is not None and plan.nothing_to_do:
+        timings["total"] = time.perf_counter() - t0
+        return _report(folder, old, plan.skipped, timings, committed=False, **plan.counts)
+
+    # the global plan: ids in corpus order across shards, every text embedded in one call
+    next_chunk = old.next_chunk_id if old else 0
+    t = time.perf_counter()
+    chunks = chunk_docs(plan.add, next_chunk)
+    timings["chunking"] = time.perf_counter() - t
+    next_chunk += len(chunks)
+    next_num = max([old.next_doc_num if old else 0, *(s.num + 1 for s in plan.add)])
+    t = time.perf_counter()
+    vectors, doc_vectors = _embed_all(plan.add, chunks, enc, embed, progress)
+    timings["embedding"] = time.perf_counter() - t
+
+    written: list[Path] = []  # the new generations, removed again if the commit is not reached
+    try:
+        manifests, embedded = _write_shards(
+            folder, states, plan, chunks, (vectors, doc_vectors), (next_chunk, next_num), written,
+            lambda shard, state, **kw: write_shard(
+                shard, state, encoder=enc, settings=settings, progress=progress, timings=timings, **kw
+            ),
+        )  # fmt: skip
+        committed = _commit(folder, old, manifests, next_chunk, next_num, where)
+    except BaseException:
+        for done in written:
+            shutil.rmtree(done, ignore_errors=True)
+        raise
+    timings["total"] = time.perf_counter() - t0
+    report = dict(plan.counts)
+    if enc.cached is not None:
+        report["cache_hits"] = enc.sentence_hits
+    return _report(folder, committed, plan.skipped, timings, embedded=embedded, **report)
+
+
+def _write_shards(
+    folder: Path,
+    states: list[State],
+    plan: Plan,
+    chunks: ChunkTable,
+    vectors: tuple[np.ndarray, np.ndarray],
+    next_ids: tuple[int, int],
+    written: list[Path],
+    write: Callable[..., tuple[str, int, Manifest]],
+) -> tuple[list[Manifest], int]:
+    """Each shard's next generation, uncommitted (a shard nothing happened to keeps its own); returns
+    their manifests and the number of sentences written. ``written`` collects the new generations."""
+    shards = len(states)
+    owner = np.array([shard_of(s.doc.id, shards) for s in plan.add], dtype=np.int64)
+    chunk_owner = owner[np.searchsorted([s.num for s in plan.add], chunks.docs)] if len(chunks) else owner[:0]
+    sentences, documents = vectors
+    manifests: list[Manifest] = []
+    embedded = 0
+    for i, state in enumerate(states):
+        keep = [s for s in plan.keep if shard_of(s.doc.id, shards) == i]
+        add = [s for s, o in zip(plan.add, owner.tolist(), strict=True) if o == i]
+        if state.manifest is not None and not add and _same(keep, state.docs):
+            manifests.append(state.manifest)  # nothing changed in this shard: its generation stays
+            continue
+        mine, theirs = chunk_owner == i, owner == i
+        given = {
+            "vectors": (chunks.ids[mine], sentences[mine] if len(sentences) else sentences),
+            "docvectors": (
+                np.array([s.num for s in add], dtype=np.int64),
+                documents[theirs] if len(documents) else documents,
+            ),
+        }
+        shard = folder / shard_name(i)
+        shard.mkdir(exist_ok=True)
+        gen, n, manifest = write(
+            shard, state, keep=keep, add=add, planned=Planned(chunks.where(mine), *next_ids, given)
+        )
+        written.append(shard / gen)
+        embedded += n
+        manifests.append(manifest)
+    return manifests, embedded
+
+
+def _embed_all(
+    add: list[StoredDoc], chunks: ChunkTable, enc: _LazyEncoder, embed: Embed, progress: Progress
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every new sentence, then every new document's opening, each in one call: the calls (and so the
+    batches) a one-machine build of the same documents makes."""
+    if not add:
+        empty = np.zeros((0, 0), dtype=np.float32)
+        return empty, empty
+    by_num = {s.num: s.doc for s in add}
+    sentences = [by_num[n].text[s:e] for n, s, e in chunks.rows[:, 1:4].tolist()]
+    model = enc.get()
+    progress.start("embedding sentences", len(sentences))
+    vectors = embed(model, sentences, progress.advance)
+    enc.sentences_done()
+    texts = openings(model, [document_text(s.doc) for s in add], DOC_TOKENS)
+    progress.start("embedding documents", len(texts))
+    return vectors, embed(model, texts, progress.advance)
+
+
+def _same(keep: list[StoredDoc], docs: list[StoredDoc]) -> bool:
+    key = sorted((s.num, s.hash, repr(s.doc.meta), repr(s.doc.pages)) for s in keep)
+    return key == sorted((s.num, s.hash, repr(s.doc.meta), repr(s.doc.pages)) for s in docs)
+
+
+def _commit(
+    folder: Path, old: ShardsManifest | None, manifests: list[Manifest], next_chunk: int, next_num: int, corpus: str
+) -> ShardsManifest:
+    """Write the global statistics, then rename ``shards.json`` in (the commit of every shard), then
+    let each shard's own manifest follow and remove what no longer counts."""
+    generation = (old.generation if old else 0) + 1
+    gens = [folder / shard_name(i) / m.generation for i, m in enumerate(manifests)]
+    stats_name = f"stats-{generation:06d}.npz"
+    GlobalStats.of_generations(gens).save(folder / stats_name)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    committed = ShardsManifest(
+        generation, old.created if old else now, now, tuple(manifests), stats_name, next_chunk, next_num, corpus
+    )
+    write_json(folder / SHARDS, committed.to_json())  # the commit
+    for i, m in enumerate(manifests):
+        shard = folder / shard_name(i)
+        write_json(shard / MANIFEST, m.to_json())
+        collect_garbage(shard, m.generation)
+    for stale in folder.glob("stats-*.npz"):
+        if stale.name != stats_name:
+            stale.unlink(missing_ok=True)
+    return committed
+
+
+def _report(
+    folder: Path, manifest: ShardsManifest, skipped: list[Skipped], timings: dict[str, float], **counts: Any
+) -> BuildReport:
+    languages: dict[str, int] = {}
+    for m in manifest.shards:
+        for lang, n in m.languages.items():
+            languages[lang] = languages.get(lang, 0) + n
+    return BuildReport(
+        folder, manifest.documents, manifest.chunks, skipped, dict(sorted(languages.items())), timings,
+        generation=f"{manifest.generation:06d}", **counts,
+    )  # fmt: skip

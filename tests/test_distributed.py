@@ -1,0 +1,142 @@
+"""A sharded build on a real local Ray cluster (issue 15, item 5): a head node with 0 CPUs and two
+worker nodes with 1 CPU each, every address on 127.0.0.1. The fixture starts the cluster and stops
+it by its own handle (never ``ray stop``, which kills every Ray process on the machine)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from search import build_index, open_index
+from search.cli import app
+from search.distributed import RayRunner
+from search.sharding import SHARDS, ShardsManifest, build_sharded, shard_name
+from search.store import VECTORS
+from search.vectors import VectorIndex
+
+pytestmark = pytest.mark.distributed
+DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "xquad-de"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Any]:
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # node addresses on loopback, not the outward one
+    import ray
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
+    )
+    try:
+        for _ in range(2):
+            c.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        ray.init(address=c.address, _node_ip_address="127.0.0.1", log_to_driver=False)
+        assert ray.cluster_resources().get("CPU") == 2
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("xquad80")
+    rows = (DATA / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:80]
+    (folder / "corpus.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+def _vectors(folder: Path, shard: int | None = None) -> dict[int, np.ndarray]:
+    if shard is None:
+        gen = folder / json.loads((folder / "manifest.json").read_text())["generation"]
+    else:
+        gen = folder / shard_name(shard) / ShardsManifest.read(folder).shards[shard].generation
+    vi = VectorIndex.load(gen / VECTORS, 384)
+    ids = vi.ids().tolist()
+    return dict(zip(ids, vi.vectors(ids), strict=True))
+
+
+def test_ray_build_is_bitwise_one_machine(cluster: Any, tmp_path: Path, corpus: Path, real_encoder: Any) -> None:
+    build_index(corpus, tmp_path / "one", encoder=real_encoder)
+    with RayRunner(cluster.address) as runner:
+        report = build_sharded(corpus, tmp_path / "sh", 2, encoder=real_encoder, embed=runner.embed)
+    assert report.documents == 80
+    one = _vectors(tmp_path / "one")
+    sharded = {**_vectors(tmp_path / "sh", 0), **_vectors(tmp_path / "sh", 1)}
+    assert sorted(sharded) == sorted(one)
+    assert all(np.array_equal(one[i], sharded[i]) for i in one)  # bitwise: the same batches ran
+    with (
+        open_index(tmp_path / "one", encoder=real_encoder) as a,
+        open_index(tmp_path / "sh", encoder=real_encoder) as b,
+    ):
+        for q in ["Wer baute die Eisenbahn?", "Fluss Rhein Quelle", "Universität"]:
+            ra, rb = a.search(q, k=10), b.search(q, k=10)
+            assert [(r.doc, r.start) for r in ra] == [(r.doc, r.start) for r in rb]
+            assert [r.score for r in ra] == pytest.approx([r.score for r in rb], abs=1e-6)
+
+
+def test_a_worker_killed_mid_build_is_retried(cluster: Any, tmp_path: Path, corpus: Path, real_encoder: Any) -> None:
+    """A worker process killed while batches are in flight: Ray restarts the actor and runs its
+    batches again; the vectors are still the one-machine ones."""
+    texts = [json.loads(line)["text"] for line in (corpus / "corpus.jsonl").read_text(encoding="utf-8").splitlines()]
+    killed: list[int] = []
+    with RayRunner(cluster.address) as runner:
+
+        def progress(n: int) -> None:
+            if not killed and runner.workers:
+                import ray
+
+                pid = ray.get(runner.workers[0].pid.remote())
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+
+        got = runner.embed(real_encoder, texts * 3, progress)
+    assert killed
+    assert np.array_equal(got, real_encoder.encode_passages(texts * 3))
+
+
+def test_a_failed_ray_build_keeps_the_previous_generation(
+    cluster: Any, tmp_path: Path, corpus: Path, real_encoder: Any
+) -> None:
+    folder = tmp_path / "sh"
+    half = tmp_path / "half"
+    half.mkdir()
+    rows = (corpus / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    (half / "corpus.jsonl").write_text("\n".join(rows[:40]) + "\n", encoding="utf-8")
+    with RayRunner(cluster.address) as runner:
+        build_sharded(half, folder, 2, encoder=real_encoder, embed=runner.embed)
+        before = (folder / SHARDS).read_bytes()
+
+        def dies(*args: Any) -> Any:
+            raise RuntimeError("the cluster went away")
+
+        with pytest.raises(RuntimeError):
+            build_sharded(corpus, folder, 2, encoder=real_encoder, embed=dies)
+    assert (folder / SHARDS).read_bytes() == before
+    with open_index(folder, encoder=real_encoder) as ix:
+        assert len(ix.documents) == 40
+
+
+def test_cli_ray_local_and_unreachable(tmp_path: Path, corpus: Path) -> None:
+    """--ray with an address nobody listens on is one line; the test cluster is left alone."""
+    free = __import__("socket").socket()
+    free.bind(("127.0.0.1", 0))
+    port = free.getsockname()[1]
+    free.close()
+    result = CliRunner().invoke(
+        app, ["index", str(corpus), "--index", str(tmp_path / "x"), "--shards", "2", "--ray", f"127.0.0.1:{port}"]
+    )
+    assert result.exit_code == 1 and "cannot reach the Ray cluster" in result.output
+    assert not (tmp_path / "x").exists()
+    shutil.rmtree(tmp_path / "x", ignore_errors=True)
