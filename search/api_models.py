@@ -96,6 +96,9 @@ class SearchOut(BaseModel):
     facets: dict[str, dict[str, int]] | None = Field(
         default=None, description="with facets=…: per field, the number of matching documents per value"
     )
+    shards: dict[str, int] | None = Field(
+        default=None, description='a sharded index: {"answered": n, "total": N}, the shards this answer covers'
+    )
 
 
 class PassageOut(BaseModel):

@@ -223,7 +223,7 @@ def query(
         return
     mode, results = params.mode, response.results
     if as_json:
-        payload = results_payload(text, mode.value, results, response.feedback_docs, response.facets)
+        payload = results_payload(text, mode.value, results, response.feedback_docs, response.facets, response.shards)
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return
     if response.facets:
@@ -256,11 +256,13 @@ def similar(
             num = ix.document_num(doc)
             assert num is not None
             source = ix.document(num).text
+            shards = ix.shard_counts()
     except SearchError as exc:
         fail(exc)
         return
     if as_json:
-        sys.stdout.write(json.dumps(results_payload(doc, "similar", results), ensure_ascii=False, indent=2) + "\n")
+        payload = results_payload(doc, "similar", results, shards=shards)
+        sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return
     if not results:
         out.print(f"no other document in the index to compare {doc!r} with")

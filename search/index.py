@@ -240,6 +240,10 @@ class Index:
             self._doc_rows[doc] = spans
         return list(spans)
 
+    def shard_counts(self) -> tuple[int, int] | None:
+        """(shards that answer, shards in all) for a sharded index; None for one index folder."""
+        return None
+
     def searcher(self) -> Searcher:
         """A :class:`~search.searcher.Searcher` over this index: ``search``, ``page``, ``search_many``,
         ``query_vectors``."""

@@ -95,6 +95,7 @@ class Page:
     results: list[Result]
     feedback_docs: tuple[str, ...] = ()  # hybrid: the documents (ids) whose vectors moved the query
     facets: dict[str, dict[str, int]] | None = None  # with SearchParams.facets: per field, documents per value
+    shards: tuple[int, int] | None = None  # a sharded index: shards that answered, shards in all
 
 
 def _params(params: SearchParams | None, changes: dict[str, Any]) -> SearchParams:

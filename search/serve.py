@@ -306,7 +306,9 @@ def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
             "Server-Timing": f"search;dur={(time.perf_counter() - t0) * 1000:.1f}",
         }
         # the payload is plain JSON types already: skip FastAPI's re-encoding and validation
-        payload = results_payload(q, options.mode.value, response.results, response.feedback_docs, response.facets)
+        payload = results_payload(
+            q, options.mode.value, response.results, response.feedback_docs, response.facets, response.shards
+        )
         return JSONResponse(payload, headers=headers)
 
     @app.get(
@@ -329,7 +331,8 @@ def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
         (offsets into its text) and `evidence.similarity` the two sentences' cosine."""
         with holder.use() as snap:
             results = snap.index.similar(doc_id, k, window)  # an unknown id: 404, from the handler
-        return JSONResponse(results_payload(doc_id, "similar", results))
+            shards = snap.index.shard_counts()
+        return JSONResponse(results_payload(doc_id, "similar", results, shards=shards))
 
     @app.get(
         "/api/documents/{doc_id:path}",

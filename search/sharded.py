@@ -15,6 +15,7 @@ statistics: the same documents match, but their scores are not the one-index sco
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,8 @@ from .index import OPEN_ATTEMPTS, Index
 from .keyword import KeywordIndex, ParsedQuery
 from .locks import pin_generation, unpin
 from .manifest import Analyzer, Counts, Manifest
+from .params import SearchParams
+from .searcher import Page
 from .sharding import GlobalStats, ShardsManifest, is_sharded, shard_name
 from .store import SHARDS, ChunkTable
 from .types import Hit
@@ -251,6 +254,13 @@ class ShardedIndex(Index):
         raise IndexFormatError(
             f"{folder}: shard {', '.join(missing) or '?'} lacks the generation {SHARDS} names; {rebuild_hint(folder)}"
         )
+
+    def shard_counts(self) -> tuple[int, int] | None:
+        # in one process every shard answers or the search fails: never a list with a shard missing
+        return len(self.shards), len(self.shards)
+
+    def page(self, query: str, params: SearchParams | None = None, **changes: Any) -> Page:
+        return replace(super().page(query, params, **changes), shards=self.shard_counts())
 
     def is_current(self) -> bool:
         try:

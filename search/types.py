@@ -130,9 +130,11 @@ def results_payload(
     results: list[Result],
     feedback_docs: tuple[str, ...] | None = None,
     facets: dict[str, dict[str, int]] | None = None,
+    shards: tuple[int, int] | None = None,
 ) -> dict[str, object]:
     """``{"query", "mode", "results"}``: what ``search query --json`` prints and ``/api/search`` returns;
-    in hybrid mode also ``feedback_docs``, the documents whose vectors moved the query (empty without feedback)."""
+    in hybrid mode also ``feedback_docs``, the documents whose vectors moved the query (empty without feedback);
+    on a sharded index ``shards``: ``{"answered": n, "total": N}``."""
     # a lone surrogate (undecodable bytes in argv) cannot be written as UTF-8: echo U+FFFD instead
     echo = "".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in query)
     payload: dict[str, object] = {"query": echo, "mode": mode, "results": [r.to_json() for r in results]}
@@ -140,4 +142,6 @@ def results_payload(
         payload["feedback_docs"] = list(feedback_docs or ())
     if facets is not None:
         payload["facets"] = facets
+    if shards is not None:  # a sharded index: how many shards answered, of how many
+        payload["shards"] = {"answered": shards[0], "total": shards[1]}
     return payload

@@ -239,6 +239,27 @@ def test_info_check_on_a_sharded_index(two: Path) -> None:
     assert info["counts"]["documents"] == 240 and len(info["shards"]) == 2
 
 
+def test_answers_say_how_many_shards_answered(two: Path, encoder: SameBatches) -> None:
+    from fastapi.testclient import TestClient
+
+    from search.serve import IndexHolder, create_app
+
+    holder = IndexHolder(two, encoder=encoder)
+    try:
+        client = TestClient(create_app(holder))
+        body = client.get("/api/search", params={"q": "Universität", "k": 3}).json()
+        assert body["shards"] == {"answered": 2, "total": 2} and len(body["results"]) == 3
+        doc = body["results"][0]["doc"]
+        similar = client.get(f"/api/documents/{doc}/similar", params={"k": 2}).json()
+        assert similar["shards"] == {"answered": 2, "total": 2} and len(similar["results"]) == 2
+        assert client.get(f"/api/documents/{doc}").status_code == 200
+    finally:
+        holder.close()
+    result = CliRunner().invoke(app, ["query", "Universität", "--index", str(two), "--mode", "keyword", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["shards"] == {"answered": 2, "total": 2}
+
+
 def test_bad_shard_requests(tmp_path: Path, corpus: Path, encoder: SameBatches) -> None:
     few = _subset(corpus, tmp_path / "few", lambda i, r: r if i < 3 else None)
     with pytest.raises(SearchError, match="at most 3 shards"):
