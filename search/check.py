@@ -15,7 +15,7 @@ from .components import COMPONENTS
 from .errors import SearchError
 from .index import Index
 from .sharded import ShardedIndex, open_index
-from .sharding import GlobalStats, shard_name, shard_of
+from .shards import GlobalStats, shard_name, shard_of
 from .store import generations
 from .types import Check
 

@@ -85,7 +85,8 @@ def index(
     Each run commits atomically; an interrupted run leaves the previous index as it was.
     """
     from .index import build_index
-    from .sharding import build_sharded, is_sharded, shard_count
+    from .sharding import build_sharded
+    from .shards import is_sharded, shard_count
 
     try:
         sharded = shards is not None or is_sharded(index_dir)
@@ -159,10 +160,13 @@ def remove(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Remove documents from the index (both halves, atomically)."""
+    from .sharding import remove_sharded
+    from .shards import is_sharded
     from .writer import remove_documents
 
     try:
-        report, missing = remove_documents(index_dir, doc_ids)
+        remover = remove_sharded if is_sharded(index_dir) else remove_documents
+        report, missing = remover(index_dir, doc_ids)
     except SearchError as exc:
         fail(exc)
         return
@@ -181,10 +185,12 @@ def compact(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
     """Reclaim space after many updates and removals: merge keyword segments, drop old generations."""
+    from .sharding import compact_sharded
+    from .shards import is_sharded
     from .writer import compact_index
 
     try:
-        before, after = compact_index(index_dir)
+        before, after = (compact_sharded if is_sharded(index_dir) else compact_index)(index_dir)
     except SearchError as exc:
         fail(exc)
         return

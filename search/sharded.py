@@ -29,7 +29,7 @@ from .locks import pin_generation, unpin
 from .manifest import Analyzer, Counts, Manifest
 from .params import SearchParams
 from .searcher import Page
-from .sharding import GlobalStats, ShardsManifest, is_sharded, shard_name
+from .shards import GlobalStats, ShardsManifest, is_sharded, shard_name
 from .store import SHARDS, ChunkTable
 from .types import Hit
 from .vectors import VectorIndex

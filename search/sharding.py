@@ -24,28 +24,24 @@ searcher fuses, normalises and applies feedback, exactly as over one index.
 
 from __future__ import annotations
 
-import hashlib
 import shutil
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .bm25 import Stats, TermMatrix
 from .chunking import DOC_TOKENS
 from .components import document_text
 from .corpus import Skipped
 from .encoder import Encoder, openings
-from .errors import CorpusError, IndexFormatError, SearchError, rebuild_hint
+from .errors import CorpusError, IndexFormatError
 from .generation import Planned, State, chunk_docs, collect_garbage, write_generation
 from .locks import WriterLock
 from .manifest import Manifest
+from .shards import GlobalStats, ShardingError, ShardsManifest, check_shards, is_sharded, shard_name, shard_of
 from .store import (
-    BM25_DOCS_FILE,
-    BM25_FILE,
     CHUNKS,
     DOCS,
     MANIFEST,
@@ -57,133 +53,6 @@ from .store import (
     write_json,
 )
 from .writer import BuildReport, Plan, Progress, _LazyEncoder, _NoProgress, read_plan
-
-SHARDS_FORMAT = 1
-MAX_SHARDS = 1024
-
-
-class ShardingError(SearchError):
-    """A sharded index or a request for one that cannot work (exit 1)."""
-
-
-def shard_of(doc_id: str, shards: int) -> int:
-    """The shard a document belongs to: a stable hash of its id (the same on every machine and run)."""
-    digest = hashlib.blake2b(doc_id.encode("utf-8", "surrogatepass"), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % shards
-
-
-def shard_name(i: int) -> str:
-    return f"shard-{i:03d}"
-
-
-def is_sharded(folder: str | Path) -> bool:
-    return (Path(folder) / SHARDS).exists()
-
-
-@dataclass(frozen=True)
-class ShardsManifest:
-    """``shards.json``: what every shard's committed generation is, and the global statistics' file."""
-
-    generation: int
-    created: str
-    updated: str
-    shards: tuple[Manifest, ...]
-    stats: str
-    next_chunk_id: int
-    next_doc_num: int
-    corpus: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "format": SHARDS_FORMAT,
-            "generation": self.generation,
-            "created": self.created,
-            "updated": self.updated,
-            "stats": self.stats,
-            "next_chunk_id": self.next_chunk_id,
-            "next_doc_num": self.next_doc_num,
-            "corpus": self.corpus,
-            "shards": [{"folder": shard_name(i), "manifest": m.to_json()} for i, m in enumerate(self.shards)],
-        }
-
-    @classmethod
-    def read(cls, folder: Path) -> ShardsManifest:
-        import json
-
-        where = folder / SHARDS
-        try:
-            obj = json.loads(where.read_text(encoding="utf-8"))
-            shards = tuple(Manifest.from_json(s["manifest"], f"{where} ({s['folder']})") for s in obj["shards"])
-            return cls(
-                int(obj["generation"]), str(obj["created"]), str(obj["updated"]), shards, str(obj["stats"]),
-                int(obj["next_chunk_id"]), int(obj["next_doc_num"]), obj.get("corpus"),
-            )  # fmt: skip
-        except IndexFormatError:
-            raise
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise IndexFormatError(f"{where}: cannot read the sharded index's manifest ({exc})") from None
-
-    @property
-    def documents(self) -> int:
-        return sum(m.counts.documents for m in self.shards)
-
-    @property
-    def chunks(self) -> int:
-        return sum(m.counts.chunks for m in self.shards)
-
-
-@dataclass(frozen=True)
-class GlobalStats:
-    """BM25's collection statistics over every shard, at the sentence and the document level."""
-
-    sentences: Stats
-    documents: Stats
-
-    def save(self, path: Path) -> None:
-        s, d = self.sentences, self.documents
-        tmp = path.with_name(path.name + ".tmp")
-        with tmp.open("wb") as f:
-            np.savez(
-                f, sent_terms=s.terms, sent_df=s.df, sent_counts=np.array([s.rows, s.length]),
-                doc_terms=d.terms, doc_df=d.df, doc_counts=np.array([d.rows, d.length]),
-            )  # fmt: skip
-        tmp.replace(path)
-
-    @classmethod
-    def load(cls, path: Path) -> GlobalStats:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                sc, dc = z["sent_counts"], z["doc_counts"]
-                return cls(
-                    Stats(int(sc[0]), float(sc[1]), z["sent_terms"], z["sent_df"]),
-                    Stats(int(dc[0]), float(dc[1]), z["doc_terms"], z["doc_df"]),
-                )
-        except (OSError, ValueError, KeyError) as exc:
-            raise IndexFormatError(f"cannot read {path} ({exc}); {rebuild_hint(path.parent)}") from None
-
-    @classmethod
-    def of_generations(cls, gens: Sequence[Path]) -> GlobalStats:
-        def stats(name: str) -> Stats:
-            parts = []
-            for gen in gens:
-                m = TermMatrix.load(gen / name)
-                parts.append(Stats(len(m.row_ids), float(m.doclen.sum(dtype=np.float64)), m.terms, np.diff(m.indptr)))
-            return Stats.combine(parts)
-
-        return cls(stats(BM25_FILE), stats(BM25_DOCS_FILE))
-
-
-def shard_count(folder: str | Path, shards: int | None) -> int:
-    """The number of shards a write uses: the one asked for, else the existing index's."""
-    if shards is not None:
-        return shards
-    return len(ShardsManifest.read(Path(folder)).shards)
-
-
-def check_shards(shards: int) -> None:
-    if not 1 <= shards <= MAX_SHARDS:
-        raise ShardingError(f"--shards must be between 1 and {MAX_SHARDS}, not {shards}")
-
 
 # -- writing --------------------------------------------------------------------------------
 
@@ -326,6 +195,83 @@ def _build(
     if enc.cached is not None:
         report["cache_hits"] = enc.sentence_hits
     return _report(folder, committed, plan.skipped, timings, embedded=embedded, **report)
+
+
+def remove_sharded(
+    folder: str | Path, doc_ids: Sequence[str], *, progress: Progress | None = None
+) -> tuple[BuildReport, list[str]]:
+    """:func:`~search.writer.remove_documents` on a sharded index: each shard holding one of
+    ``doc_ids`` writes a generation without it, and one global commit makes them current."""
+    wanted = set(doc_ids)
+    folder, t0 = Path(folder), time.perf_counter()
+    with WriterLock(folder):
+        old, states = _opened(folder)
+        held = {s.doc.id for st in states for s in st.docs}
+        committed = _rewrite(folder, old, states, lambda s: s.doc.id not in wanted, False, progress)
+    timings = {"total": time.perf_counter() - t0}
+    removed = len(wanted & held)
+    report = _report(folder, committed or old, [], timings, removed=removed, committed=committed is not None)
+    return report, sorted(wanted - held)
+
+
+def compact_sharded(folder: str | Path, *, progress: Progress | None = None) -> tuple[int, int]:
+    """:func:`~search.writer.compact_index` on every shard, under one global commit."""
+    from .writer import folder_bytes
+
+    folder = Path(folder)
+    with WriterLock(folder):
+        old, states = _opened(folder)
+        before = folder_bytes(folder)
+        _rewrite(folder, old, states, lambda s: True, True, progress)
+        return before, folder_bytes(folder)
+
+
+def _opened(folder: Path) -> tuple[ShardsManifest, list[State]]:
+    old = ShardsManifest.read(folder)
+    states = _states(folder, old, len(old.shards))
+    for i, state in enumerate(states):
+        collect_garbage(folder / shard_name(i), state.gen)
+    return old, states
+
+
+def _rewrite(
+    folder: Path,
+    old: ShardsManifest,
+    states: list[State],
+    keep: Callable[[StoredDoc], bool],
+    optimize: bool,
+    progress: Progress | None,
+) -> ShardsManifest | None:
+    """Each shard that loses a document (every shard, with ``optimize``) writes a generation that
+    adds nothing; None where nothing changed."""
+    from .writer import _FixedModel
+
+    manifests: list[Manifest] = []
+    written: list[Path] = []
+    try:
+        for i, state in enumerate(states):
+            assert state.manifest is not None
+            kept = [s for s in state.docs if keep(s)]
+            if len(kept) == len(state.docs) and not optimize:
+                manifests.append(state.manifest)
+                continue
+            m = state.manifest
+            settings = {"lang": m.analyzer.lang_option, "window": m.chunking.window}
+            planned = Planned(ChunkTable.empty(), old.next_chunk_id, old.next_doc_num, {})
+            fixed = _LazyEncoder(state, None, _FixedModel(m), folder)  # nothing is embedded
+            gen, _, manifest = write_generation(
+                folder / shard_name(i), state, keep=kept, add=[], encoder=fixed, settings=settings,
+                progress=progress or _NoProgress(), timings={}, optimize=optimize, planned=planned,
+            )  # fmt: skip
+            written.append(folder / shard_name(i) / gen)
+            manifests.append(manifest)
+        if not written:
+            return None
+        return _commit(folder, old, manifests, old.next_chunk_id, old.next_doc_num, old.corpus or "")
+    except BaseException:
+        for done in written:
+            shutil.rmtree(done, ignore_errors=True)
+        raise
 
 
 def _write_shards(

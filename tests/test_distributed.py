@@ -19,7 +19,8 @@ from typer.testing import CliRunner
 from search import build_index, open_index
 from search.cli import app
 from search.distributed import RayRunner
-from search.sharding import SHARDS, ShardsManifest, build_sharded, shard_name
+from search.sharding import build_sharded
+from search.shards import SHARDS, ShardsManifest, shard_name
 from search.store import VECTORS
 from search.vectors import VectorIndex
 

@@ -25,7 +25,8 @@ from search.cli import app
 from search.errors import IndexFormatError, SearchError
 from search.evaluate import load_beir
 from search.generation import write_generation
-from search.sharding import SHARDS, ShardsManifest, build_sharded, shard_name, shard_of
+from search.sharding import build_sharded
+from search.shards import SHARDS, ShardsManifest, shard_name, shard_of
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "xquad-de"
 EXAMPLE = Path(__file__).resolve().parents[1] / "corpus"
@@ -237,6 +238,28 @@ def test_info_check_on_a_sharded_index(two: Path) -> None:
     assert result.exit_code == 0
     info = json.loads(result.output)
     assert info["counts"]["documents"] == 240 and len(info["shards"]) == 2
+
+
+def test_remove_and_compact_stay_identical(tmp_path: Path, corpus: Path, encoder: SameBatches) -> None:
+    build_index(corpus, tmp_path / "one", encoder=encoder)
+    build_sharded(corpus, tmp_path / "sh", 3, encoder=encoder)
+    gone = ["xquad-00-00", "xquad-10-01", "xquad-99-99"]
+    runner = CliRunner()
+    for folder in ("one", "sh"):
+        result = runner.invoke(app, ["remove", *gone, "--index", str(tmp_path / folder)])
+        assert result.exit_code == 0, result.output
+        assert "not in the index: xquad-99-99" in result.output and "removed 2 documents" in result.output
+        result = runner.invoke(app, ["compact", "--index", str(tmp_path / folder)])
+        assert result.exit_code == 0 and "compacted" in result.output
+    from search import check_index
+
+    assert all(c.ok for c in check_index(tmp_path / "sh"))
+    with Index.open(tmp_path / "one", encoder=encoder) as a, open_index(tmp_path / "sh", encoder=encoder) as b:
+        assert len(b.documents) == len(a.documents) == 238
+        assert not {"xquad-00-00", "xquad-10-01"} & {d.id for d in b.documents}
+        for query in _queries()[:8]:
+            for params in MODES:
+                same_results(a, b, query, **params)
 
 
 def test_answers_say_how_many_shards_answered(two: Path, encoder: SameBatches) -> None:
