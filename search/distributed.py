@@ -59,11 +59,16 @@ class RayRunner:
     def __init__(self, address: str) -> None:
         self.address = address
         self._started = False
+        self._cluster: Any = None  # the cluster `local` started
         self.write_shard = None  # the shards are written here; Ray runs the embedding
         self.workers: list[Any] = []  # the actors of the embedding under way
 
     def __enter__(self) -> RayRunner:
         _quiet_env()
+        if self.address == LOCAL:
+            # every node address on loopback (Ray's default is the machine's outward address); Ray reads
+            # this when it is first imported
+            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
         try:
             import ray
         except ImportError:
@@ -73,14 +78,20 @@ class RayRunner:
         if ray.is_initialized():  # the caller (a test, a notebook) is connected already
             return self
         if self.address == LOCAL:
-            # a node address on loopback: Ray's default is the machine's outward address
-            os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-            ray.init(
-                _node_ip_address="127.0.0.1", include_dashboard=False, num_cpus=os.cpu_count() or 1,
-                log_to_driver=False, configure_logging=False,
-            )  # fmt: skip
+            from ray.cluster_utils import Cluster
+
+            # one node with every core, each of its servers on 127.0.0.1, stopped by this handle
+            self._cluster = Cluster(
+                initialize_head=True,
+                head_node_args={
+                    "num_cpus": os.cpu_count() or 1,
+                    "node_ip_address": "127.0.0.1",
+                    "include_dashboard": False,
+                },
+            )
+            ray.init(address=self._cluster.address, _node_ip_address="127.0.0.1", log_to_driver=False)
         else:
-            ray.init(address=self.address, log_to_driver=False, configure_logging=False)
+            ray.init(address=self.address, log_to_driver=False)
         self._started = True
         return self
 
@@ -88,7 +99,10 @@ class RayRunner:
         if self._started:
             import ray
 
-            ray.shutdown()  # a local cluster stops with it
+            ray.shutdown()
+        if self._cluster is not None:
+            self._cluster.shutdown()
+            self._cluster = None
 
     def embed(self, encoder: Encoder, texts: list[str], progress: Callable[[int], None] | None) -> np.ndarray:
         """``encoder.encode_passages(texts)``, bitwise, with the batches run on the cluster's workers."""

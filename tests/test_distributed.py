@@ -129,6 +129,29 @@ def test_a_failed_ray_build_keeps_the_previous_generation(
         assert len(ix.documents) == 40
 
 
+def test_cli_ray_local_starts_and_stops_its_own_cluster(tmp_path: Path, corpus: Path, real_encoder: Any) -> None:
+    """`--ray local` in a process of its own: a loopback cluster started and stopped by the command,
+    vectors bitwise those of a one-machine build."""
+    import subprocess
+    import sys
+
+    small = tmp_path / "c"
+    small.mkdir()
+    rows = (corpus / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[:20]
+    (small / "corpus.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    cmd = [sys.executable, "-m", "search", "index", str(small), "--index", str(tmp_path / "sh"), "--shards", "2"]
+    done = subprocess.run(
+        [*cmd, "--ray", "local", "--no-cache", "--json"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout)["documents"] == 20
+    build_index(small, tmp_path / "one", encoder=real_encoder)
+    one = _vectors(tmp_path / "one")
+    sharded = {**_vectors(tmp_path / "sh", 0), **_vectors(tmp_path / "sh", 1)}
+    assert sorted(sharded) == sorted(one) and all(np.array_equal(one[i], sharded[i]) for i in one)
+
+
 def test_cli_ray_local_and_unreachable(tmp_path: Path, corpus: Path) -> None:
     """--ray with an address nobody listens on is one line; the test cluster is left alone."""
     free = __import__("socket").socket()
