@@ -56,12 +56,14 @@ def _reachable(address: str) -> None:
 class RayRunner:
     """A connection to a Ray cluster for one build: ``with RayRunner("local") as r: r.embed(…)``."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, workers: int | None = None) -> None:
         self.address = address
+        self.max_workers = workers  # embed on at most this many of the actors (default: all, one per CPU)
         self._started = False
         self._cluster: Any = None  # the cluster `local` started
         self.write_shard = None  # the shards are written here; Ray runs the embedding
-        self.workers: list[Any] = []  # the actors of the embedding under way
+        self.workers: list[Any] = []  # the embedding actors, kept from one call to the next
+        self._model = ""
 
     def __enter__(self) -> RayRunner:
         _quiet_env()
@@ -96,6 +98,8 @@ class RayRunner:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        if self.workers:
+            self._stop_workers()
         if self._started:
             import ray
 
@@ -136,23 +140,37 @@ class RayRunner:
         out = np.zeros((len(texts), model.dim), dtype=np.float32)
         if not texts:
             return out
-        cpus = int(ray.available_resources().get("CPU", 0)) or 1
-        env = {k: v for k, v in os.environ.items() if k.startswith("SEARCH_") or k in ("XDG_CACHE_HOME", "HOME")}
-        # a worker that dies is restarted and its batches run again: they give the same vectors
-        worker = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3, runtime_env={"env_vars": env})(_Worker)
-        workers = self.workers = [worker.remote(model.ref) for _ in range(cpus)]
+        workers = self._workers(model)
+        workers = workers[: self.max_workers or len(workers)]
         pending: dict[Any, list[int]] = {}
-        try:
-            for n, (rows, batch) in enumerate(model.passage_batches(texts)):
-                pending[workers[n % len(workers)].run.remote(batch)] = rows
-                if len(pending) >= INFLIGHT_PER_WORKER * len(workers):
-                    self._collect(pending, out, progress, ray, block=1)
-            self._collect(pending, out, progress, ray, block=len(pending))
-        finally:
-            for w in workers:
-                ray.kill(w)
-            self.workers = []
+        for n, (rows, batch) in enumerate(model.passage_batches(texts)):
+            pending[workers[n % len(workers)].run.remote(batch)] = rows
+            if len(pending) >= INFLIGHT_PER_WORKER * len(workers):
+                self._collect(pending, out, progress, ray, block=1)
+        self._collect(pending, out, progress, ray, block=len(pending))
         return out
+
+    def _workers(self, model: OnnxEncoder) -> list[Any]:
+        """The embedding actors, one per CPU of the cluster, started on first use and kept for this
+        runner's later calls."""
+        import ray
+
+        count = int(ray.cluster_resources().get("CPU", 0)) or 1
+        if not self.workers or self._model != model.fingerprint:
+            self._stop_workers()
+            env = {k: v for k, v in os.environ.items() if k.startswith("SEARCH_") or k in ("XDG_CACHE_HOME", "HOME")}
+            # a worker that dies is restarted and its batches run again: they give the same vectors
+            worker = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3, runtime_env={"env_vars": env})(_Worker)
+            self.workers = [worker.remote(model.ref) for _ in range(count)]
+            self._model = model.fingerprint
+        return self.workers
+
+    def _stop_workers(self) -> None:
+        import ray
+
+        for w in self.workers:
+            ray.kill(w)
+        self.workers = []
 
     @staticmethod
     def _collect(
