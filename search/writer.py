@@ -27,7 +27,7 @@ from .errors import CorpusError, IndexWriteError, ModelMismatchError
 from .generation import State, collect_garbage, committed_generation, load_state, write_generation
 from .locks import WriterLock
 from .manifest import Manifest
-from .store import CHUNKS, DOCS, LOCK, MANIFEST, StoredDoc, content_hash, read_manifest, write_json
+from .store import CHUNKS, DOCS, LOCK, MANIFEST, SHARDS, StoredDoc, content_hash, read_manifest, write_json
 from .types import Document
 
 DEFAULT_INDEX = Path("indexes/default")
@@ -82,7 +82,17 @@ def _os_errors(folder: Path) -> Iterator[None]:
         raise IndexWriteError(f"cannot write the index {folder}: {exc.strerror or exc}") from None
 
 
+def _not_a_shard(folder: Path) -> None:
+    """A shard is written only through its sharded index: a write of its own would commit a generation
+    ``shards.json`` does not name and delete the one it does."""
+    if (folder.resolve().parent / SHARDS).exists():
+        raise IndexWriteError(
+            f"{folder} is a shard of the sharded index {folder.resolve().parent}; write to that index instead"
+        )
+
+
 def _check_folder(folder: Path) -> None:
+    _not_a_shard(folder)
     if folder.exists() and not folder.is_dir():
         raise CorpusError(f"{folder} is a file, not an index folder; choose another --index")
     ours = (folder / MANIFEST).exists() or (folder / LOCK).exists()
@@ -296,6 +306,7 @@ def remove_documents(
     """Remove documents by id; returns the report and the ids that were not in the index."""
     folder = Path(folder)
     t0 = time.perf_counter()
+    _not_a_shard(folder)
     read_manifest(folder)  # no index, or one of another format: say so before creating a lock file
     timings: dict[str, float] = {}
     with _os_errors(folder), WriterLock(folder):
@@ -316,6 +327,7 @@ def remove_documents(
 def compact_index(folder: str | Path, *, progress: Progress | None = None) -> tuple[int, int]:
     """Merge the keyword segments, drop deleted entries and old generations; returns bytes before, after."""
     folder = Path(folder)
+    _not_a_shard(folder)
     read_manifest(folder)
     with _os_errors(folder), WriterLock(folder):
         state = load_state(folder, rebuild=False)

@@ -283,6 +283,18 @@ def test_answers_say_how_many_shards_answered(two: Path, encoder: SameBatches) -
     assert json.loads(result.output)["shards"] == {"answered": 2, "total": 2}
 
 
+def test_a_shard_is_not_written_on_its_own(two: Path, corpus: Path, encoder: SameBatches) -> None:
+    """A write to one shard's folder would commit a generation shards.json does not name: refused."""
+    before = (two / SHARDS).read_bytes()
+    gens = sorted(p.name for p in (two / shard_name(0)).iterdir())
+    runner = CliRunner()
+    for args in (["index", str(corpus)], ["remove", "xquad-00-00"], ["compact"]):
+        result = runner.invoke(app, [*args, "--index", str(two / shard_name(0))])
+        assert result.exit_code == 3 and "is a shard of the sharded index" in result.output, result.output
+    assert (two / SHARDS).read_bytes() == before
+    assert sorted(p.name for p in (two / shard_name(0)).iterdir()) == gens
+
+
 def test_bad_shard_requests(tmp_path: Path, corpus: Path, encoder: SameBatches) -> None:
     few = _subset(corpus, tmp_path / "few", lambda i, r: r if i < 3 else None)
     with pytest.raises(SearchError, match="at most 3 shards"):
