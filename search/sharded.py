@@ -8,13 +8,17 @@ The :class:`~search.searcher.Searcher` then works on the merged candidates uncha
 RRF normalise, feedback moves the query and the passages are built only after the merge, so the
 results equal those of one index over the same corpus (tests/test_sharding.py).
 
-Query syntax (phrases, fields, fuzzy) is scored by each shard's whoosh BM25F with that shard's own
-statistics: the same documents match, but their scores are not the one-index scores.
+Query syntax (phrases, fields, fuzzy) is scored by each shard's whoosh BM25F, told the document
+count, field lengths and document frequencies of every shard together for the terms the query
+expands to in any of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import contextlib
+import math
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -69,11 +73,73 @@ def _merge(lists: Iterable[list[Hit]], k: int) -> list[Hit]:
     return hits[:k]
 
 
+class _WhooshStats(threading.local):
+    """The collection statistics of the query syntax being run in this thread, summed over the shards:
+    each shard's whoosh BM25F reads its idf and average field length from here (see
+    :meth:`ShardedKeyword._global`), so every shard scores as the whole index would."""
+
+    stats: dict[str, Any] | None = None
+
+
+def _key(text: str | bytes) -> bytes:
+    return text if isinstance(text, bytes) else text.encode("utf-8")
+
+
 class ShardedKeyword:
     """The keyword side of every shard, asked together (the methods the searcher calls)."""
 
     def __init__(self, shards: list[KeywordIndex], owners: _Owners) -> None:
         self.shards, self.owners = shards, owners
+        self._current = _WhooshStats()
+        for shard in shards:  # BM25FScorer asks the top searcher for these two (whoosh/scoring.py)
+            local_idf, local_avg = shard.searcher.idf, shard.searcher.avg_field_length
+            shard.searcher.idf = self._idf(local_idf)
+            shard.searcher.avg_field_length = self._avg_field_length(local_avg)
+
+    def _idf(self, local: Any) -> Any:
+        def idf(fieldname: str, text: str | bytes) -> float:
+            stats = self._current.stats
+            if stats is None:
+                return float(local(fieldname, text))
+            # whoosh's BM25F idf (WeightingModel.idf), with the collection's counts
+            return math.log(stats["docs"] / (stats["df"].get((fieldname, _key(text)), 0) + 1)) + 1
+
+        return idf
+
+    def _avg_field_length(self, local: Any) -> Any:
+        def avg_field_length(fieldname: str, default: float | None = None) -> float | None:
+            stats = self._current.stats
+            if stats is None:
+                return local(fieldname, default)
+            length = stats["length"].get(fieldname)
+            return default if length is None else length / (stats["docs"] or 1)
+
+        return avg_field_length
+
+    @contextlib.contextmanager
+    def _global(self, parsed: ParsedQuery) -> Iterator[None]:
+        """Query syntax scored with statistics over every shard: the document count, each field's
+        length, and the document frequency of every term the query expands to in any shard."""
+        terms: set[tuple[str, bytes]] = set()
+        assert parsed.query is not None
+        for shard in self.shards:
+            with shard._lock:
+                terms |= {(f, _key(t)) for f, t in parsed.query.existing_terms(shard.searcher.reader(), expand=True)}
+        fields = {f for f, _ in terms}
+        docs, df, length = 0, dict.fromkeys(terms, 0), dict.fromkeys(fields, 0)
+        for shard in self.shards:
+            with shard._lock:
+                reader = shard.searcher.reader()
+                docs += reader.doc_count_all()
+                for f, t in terms:
+                    df[(f, t)] += reader.doc_frequency(f, t)
+                for f in fields:
+                    length[f] += reader.field_length(f)
+        self._current.stats = {"docs": docs, "df": df, "length": length}
+        try:
+            yield
+        finally:
+            self._current.stats = None
 
     def parse(self, text: str, syntax: str = "auto") -> ParsedQuery:
         """One shard's parse, with the matched terms (highlights) of every shard's vocabulary."""
@@ -91,7 +157,14 @@ class ShardedKeyword:
         return Allowed(allowed.chunks[self.owners.mask(allowed.chunks, shard)], allowed.docs, allowed.excluded)
 
     def search(self, parsed: ParsedQuery, k: int, allowed: Allowed | None = None) -> list[Hit]:
-        return _merge((s.search(parsed, k, self._among(allowed, i)) for i, s in enumerate(self.shards)), k)
+        with self._syntax(parsed):
+            return _merge([s.search(parsed, k, self._among(allowed, i)) for i, s in enumerate(self.shards)], k)
+
+    def _syntax(self, parsed: ParsedQuery) -> contextlib.AbstractContextManager[None]:
+        """Global statistics for a query whoosh scores (plain words have theirs in the BM25 matrices)."""
+        if parsed.query is None or parsed.plain is not None:
+            return contextlib.nullcontext()
+        return self._global(parsed)
 
     def matching(self, parsed: ParsedQuery, allowed: Allowed | None = None) -> np.ndarray:
         found = [s.matching(parsed, self._among(allowed, i)) for i, s in enumerate(self.shards)]
@@ -99,8 +172,9 @@ class ShardedKeyword:
 
     def scores_for(self, parsed: ParsedQuery, chunk_ids: Iterable[int]) -> dict[int, float]:
         out: dict[int, float] = {}
-        for shard, ids in self.owners.split(chunk_ids).items():
-            out.update(self.shards[shard].scores_for(parsed, ids))
+        with self._syntax(parsed):
+            for shard, ids in self.owners.split(chunk_ids).items():
+                out.update(self.shards[shard].scores_for(parsed, ids))
         return out
 
     def explain(
@@ -206,8 +280,6 @@ class ShardedIndex(Index):
         self._doc_rows = {}
         self._num_by_id = None
         self._allowed = {}
-        import threading
-
         self._lock = threading.Lock()
 
     @classmethod

@@ -31,6 +31,7 @@ from search.shards import SHARDS, ShardsManifest, shard_name, shard_of
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "xquad-de"
 EXAMPLE = Path(__file__).resolve().parents[1] / "corpus"
 QUESTIONS = Path(__file__).resolve().parents[1] / "queries" / "koalition.jsonl"
+SYNTAX = ['"im Jahr"', "Stadt AND (Universität OR Krieg)", "Stadt NOT Krieg", "stadt*", "Krieg~", "Fluss OR Rhein"]
 MODES: list[dict[str, Any]] = [
     {"mode": "keyword"},
     {"mode": "semantic"},
@@ -136,6 +137,16 @@ def two(tmp_path_factory: pytest.TempPathFactory, corpus: Path, encoder: SameBat
     folder = tmp_path_factory.mktemp("two") / "ix"
     build_sharded(corpus, folder, 2, encoder=encoder)
     return folder
+
+
+def test_query_syntax_scores_with_global_statistics(one: Path, two: Path, encoder: SameBatches) -> None:
+    """Phrases, boolean operators, fields, wildcards and fuzzy terms: whoosh scores each shard with the
+    document count, field lengths and document frequencies of all shards together."""
+    with Index.open(one, encoder=encoder) as a, open_index(two, encoder=encoder) as b:
+        for query in SYNTAX:
+            assert a.search(query, mode="keyword"), query
+            for params in MODES:
+                same_results(a, b, query, **params)
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
