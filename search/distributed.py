@@ -29,7 +29,8 @@ from .errors import SearchError
 
 LOCAL = "local"
 CONNECT_SECONDS = 5.0
-INFLIGHT_PER_WORKER = 4  # batches queued per worker: enough to keep it busy, few enough to stay in memory
+INFLIGHT_PER_WORKER = 2  # calls queued per worker: enough to keep it busy, few enough to stay in memory
+BATCHES_PER_CALL = 1  # model batches sent in one call (each still run on its own, so its vectors stay the same)
 CACHE_STEP = 2048  # CachedEncoder's step: the batches are planned within each step, as there
 
 
@@ -58,6 +59,7 @@ class RayRunner:
 
     def __init__(self, address: str, workers: int | None = None) -> None:
         self.address = address
+        self.batches_per_call = BATCHES_PER_CALL
         self.max_workers = workers  # embed on at most this many of the actors (default: all, one per CPU)
         self._started = False
         self._cluster: Any = None  # the cluster `local` started
@@ -142,12 +144,22 @@ class RayRunner:
             return out
         workers = self._workers(model)
         workers = workers[: self.max_workers or len(workers)]
-        pending: dict[Any, list[int]] = {}
-        for n, (rows, batch) in enumerate(model.passage_batches(texts)):
-            pending[workers[n % len(workers)].run.remote(batch)] = rows
-            if len(pending) >= INFLIGHT_PER_WORKER * len(workers):
-                self._collect(pending, out, progress, ray, block=1)
-        self._collect(pending, out, progress, ray, block=len(pending))
+        # a call under way -> its worker and the rows of each of its batches; the next call goes to the
+        # worker with the fewest calls under way (one sharing its core with this driver finishes fewer)
+        pending: dict[Any, tuple[int, list[list[int]]]] = {}
+        load = [0] * len(workers)
+        group: list[tuple[list[int], list[list[int]]]] = []
+        for planned in [*model.passage_batches(texts), None]:
+            if planned is not None:
+                group.append(planned)
+            if group and (planned is None or len(group) == self.batches_per_call):
+                while min(load) >= INFLIGHT_PER_WORKER:
+                    self._collect(pending, load, out, progress, ray, block=1)
+                w = load.index(min(load))
+                pending[workers[w].run_many.remote([batch for _, batch in group])] = (w, [rows for rows, _ in group])
+                load[w] += 1
+                group = []
+        self._collect(pending, load, out, progress, ray, block=len(pending))
         return out
 
     def _workers(self, model: OnnxEncoder) -> list[Any]:
@@ -174,14 +186,21 @@ class RayRunner:
 
     @staticmethod
     def _collect(
-        pending: dict[Any, list[int]], out: np.ndarray, progress: Callable[[int], None] | None, ray: Any, block: int
+        pending: dict[Any, tuple[int, list[list[int]]]],
+        load: list[int],
+        out: np.ndarray,
+        progress: Callable[[int], None] | None,
+        ray: Any,
+        block: int,
     ) -> None:
         done, _ = ray.wait(list(pending), num_returns=block)
         for ref in done:
-            rows = pending.pop(ref)
-            out[rows] = ray.get(ref)
-            if progress:
-                progress(len(rows))
+            w, batches = pending.pop(ref)
+            load[w] -= 1
+            for rows, vectors in zip(batches, ray.get(ref), strict=True):
+                out[rows] = vectors
+                if progress:
+                    progress(len(rows))
 
 
 class _Worker:
@@ -190,8 +209,8 @@ class _Worker:
     def __init__(self, ref: Any) -> None:
         self.model = OnnxEncoder(ref, threads=1)
 
-    def run(self, batch: list[list[int]]) -> np.ndarray:
-        return self.model.run(batch)
+    def run_many(self, batches: list[list[list[int]]]) -> list[np.ndarray]:
+        return [self.model.run(batch) for batch in batches]
 
     def pid(self) -> int:
         return os.getpid()
