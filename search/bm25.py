@@ -165,11 +165,9 @@ class Stats:
         """The document frequency of each of ``terms`` (0 for a term these statistics lack)."""
         if len(terms) == len(self.terms) and (terms is self.terms or np.array_equal(terms, self.terms)):
             return self.df
-        order = np.argsort(self.terms, kind="stable")
-        pos = np.minimum(np.searchsorted(self.terms, terms, sorter=order), max(len(self.terms) - 1, 0))
         if not len(self.terms):
             return np.zeros(len(terms), dtype=np.int64)
-        at = order[pos]
+        at = np.minimum(np.searchsorted(self.terms, terms), len(self.terms) - 1)  # other terms: sorted (combine)
         return np.where(self.terms[at] == terms, self.df[at], 0)
 
     @classmethod

@@ -5,8 +5,8 @@ The driver plans every batch exactly as one process would (:meth:`OnnxEncoder.pa
 so the vectors are bitwise equal to a one-machine build: dynamic int8 scales activations per batch,
 and the same texts in other batches give cosines as low as 0.993. Each batch of token ids goes to
 a worker actor holding the ONNX model with one thread per CPU it was given; the results come back
-in order. The embedding cache, where on, is read and written here, by the driver, in the steps
-:class:`~search.embcache.CachedEncoder` takes.
+in order. The embedding cache, where on, is read and written here, by the driver, through
+:meth:`~search.embcache.CachedEncoder.through`, in the steps it takes.
 
 ``local`` starts a cluster on 127.0.0.1 (its GCS, raylet and object store; no dashboard, no usage
 statistics) with every core of this machine, and stops it afterwards. An address joins a running
@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .embcache import CachedEncoder, text_key
+from .embcache import CachedEncoder
 from .encoder import Encoder, OnnxEncoder
 from .errors import SearchError
 
@@ -31,7 +31,6 @@ LOCAL = "local"
 CONNECT_SECONDS = 5.0
 INFLIGHT_PER_WORKER = 2  # calls queued per worker: enough to keep it busy, few enough to stay in memory
 BATCHES_PER_CALL = 1  # model batches sent in one call (each still run on its own, so its vectors stay the same)
-CACHE_STEP = 2048  # CachedEncoder's step: the batches are planned within each step, as there
 
 
 class RayError(SearchError):
@@ -118,23 +117,7 @@ class RayRunner:
             return encoder.encode_passages(texts, progress)
         if cache is None:
             return self._run(model, texts, progress)
-        keys = [text_key(t) for t in texts]
-        found = cache.cache.get(keys)
-        out = np.zeros((len(texts), model.dim), dtype=np.float32)
-        todo = [i for i, k in enumerate(keys) if k not in found]
-        for i, k in enumerate(keys):
-            if k in found:
-                out[i] = found[k]
-        cache.hits += len(texts) - len(todo)
-        cache.misses += len(todo)
-        if progress and len(texts) - len(todo):
-            progress(len(texts) - len(todo))
-        for lo in range(0, len(todo), CACHE_STEP):
-            idx = todo[lo : lo + CACHE_STEP]
-            vecs = self._run(model, [texts[i] for i in idx], progress)
-            out[idx] = vecs
-            cache.cache.put([keys[i] for i in idx], vecs)
-        return out
+        return cache.through(texts, progress, lambda part, advance: self._run(model, part, advance))
 
     def _run(self, model: OnnxEncoder, texts: Sequence[str], progress: Callable[[int], None] | None) -> np.ndarray:
         import ray

@@ -85,6 +85,16 @@ class CachedEncoder:
         return openings(self.encoder, texts, max_tokens)
 
     def encode_passages(self, texts: Sequence[str], progress: Callable[[int], None] | None = None) -> np.ndarray:
+        return self.through(texts, progress, self.encoder.encode_passages)
+
+    def through(
+        self,
+        texts: Sequence[str],
+        progress: Callable[[int], None] | None,
+        embed: Callable[[list[str], Callable[[int], None] | None], np.ndarray],
+    ) -> np.ndarray:
+        """Cached vectors of ``texts``, the others made by ``embed`` (the model here, or Ray workers running
+        its batches: search/distributed.py) a step at a time and stored."""
         keys = [text_key(t) for t in texts]
         found = self.cache.get(keys)
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -99,7 +109,7 @@ class CachedEncoder:
         step = 2048  # store as we go, so an interrupted build keeps what it embedded
         for lo in range(0, len(todo), step):
             idx = todo[lo : lo + step]
-            vecs = self.encoder.encode_passages([texts[i] for i in idx], progress)
+            vecs = embed([texts[i] for i in idx], progress)
             out[idx] = vecs
             self.cache.put([keys[i] for i in idx], vecs)
         return out
