@@ -62,7 +62,10 @@ class Index:
         encoder: Encoder | None = None,
         pin: int | None = None,
         encoder_threads: int | None = None,
+        keyword: bool = True,
     ) -> None:
+        """``keyword=False`` leaves the keyword side closed: a shard whose searching is done
+        elsewhere (search/serve_ray.py) and of which only the chunks and documents are read here."""
         self.folder = folder
         self.manifest = manifest
         self.generation = folder / manifest.generation
@@ -72,12 +75,14 @@ class Index:
         self.docs_by_num: dict[int, Document] = {s.num: s.doc for s in stored}
         self.chunks = load_chunks(self.generation / CHUNKS)
         self.langs: list[str] = list(manifest.analyzer.languages)
-        self.keyword = KeywordIndex.open(
-            self.generation / KEYWORD,
-            self.langs,
-            (self.generation / BM25_FILE, self.generation / BM25_DOCS_FILE, self.chunks),
-            manifest.scoring,
-        )
+        self.keyword: KeywordIndex = None  # type: ignore[assignment]  # keyword=False: never searched here
+        if keyword:
+            self.keyword = KeywordIndex.open(
+                self.generation / KEYWORD,
+                self.langs,
+                (self.generation / BM25_FILE, self.generation / BM25_DOCS_FILE, self.chunks),
+                manifest.scoring,
+            )
         self.dim = manifest.model.dim
         self._vectors: VectorIndex | None = None
         self._doc_vectors: VectorIndex | None = None
@@ -151,7 +156,8 @@ class Index:
         self.close()
 
     def close(self) -> None:
-        self.keyword.close()
+        if self.keyword is not None:
+            self.keyword.close()
         unpin(self._pin)
         self._pin = None
 

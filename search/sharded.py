@@ -15,10 +15,8 @@ expands to in any of them.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -26,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from .errors import IndexFormatError, rebuild_hint
+from .fanout import Fanout, LocalFanout, ShardSides, SyntaxStats, every
 from .filters import Allowed
 from .index import OPEN_ATTEMPTS, Index
-from .keyword import KeywordIndex, ParsedQuery
+from .keyword import ParsedQuery
 from .locks import pin_generation, unpin
 from .manifest import Analyzer, Counts, Manifest
 from .params import SearchParams
@@ -38,6 +37,8 @@ from .store import SHARDS, ChunkTable
 from .types import Hit
 from .vectors import VectorIndex
 from .writer import folder_bytes
+
+RemoteShards = Callable[[Path, ShardsManifest], Fanout]  # the fan-out to shards served elsewhere
 
 
 class _Owners:
@@ -73,83 +74,29 @@ def _merge(lists: Iterable[list[Hit]], k: int) -> list[Hit]:
     return hits[:k]
 
 
-class _WhooshStats(threading.local):
-    """The collection statistics of the query syntax being run in this thread, summed over the shards:
-    each shard's whoosh BM25F reads its idf and average field length from here (see
-    :meth:`ShardedKeyword._global`), so every shard scores as the whole index would."""
-
-    stats: dict[str, Any] | None = None
-
-
-def _key(text: str | bytes) -> bytes:
-    return text if isinstance(text, bytes) else text.encode("utf-8")
-
-
 class ShardedKeyword:
     """The keyword side of every shard, asked together (the methods the searcher calls)."""
 
-    def __init__(self, shards: list[KeywordIndex], owners: _Owners) -> None:
-        self.shards, self.owners = shards, owners
-        self._current = _WhooshStats()
-        for shard in shards:  # BM25FScorer asks the top searcher for these two (whoosh/scoring.py)
-            local_idf, local_avg = shard.searcher.idf, shard.searcher.avg_field_length
-            shard.searcher.idf = self._idf(local_idf)
-            shard.searcher.avg_field_length = self._avg_field_length(local_avg)
-
-    def _idf(self, local: Any) -> Any:
-        def idf(fieldname: str, text: str | bytes) -> float:
-            stats = self._current.stats
-            if stats is None:
-                return float(local(fieldname, text))
-            # whoosh's BM25F idf (WeightingModel.idf), with the collection's counts
-            return math.log(stats["docs"] / (stats["df"].get((fieldname, _key(text)), 0) + 1)) + 1
-
-        return idf
-
-    def _avg_field_length(self, local: Any) -> Any:
-        def avg_field_length(fieldname: str, default: float | None = None) -> float | None:
-            stats = self._current.stats
-            if stats is None:
-                return local(fieldname, default)
-            length = stats["length"].get(fieldname)
-            return default if length is None else length / (stats["docs"] or 1)
-
-        return avg_field_length
-
-    @contextlib.contextmanager
-    def _global(self, parsed: ParsedQuery) -> Iterator[None]:
-        """Query syntax scored with statistics over every shard: the document count, each field's
-        length, and the document frequency of every term the query expands to in any shard."""
-        terms: set[tuple[str, bytes]] = set()
-        assert parsed.query is not None
-        for shard in self.shards:
-            with shard._lock:
-                terms |= {(f, _key(t)) for f, t in parsed.query.existing_terms(shard.searcher.reader(), expand=True)}
-        fields = {f for f, _ in terms}
-        docs, df, length = 0, dict.fromkeys(terms, 0), dict.fromkeys(fields, 0)
-        for shard in self.shards:
-            with shard._lock:
-                reader = shard.searcher.reader()
-                docs += reader.doc_count_all()
-                for f, t in terms:
-                    df[(f, t)] += reader.doc_frequency(f, t)
-                for f in fields:
-                    length[f] += reader.field_length(f)
-        self._current.stats = {"docs": docs, "df": df, "length": length}
-        try:
-            yield
-        finally:
-            self._current.stats = None
+    def __init__(self, fanout: Fanout, owners: _Owners) -> None:
+        self.fanout, self.owners = fanout, owners
 
     def parse(self, text: str, syntax: str = "auto") -> ParsedQuery:
         """One shard's parse, with the matched terms (highlights) of every shard's vocabulary."""
-        parsed = [s.parse(text, syntax) for s in self.shards]
+        parsed = self.fanout.ask("keyword", "parse", every(self.fanout, text, syntax))
         terms: dict[str, frozenset[str]] = {}
-        for p in parsed:
-            for lang, ts in p.terms.items():
+        for i in sorted(parsed):
+            for lang, ts in parsed[i].terms.items():
                 terms[lang] = terms.get(lang, frozenset()) | ts
         first = parsed[0]
         return ParsedQuery(first.query, terms, first.syntax, first.plain)
+
+    def _stats(self, parsed: ParsedQuery) -> SyntaxStats | None:
+        """Statistics over every shard for a query whoosh scores (plain words have theirs in the
+        BM25 matrices): the document count, each field's length, and the document frequency of
+        every term the query expands to in any shard."""
+        if parsed.query is None or parsed.plain is not None:
+            return None
+        return SyntaxStats.total(self.fanout.ask("shard", "syntax_stats", every(self.fanout, parsed)).values())
 
     def _among(self, allowed: Allowed | None, shard: int) -> Allowed | None:
         if allowed is None:
@@ -157,24 +104,22 @@ class ShardedKeyword:
         return Allowed(allowed.chunks[self.owners.mask(allowed.chunks, shard)], allowed.docs, allowed.excluded)
 
     def search(self, parsed: ParsedQuery, k: int, allowed: Allowed | None = None) -> list[Hit]:
-        with self._syntax(parsed):
-            return _merge([s.search(parsed, k, self._among(allowed, i)) for i, s in enumerate(self.shards)], k)
-
-    def _syntax(self, parsed: ParsedQuery) -> contextlib.AbstractContextManager[None]:
-        """Global statistics for a query whoosh scores (plain words have theirs in the BM25 matrices)."""
-        if parsed.query is None or parsed.plain is not None:
-            return contextlib.nullcontext()
-        return self._global(parsed)
+        calls = {i: (parsed, k, self._among(allowed, i)) for i in range(self.fanout.count)}
+        return _merge(self.fanout.ask("keyword", "search", calls, self._stats(parsed)).values(), k)
 
     def matching(self, parsed: ParsedQuery, allowed: Allowed | None = None) -> np.ndarray:
-        found = [s.matching(parsed, self._among(allowed, i)) for i, s in enumerate(self.shards)]
-        return np.concatenate(found) if found else np.zeros(0, dtype=np.int64)
+        calls = {i: (parsed, self._among(allowed, i)) for i in range(self.fanout.count)}
+        found = self.fanout.ask("keyword", "matching", calls)
+        return np.concatenate([found[i] for i in sorted(found)]) if found else np.zeros(0, dtype=np.int64)
 
     def scores_for(self, parsed: ParsedQuery, chunk_ids: Iterable[int]) -> dict[int, float]:
+        calls = {shard: (parsed, ids) for shard, ids in self.owners.split(chunk_ids).items()}
+        if not calls:
+            return {}
         out: dict[int, float] = {}
-        with self._syntax(parsed):
-            for shard, ids in self.owners.split(chunk_ids).items():
-                out.update(self.shards[shard].scores_for(parsed, ids))
+        found = self.fanout.ask("keyword", "scores_for", calls, self._stats(parsed))
+        for shard in sorted(found):
+            out.update(found[shard])
         return out
 
     def explain(
@@ -182,50 +127,56 @@ class ShardedKeyword:
     ) -> list[dict[str, Any]] | None:
         if parsed.plain is None:
             return None
-        out: dict[int, dict[str, Any]] = {}
         doc_of = dict(zip(chunk_ids, docs, strict=True))
-        for shard, ids in self.owners.split(chunk_ids).items():
-            found = self.shards[shard].explain(parsed, ids, [doc_of[c] for c in ids]) or []
-            out.update(zip(ids, found, strict=True))
+        split = self.owners.split(chunk_ids)
+        calls = {s: (parsed, ids, [doc_of[c] for c in ids]) for s, ids in split.items()}
+        found = self.fanout.ask("keyword", "explain", calls)
+        out: dict[int, dict[str, Any]] = {}
+        for shard, ids in split.items():
+            out.update(zip(ids, found[shard] or [], strict=True))
         return [out[c] for c in chunk_ids]
 
     def close(self) -> None:
-        for s in self.shards:
-            s.close()
+        pass  # the shards close with the index
 
 
 class ShardedVectors:
     """One vector side (sentences or documents) of every shard, asked together."""
 
-    def __init__(self, shards: list[VectorIndex], owners: _Owners, dim: int) -> None:
-        self.shards, self.owners, self.dim = shards, owners, dim
+    def __init__(self, fanout: Fanout, side: str, owners: _Owners, dim: int) -> None:
+        self.fanout, self.side, self.owners, self.dim = fanout, side, owners, dim
 
     def search(self, query: np.ndarray, k: int, exact: bool = False, allowed: np.ndarray | None = None) -> list[Hit]:
-        lists = (
-            s.search(query, k, exact, None if allowed is None else allowed[self.owners.mask(allowed, i)])
-            for i, s in enumerate(self.shards)
-        )
-        return _merge(lists, k)
+        calls = {
+            i: (query, k, exact, None if allowed is None else allowed[self.owners.mask(allowed, i)])
+            for i in range(self.fanout.count)
+        }
+        return _merge(self.fanout.ask(self.side, "search", calls).values(), k)
 
     def vectors(self, ids: list[int]) -> np.ndarray:
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         where = {c: i for i, c in enumerate(ids)}
-        for shard, mine in self.owners.split(ids).items():
-            out[[where[c] for c in mine]] = self.shards[shard].vectors(mine)
+        split = self.owners.split(ids)
+        found = self.fanout.ask(self.side, "vectors", {s: (mine,) for s, mine in split.items()}) if split else {}
+        for shard, mine in split.items():
+            out[[where[c] for c in mine]] = found[shard]
         return out
 
     def similarities(self, query: np.ndarray, ids: list[int]) -> dict[int, float]:
+        split = self.owners.split(ids)
         out: dict[int, float] = {}
-        for shard, mine in self.owners.split(ids).items():
-            out.update(self.shards[shard].similarities(query, mine))
+        found = self.fanout.ask(self.side, "similarities", {s: (query, m) for s, m in split.items()}) if split else {}
+        for shard in sorted(found):
+            out.update(found[shard])
         return {int(i): out[int(i)] for i in ids if int(i) in out}
 
     def ids(self) -> np.ndarray:
-        return np.concatenate([s.ids() for s in self.shards])
+        found = self.fanout.ask(self.side, "ids", every(self.fanout))
+        return np.concatenate([found[i] for i in sorted(found)])
 
     @property
     def count(self) -> int:
-        return sum(s.count for s in self.shards)
+        return int(sum(self.fanout.ask(self.side, "count", every(self.fanout)).values()))
 
 
 class ShardedIndex(Index):
@@ -236,10 +187,12 @@ class ShardedIndex(Index):
         folder: Path,
         sharded: ShardsManifest,
         shards: list[Index],
-        model: str | None = None,
+        fanout: Fanout,
         encoder_threads: int | None = None,
+        remote: RemoteShards | None = None,
     ) -> None:
         self.folder = folder
+        self._remote = remote
         self.sharded = sharded
         self.shards = shards
         first = shards[0]
@@ -248,6 +201,7 @@ class ShardedIndex(Index):
         for m in sharded.shards:
             for lang, n in m.languages.items():
                 languages[lang] = languages.get(lang, 0) + n
+        self.fanout = fanout
         self.manifest: Manifest = first.manifest.replace(
             generation=f"shards-{sharded.generation:06d}",
             analyzer=Analyzer(tuple(langs), first.manifest.analyzer.lang_option, first.manifest.analyzer.pipeline),
@@ -264,11 +218,7 @@ class ShardedIndex(Index):
         self.langs = langs
         chunk_owners = _Owners([s.chunks.ids for s in shards])
         self._doc_owners = _Owners([np.fromiter(s.docs_by_num, dtype=np.int64) for s in shards])
-        stats = GlobalStats.load(folder / sharded.stats)
-        for s in shards:
-            if s.keyword.bm25 is not None:
-                s.keyword.bm25.use_stats(stats.sentences, stats.documents)
-        self.keyword = ShardedKeyword([s.keyword for s in shards], chunk_owners)  # type: ignore[assignment]
+        self.keyword = ShardedKeyword(fanout, chunk_owners)  # type: ignore[assignment]
         self._chunk_owners = chunk_owners
         self.dim = first.dim
         self._vectors = None
@@ -290,7 +240,11 @@ class ShardedIndex(Index):
         model: str | None = None,
         encoder: Any = None,
         encoder_threads: int | None = None,
+        remote: RemoteShards | None = None,
     ) -> ShardedIndex:
+        """Every shard at the generation ``shards.json`` names; ``remote`` makes the fan-out that
+        asks shards served elsewhere (search/serve_ray.py): here only their chunk tables and
+        documents are opened, for filters and passages."""
         for _ in range(OPEN_ATTEMPTS):  # a writer may commit and delete the generations just read of
             sharded = ShardsManifest.read(folder)
             opened: list[Index] = []
@@ -304,13 +258,18 @@ class ShardedIndex(Index):
                         # the first shard checks the model and holds the encoder; the others share it
                         opened.append(
                             Index(gen.parent, m, model=model if i == 0 else None, encoder=encoder if i == 0 else None,
-                                  pin=pin, encoder_threads=encoder_threads)
+                                  pin=pin, encoder_threads=encoder_threads, keyword=remote is None)
                         )  # fmt: skip
                     except BaseException:
                         unpin(pin)
                         raise
                 else:
-                    return cls(folder, sharded, opened, model, encoder_threads)
+                    if remote is not None:
+                        fanout: Fanout = remote(folder, sharded)
+                    else:
+                        stats = GlobalStats.load(folder / sharded.stats)
+                        fanout = LocalFanout([ShardSides(ix, stats) for ix in opened])
+                    return cls(folder, sharded, opened, fanout, encoder_threads, remote)
             except BaseException:
                 for ix in opened:
                     ix.close()
@@ -342,13 +301,16 @@ class ShardedIndex(Index):
 
     def reopen(self) -> Index:
         encoder = self.shards[0]._encoder
-        return ShardedIndex.open_sharded(self.folder, encoder=encoder, encoder_threads=self._encoder_threads)
+        return ShardedIndex.open_sharded(
+            self.folder, encoder=encoder, encoder_threads=self._encoder_threads, remote=self._remote
+        )
 
     @property
     def model_loaded(self) -> bool:
         return self.shards[0].model_loaded
 
     def close(self) -> None:
+        self.fanout.close()
         for s in self.shards:
             s.close()
 
@@ -359,15 +321,13 @@ class ShardedIndex(Index):
     @property
     def vectors(self) -> VectorIndex:
         if self._vectors is None:
-            shards = [s.vectors for s in self.shards]
-            self._vectors = ShardedVectors(shards, self._chunk_owners, self.dim)  # type: ignore[assignment]
+            self._vectors = ShardedVectors(self.fanout, "vectors", self._chunk_owners, self.dim)  # type: ignore[assignment]
         return self._vectors  # type: ignore[return-value]
 
     @property
     def doc_vectors(self) -> VectorIndex:
         if self._doc_vectors is None:
-            shards = [s.doc_vectors for s in self.shards]
-            self._doc_vectors = ShardedVectors(shards, self._doc_owners, self.dim)  # type: ignore[assignment]
+            self._doc_vectors = ShardedVectors(self.fanout, "doc_vectors", self._doc_owners, self.dim)  # type: ignore[assignment]
         return self._doc_vectors  # type: ignore[return-value]
 
     def info(self) -> dict[str, Any]:
@@ -400,9 +360,13 @@ def open_index(
     model: str | None = None,
     encoder: Any = None,
     encoder_threads: int | None = None,
+    remote: RemoteShards | None = None,
 ) -> Index:
-    """Open an index folder, sharded or not: what the CLI, the server and ``search eval`` open."""
+    """Open an index folder, sharded or not: what the CLI, the server and ``search eval`` open
+    (``remote``: see :meth:`ShardedIndex.open_sharded`)."""
     folder = Path(folder)
     if is_sharded(folder):
-        return ShardedIndex.open_sharded(folder, model=model, encoder=encoder, encoder_threads=encoder_threads)
+        return ShardedIndex.open_sharded(
+            folder, model=model, encoder=encoder, encoder_threads=encoder_threads, remote=remote
+        )
     return Index.open(folder, model=model, encoder=encoder, encoder_threads=encoder_threads)
