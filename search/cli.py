@@ -285,11 +285,23 @@ def serve(
     log_level: Annotated[
         str, typer.Option(help="uvicorn's log level: critical, error, warning, info, debug (with access log).")
     ] = "info",
+    ray: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Serve a sharded index with Ray Serve: a deployment per shard and a router, on the cluster at "
+            "this address (ray://… or host:port), or 'local' for one started on 127.0.0.1 and stopped on exit.",
+        ),
+    ] = None,
+    replicas: Annotated[int, typer.Option(min=1, max=64, help="With --ray: replicas of each shard.")] = 1,
 ) -> None:
     """Serve the index over HTTP: a search page at /, the JSON API at /api (OpenAPI at /docs).
 
     The index is opened and the model loaded once; `search index` updates are picked up without a restart.
     """
+    if ray is not None:
+        _serve_ray(index_dir, host, port, model, ray, replicas)
+        return
     from .serve import serve as run_server
 
     def ready(url: str, holder: Any) -> None:
@@ -304,6 +316,23 @@ def serve(
     err.print(f"opening {index_dir} and loading the model …", soft_wrap=True)
     try:
         run_server(index_dir, host=host, port=port, model=model, log_level=log_level, ready=ready)
+    except SearchError as exc:
+        fail(exc)
+
+
+def _serve_ray(index_dir: Path, host: str, port: int, model: str | None, address: str, replicas: int) -> None:
+    def ready(url: str, shards: int) -> None:
+        err.print(
+            f"[green]serving[/] {index_dir} on Ray ({count(shards, 'shard')} x {count(replicas, 'replica')}) "
+            f"at [bold]{url}[/]  ·  API docs {url}docs  ·  Ctrl+C stops",
+            soft_wrap=True,
+        )
+
+    err.print(f"deploying {index_dir} on Ray ({address}) …", soft_wrap=True)
+    try:
+        from .serve_ray import serve_on_ray
+
+        serve_on_ray(index_dir, address, host=host, port=port, replicas=replicas, model=model, ready=ready)
     except SearchError as exc:
         fail(exc)
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 
@@ -53,20 +53,17 @@ def _reachable(address: str) -> None:
         raise RayError(f"cannot reach the Ray cluster at {address} ({exc.strerror or exc})") from None
 
 
-class RayRunner:
-    """A connection to a Ray cluster for one build: ``with RayRunner("local") as r: r.embed(…)``."""
+class RayCluster:
+    """A connection to a Ray cluster: ``with RayCluster("local"): …``. ``local`` starts one on
+    127.0.0.1 with every core of this machine and stops it, by its own handle, on the way out;
+    an address joins a running cluster (checked to answer within seconds first)."""
 
-    def __init__(self, address: str, workers: int | None = None) -> None:
+    def __init__(self, address: str) -> None:
         self.address = address
-        self.batches_per_call = BATCHES_PER_CALL
-        self.max_workers = workers  # embed on at most this many of the actors (default: all, one per CPU)
         self._started = False
         self._cluster: Any = None  # the cluster `local` started
-        self.write_shard = None  # the shards are written here; Ray runs the embedding
-        self.workers: list[Any] = []  # the embedding actors, kept from one call to the next
-        self._model = ""
 
-    def __enter__(self) -> RayRunner:
+    def __enter__(self) -> Self:
         _quiet_env()
         if self.address == LOCAL:
             # every node address on loopback (Ray's default is the machine's outward address); Ray reads
@@ -99,15 +96,36 @@ class RayRunner:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.workers:
-            self._stop_workers()
         if self._started:
             import ray
 
             ray.shutdown()
+            self._started = False
         if self._cluster is not None:
             self._cluster.shutdown()
             self._cluster = None
+
+
+def worker_env() -> dict[str, str]:
+    """What a worker process needs of this one's environment: the engine's settings and the cache."""
+    return {k: v for k, v in os.environ.items() if k.startswith("SEARCH_") or k in ("XDG_CACHE_HOME", "HOME")}
+
+
+class RayRunner(RayCluster):
+    """A connection to a Ray cluster for one build: ``with RayRunner("local") as r: r.embed(…)``."""
+
+    def __init__(self, address: str, workers: int | None = None) -> None:
+        super().__init__(address)
+        self.batches_per_call = BATCHES_PER_CALL
+        self.max_workers = workers  # embed on at most this many of the actors (default: all, one per CPU)
+        self.write_shard = None  # the shards are written here; Ray runs the embedding
+        self.workers: list[Any] = []  # the embedding actors, kept from one call to the next
+        self._model = ""
+
+    def __exit__(self, *exc: object) -> None:
+        if self.workers:
+            self._stop_workers()
+        super().__exit__(*exc)
 
     def embed(self, encoder: Encoder, texts: list[str], progress: Callable[[int], None] | None) -> np.ndarray:
         """``encoder.encode_passages(texts)``, bitwise, with the batches run on the cluster's workers."""
@@ -153,7 +171,7 @@ class RayRunner:
         count = int(ray.cluster_resources().get("CPU", 0)) or 1
         if not self.workers or self._model != model.fingerprint:
             self._stop_workers()
-            env = {k: v for k, v in os.environ.items() if k.startswith("SEARCH_") or k in ("XDG_CACHE_HOME", "HOME")}
+            env = worker_env()
             # a worker that dies is restarted and its batches run again: they give the same vectors
             worker = ray.remote(num_cpus=1, max_restarts=3, max_task_retries=3, runtime_env={"env_vars": env})(_Worker)
             self.workers = [worker.remote(model.ref) for _ in range(count)]

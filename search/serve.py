@@ -41,7 +41,7 @@ from .filters import Filters, parse_facets
 from .index import DEFAULT_INDEX, Index
 from .params import SearchParams, param_specs
 from .searcher import Page
-from .sharded import open_index
+from .sharded import RemoteShards, open_index
 from .types import Document, Result, results_payload
 
 log = logging.getLogger("search.serve")
@@ -72,10 +72,12 @@ class IndexHolder:
         model: str | None = None,
         warm: bool = True,
         encoder: Encoder | None = None,
+        remote: RemoteShards | None = None,
     ) -> None:
+        """``remote``: the shards of a sharded index are searched elsewhere (search/serve_ray.py)."""
         self.folder = Path(folder)
         # one thread per query embedding: requests run side by side on the cores instead
-        index = open_index(self.folder, model=model, encoder=encoder, encoder_threads=1)
+        index = open_index(self.folder, model=model, encoder=encoder, encoder_threads=1, remote=remote)
         self._current = _Snapshot(index)
         self._lock = threading.Lock()
         self._reloading = threading.Lock()

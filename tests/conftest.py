@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -129,3 +130,28 @@ def animal_corpus(folder: Path, names: Sequence[str] = tuple(ANIMALS)) -> tuple[
     for name in names:
         (folder / name).write_text(ANIMALS[name], encoding="utf-8")
     return folder, FakeEncoder(["cat", "dog", "fish"])
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Any]:
+    """A real local Ray cluster: a head node with 0 CPUs and two worker nodes with 1 CPU each, every
+    address on 127.0.0.1 (Ray's default node address is not loopback), no dashboard, no usage
+    statistics; stopped by its own handle (never ``ray stop``, which kills every Ray process here)."""
+    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # node addresses on loopback, not the outward one
+    import ray
+    from ray.cluster_utils import Cluster
+
+    c = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
+    )
+    try:
+        for _ in range(2):
+            c.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        ray.init(address=c.address, _node_ip_address="127.0.0.1", log_to_driver=False)
+        assert ray.cluster_resources().get("CPU") == 2
+        yield c
+    finally:
+        ray.shutdown()
+        c.shutdown()

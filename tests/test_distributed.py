@@ -1,6 +1,6 @@
 """A sharded build on a real local Ray cluster (issue 15, item 5): a head node with 0 CPUs and two
-worker nodes with 1 CPU each, every address on 127.0.0.1. The fixture starts the cluster and stops
-it by its own handle (never ``ray stop``, which kills every Ray process on the machine)."""
+worker nodes with 1 CPU each, every address on 127.0.0.1 (the ``cluster`` fixture in conftest.py,
+started and stopped by its own handle, never ``ray stop``)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,28 +25,6 @@ from search.vectors import VectorIndex
 
 pytestmark = pytest.mark.distributed
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "xquad-de"
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Any]:
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # node addresses on loopback, not the outward one
-    import ray
-    from ray.cluster_utils import Cluster
-
-    c = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False},
-    )
-    try:
-        for _ in range(2):
-            c.add_node(num_cpus=1, node_ip_address="127.0.0.1")
-        ray.init(address=c.address, _node_ip_address="127.0.0.1", log_to_driver=False)
-        assert ray.cluster_resources().get("CPU") == 2
-        yield c
-    finally:
-        ray.shutdown()
-        c.shutdown()
 
 
 @pytest.fixture(scope="module")
