@@ -9,7 +9,10 @@ each, started and stopped by this script's own handle):
   shard are measured on the 100k shard tiled ten times (the exact vector scan and BM25 over the term
   matrices) and added to the 100k latency: a model, not a 1M index (building one takes hours here);
 - the fan-out's overhead: the same 100k sentences as 2 shards searched in one process, against one
-  index (there is no Ray Serve router yet: this is the merge's cost, not a network hop's).
+  index (the merge's cost);
+- the Ray Serve router's overhead: that 2-shard index served by ``search serve --ray`` (a deployment
+  per shard with one replica, and the router) against ``search serve`` of the same folder in one
+  process and against the library call, the same 200 queries sent to each in turn over HTTP.
 Then the cost model for 10M, 100M and 1B sentences (build core-hours, memory and disk per shard,
 shards per node, fan-out p50/p99 by Monte-Carlo over the measured latencies, where HNSW takes over).
 """
@@ -131,6 +134,105 @@ def latency(tmp: Path) -> dict[str, Any]:
     }
 
 
+def router(tmp: Path) -> dict[str, Any]:
+    import subprocess
+    import threading
+    import urllib.parse
+    import urllib.request
+
+    import ray
+    from documents import _RandomPassages
+    from ray.cluster_utils import Cluster
+    from speed import build_corpus, load_queries
+
+    from search import build_sharded, open_index
+    from search.encoder import load_encoder
+    from search.serve_ray import serve_on_ray
+
+    corpus, _ = build_corpus(tmp / "big", SHARD)
+    folder = tmp / "two"
+    log("building a 2-shard 100k index (random passage vectors)")
+    model = load_encoder()
+    passages = _RandomPassages(model)
+    # under the real model's name: the servers load it by that name to embed the queries (the passage
+    # vectors are random: a query's latency does not depend on their values)
+    passages.name, passages.fingerprint = model.name, model.fingerprint
+    build_sharded(corpus, folder, 2, encoder=passages)
+    queries = load_queries()
+    ports = [_free_port(), _free_port()]
+    log("search serve in one process")
+    one = subprocess.Popen(
+        [sys.executable, "-m", "search", "serve", "--index", str(folder), "--port", str(ports[0])],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    cluster = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 0, "node_ip_address": "127.0.0.1", "include_dashboard": False}
+    )
+    stop, up = threading.Event(), threading.Event()
+    times: dict[str, list[float]] = {"library": [], "in_process_http": [], "ray_serve_http": []}
+    try:
+        for _ in range(2):
+            cluster.add_node(num_cpus=1, node_ip_address="127.0.0.1")
+        ray.init(address=cluster.address, _node_ip_address="127.0.0.1", log_to_driver=False)
+        log("search serve --ray: 2 shards, 1 replica each, and the router")
+        thread = threading.Thread(
+            target=serve_on_ray, args=(folder, cluster.address),
+            kwargs={"port": ports[1], "ready": lambda *_: up.set(), "stop": stop}, daemon=True,
+        )  # fmt: skip
+        thread.start()
+        while not up.wait(1):
+            assert thread.is_alive(), "search serve --ray stopped"
+        assert one.stderr is not None
+        while "Ctrl+C stops" not in one.stderr.readline():
+            assert one.poll() is None, "search serve stopped"
+        urls = {name: f"http://127.0.0.1:{p}/api/search?" for name, p in zip(list(times)[1:], ports, strict=True)}
+        with open_index(folder, encoder_threads=1) as ix:
+
+            def ask(name: str, q: str) -> None:
+                if name == "library":
+                    ix.search(q, mode="hybrid", k=10)
+                    return
+                with urllib.request.urlopen(urls[name] + urllib.parse.urlencode({"q": q, "k": 10}), timeout=60) as r:
+                    assert json.loads(r.read())["shards"] == {"answered": 2, "total": 2}
+
+            for q in queries[:10]:
+                for name in times:
+                    ask(name, q)
+            for q in queries:  # interleaved: the noise falls on all three alike
+                for name in times:
+                    t = time.perf_counter()
+                    ask(name, q)
+                    times[name].append((time.perf_counter() - t) * 1000)
+    finally:
+        stop.set()
+        one.terminate()
+        one.wait(60)
+        if ray.is_initialized():
+            thread.join(120)
+        ray.shutdown()
+        cluster.shutdown()
+    return {
+        "queries": len(queries),
+        "times_ms": times,
+        **{f"{k}_p50_ms": pct(v, 50) for k, v in times.items()},
+        **{f"{k}_p99_ms": pct(v, 99) for k, v in times.items()},
+        "over_http_p50_ms": pct(_paired(times["ray_serve_http"], times["in_process_http"]), 50),
+        "over_library_p50_ms": pct(_paired(times["ray_serve_http"], times["library"]), 50),
+    }
+
+
+def _paired(a: list[float], b: list[float]) -> list[float]:
+    return [x - y for x, y in zip(a, b, strict=True)]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 def _growth(ix: Any, vectors: list[np.ndarray], queries: list[str]) -> dict[str, float]:
     """What a 10× larger shard adds per query: the exact scan and BM25, timed on the shard tiled."""
     import faiss
@@ -235,12 +337,14 @@ def main() -> None:
     from speed import build_corpus
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--only", choices=["embedding", "latency"], help="re-measure one part; keep the other's")
+    parser.add_argument(
+        "--only", choices=["embedding", "latency", "router"], help="re-measure one part; keep the others'"
+    )
     only = parser.parse_args().only
     figures: dict[str, Any] = stamp(f"python benchmarks/scaleout.py{f' --only {only}' if only else ''}")
     if only:
         kept = json.loads((RESULTS / "scaleout.json").read_text(encoding="utf-8"))
-        figures.update({k: kept[k] for k in ("embedding", "latency") if k != only})
+        figures.update({k: kept[k] for k in ("embedding", "latency", "router") if k != only and k in kept})
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         if only in (None, "embedding"):
@@ -250,6 +354,9 @@ def main() -> None:
         if only in (None, "latency"):
             log("shard latency and fan-out")
             figures["latency"] = latency(tmp)
+        if only in (None, "router"):
+            log("the Ray Serve router's overhead")
+            figures["router"] = router(tmp)
     lat = figures["latency"]
     figures["cost"] = cost_model(figures["embedding"], lat)
     lat["added_at_1m_p50_ms"] = float(np.median(lat["added_at_1m_ms"]))
@@ -257,6 +364,30 @@ def main() -> None:
         print("\n".join(render(figures)))
         return
     write_results("scaleout", figures, render(figures))
+
+
+def _render_router(r: dict[str, Any] | None) -> list[str]:
+    if not r:
+        return []
+    return [
+        f"## The Ray Serve router (the 2-shard index above; {r['queries']} queries, hybrid, k=10, each sent to all "
+        "three in turn)",
+        "",
+        "| | p50 ms | p99 ms |",
+        "|---|---:|---:|",
+        f"| library call in one process (`ix.search`, query embedded with one thread) | {r['library_p50_ms']:.1f} | "
+        f"{r['library_p99_ms']:.1f} |",
+        f"| `search serve` in one process, over HTTP | {r['in_process_http_p50_ms']:.1f} | "
+        f"{r['in_process_http_p99_ms']:.1f} |",
+        f"| `search serve --ray`: router + a deployment per shard (1 replica each), over HTTP | "
+        f"{r['ray_serve_http_p50_ms']:.1f} | {r['ray_serve_http_p99_ms']:.1f} |",
+        "",
+        f"The router adds **{r['over_http_p50_ms']:.1f} ms** at p50 over the same shards served in one process "
+        f"(both over HTTP; median of the paired differences; target ≤ 5 ms), {r['over_library_p50_ms']:.1f} ms over "
+        "the library call (which has no HTTP, JSON or proxy in it). Every shard runs on a worker node of its own; "
+        "the router and Serve's proxy share the 2 cores with them and with the client.",
+        "",
+    ]
 
 
 def render(f: dict[str, Any]) -> list[str]:
@@ -288,13 +419,13 @@ def render(f: dict[str, Any]) -> list[str]:
         f"| the same as 2 shards, fanned out and merged in one process | {lat['two_shards_p50_ms']:.1f} | "
         f"{lat['two_shards_p99_ms']:.1f} |",
         "",
-        f"The fan-out and merge add {lat['fanout_overhead_p50_ms']:.1f} ms at p50 (target for a router: ≤ 5 ms; "
-        "there is no Ray Serve router yet, so no network hop is in this figure).",
+        f"The fan-out and merge in one process add {lat['fanout_overhead_p50_ms']:.1f} ms at p50.",
         f"At 1M sentences a shard adds the exact scan ({lat['scan_100k_p50_ms']:.1f} → {lat['scan_1m_p50_ms']:.1f} ms "
         f"p50, one thread) and BM25 ({lat['bm25_100k_p50_ms']:.1f} → {lat['bm25_1m_p50_ms']:.1f} ms): "
         f"{lat['added_at_1m_p50_ms']:.1f} ms at p50 over the 100k latency, measured on the 100k shard tiled ten "
         "times (a model of a 1M shard, not one built).",
         "",
+        *_render_router(f.get("router")),
         f"## Cost model (shards of {c['shard_sentences']:,} sentences; {c['per_core_sentences_per_s']:.0f} "
         "sentences per core-second, the 1-worker rate)",
         "",

@@ -16,6 +16,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
+from .candidates import shard_part
+from .filters import Allowed
 from .index import Index
 from .keyword import ParsedQuery
 from .shards import GlobalStats
@@ -24,7 +28,7 @@ METHODS = {
     "keyword": frozenset({"parse", "search", "matching", "scores_for", "explain"}),
     "vectors": frozenset({"search", "vectors", "similarities", "ids", "count"}),
     "doc_vectors": frozenset({"search", "vectors", "similarities", "ids", "count"}),
-    "shard": frozenset({"syntax_stats"}),
+    "shard": frozenset({"syntax_stats", "candidates"}),
 }
 
 
@@ -101,6 +105,12 @@ class ShardSides:
                 {t: reader.doc_frequency(*t) for t in sorted(terms)},
                 {f: reader.field_length(f) for f in reader.schema.scorable_names()},
             )
+
+    def candidates(
+        self, parsed: ParsedQuery, qvec: np.ndarray, k: int, allowed: Allowed | None, hybrid: bool
+    ) -> dict[str, Any]:
+        """This shard's part of a query's candidates (search/candidates.py)."""
+        return shard_part(self.index, parsed, qvec, k, allowed, hybrid)
 
     def ask(self, side: str, method: str, args: tuple[Any, ...], stats: SyntaxStats | None = None) -> Any:
         if method not in METHODS.get(side, ()):

@@ -17,12 +17,13 @@ from typing import Any
 
 import numpy as np
 
+from .candidates import Candidates, gather
 from .chunking import Span
 from .components import COMPONENTS
 from .encoder import Encoder, make_encoder, ref_fingerprint, resolve_model
 from .errors import IndexFormatError, ModelMismatchError, rebuild_hint
 from .filters import Allowed, Filters, known_fields
-from .keyword import KeywordIndex
+from .keyword import KeywordIndex, ParsedQuery
 from .locks import pin_generation, unpin
 from .manifest import Manifest
 from .params import SearchParams
@@ -275,6 +276,12 @@ class Index:
     def query_vectors(self, queries: list[str], batch: int = 64) -> list[np.ndarray | None]:
         """Embeddings of several queries (None for a query a search would refuse)."""
         return self.searcher().query_vectors(queries, batch)
+
+    def candidates(
+        self, parsed: ParsedQuery, qvec: np.ndarray, k: int, allowed: Allowed | None, hybrid: bool
+    ) -> Candidates:
+        """Both sides' top ``k`` and scores for a semantic or hybrid query (search/candidates.py)."""
+        return gather(self, parsed, qvec, k, allowed, hybrid)
 
     def info(self) -> dict[str, Any]:
         """The manifest plus sizes on disk, for ``search info``."""

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .candidates import Candidates
 from .chunking import Span, passage_span
 from .encoder import Encoder
 from .errors import DocumentNotFoundError, QueryError
@@ -60,6 +61,10 @@ class IndexView(Protocol):
     def allowed(self, filters: Filters) -> Allowed | None: ...
 
     def chunk_ids(self, doc: int) -> list[int]: ...
+
+    def candidates(
+        self, parsed: ParsedQuery, qvec: np.ndarray, k: int, allowed: Allowed | None, hybrid: bool
+    ) -> Candidates: ...
 
 
 def clean_query(text: str) -> str:
@@ -239,22 +244,16 @@ class Searcher:
         text = clean_query(query)
         parsed = self._parse(text, p)
         allowed = ix.allowed(p.filters)
-        keyword: dict[int, float] = {}
-        cosine: dict[int, float] = {}
-        if p.mode is not ModeName.semantic:
-            keyword = {h.chunk_id: h.score for h in ix.keyword.search(parsed, p.candidates, allowed)}
         if p.mode is ModeName.keyword:
+            keyword = {h.chunk_id: h.score for h in ix.keyword.search(parsed, p.candidates, allowed)}
             return Scored(keyword, keyword, {}, parsed, allowed=allowed)
         qvec = ix.encoder.encode_queries([text])[0] if query_vector is None else query_vector
-        among = None if allowed is None else allowed.chunks
-        cosine = {h.chunk_id: h.score for h in ix.vectors.search(qvec, p.candidates, allowed=among)}
-        if p.mode is ModeName.hybrid:
-            cosine.update(ix.vectors.similarities(qvec, [c for c in keyword if c not in cosine]))
-            keyword.update(ix.keyword.scores_for(parsed, [c for c in cosine if c not in keyword]))
+        found = ix.candidates(parsed, qvec, p.candidates, allowed, p.mode is ModeName.hybrid)
+        keyword, cosine = found.keyword, found.cosine
         doc_of = {c: ix.chunk(c).doc for c in cosine}
         docs = sorted(set(doc_of.values()))
         weight = p.effective_doc_weight
-        doc_cosine = _per_chunk(ix.doc_vectors.similarities(qvec, docs), doc_of)
+        doc_cosine = _per_chunk(found.doc_cosine, doc_of)
         semantic = _mix(cosine, doc_cosine, weight)
         if p.mode is ModeName.semantic:
             return Scored(semantic, {}, semantic, parsed, cosine, doc_cosine, allowed=allowed)
@@ -265,8 +264,8 @@ class Searcher:
             # second ranking: the query moved towards its best documents scores every candidate's
             # document again; a sentence's own cosine stays (see search/feedback.py)
             best = feedback.top_documents(fused, doc_of)
-            moved = feedback.moved(qvec, ix.doc_vectors.vectors(best))
-            moved_cosine = _per_chunk(ix.doc_vectors.similarities(moved, docs), doc_of)
+            moved = feedback.moved(qvec, found.document_vectors(ix, list(best)))
+            moved_cosine = _per_chunk(found.document_similarities(ix, moved, docs), doc_of)
             semantic = _mix(cosine, moved_cosine, weight)
             fused = fuse([keyword, semantic], weights, p.fusion.value, p.rrf_k)
             used = tuple(int(d) for d in best)

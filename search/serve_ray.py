@@ -212,6 +212,8 @@ def _check(folder: Path, model: str | None) -> int:
     so that a bad folder is one line here rather than a failed deployment; its shard count."""
     if not is_sharded(folder):
         raise ServeError(f"{folder}: --ray serves a sharded index (search index … --shards N); serve this one without")
+    # the model named, or the index's own: resolved and checked against the index, not loaded
+    model = model or ShardsManifest.read(folder).shards[0].model.name
     ix = ShardedIndex.open_sharded(folder, model=model, remote=lambda _f, _s: LocalFanout([]))
     ix.close()
     return len(ix.shards)
@@ -251,13 +253,23 @@ def serve_on_ray(
             try:
                 serve.run(application(folder, shards, replicas, model), name=APP, route_prefix="/", blocking=False)
             except RuntimeError as exc:  # a replica's constructor failed; Ray's message is pages long
-                raise ServeError(f"the deployment failed: {str(exc).strip().splitlines()[-1]}") from None
+                raise ServeError(f"the deployment failed: {_reason(str(exc))}") from None
             if ready:
                 ready(f"http://{f'[{host}]' if ':' in host else host}:{port}/", shards)
             _wait(stop)
         finally:
             serve.delete(APP)  # its replicas first, so that shutting Serve down has nothing left to wait for
             serve.shutdown()
+
+
+def _reason(message: str) -> str:
+    """The line of a failed deployment's message that says why: the engine's own error where a replica
+    raised one, else Ray's last line."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()]
+    ours = [line for line in lines if line.startswith("search.") and "Error: " in line]
+    if ours:
+        return ours[-1].split("Error: ", 1)[1]
+    return lines[-1] if lines else "(no message)"
 
 
 def _wait(stop: threading.Event) -> None:

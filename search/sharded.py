@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from .candidates import Candidates, merge_parts
 from .errors import IndexFormatError, rebuild_hint
 from .fanout import Fanout, LocalFanout, ShardSides, SyntaxStats, every
 from .filters import Allowed
@@ -218,7 +219,8 @@ class ShardedIndex(Index):
         self.langs = langs
         chunk_owners = _Owners([s.chunks.ids for s in shards])
         self._doc_owners = _Owners([np.fromiter(s.docs_by_num, dtype=np.int64) for s in shards])
-        self.keyword = ShardedKeyword(fanout, chunk_owners)  # type: ignore[assignment]
+        self._keyword = ShardedKeyword(fanout, chunk_owners)
+        self.keyword = self._keyword  # type: ignore[assignment]
         self._chunk_owners = chunk_owners
         self.dim = first.dim
         self._vectors = None
@@ -285,6 +287,15 @@ class ShardedIndex(Index):
         raise IndexFormatError(
             f"{folder}: shard {', '.join(missing) or '?'} lacks the generation {SHARDS} names; {rebuild_hint(folder)}"
         )
+
+    def candidates(
+        self, parsed: ParsedQuery, qvec: np.ndarray, k: int, allowed: Allowed | None, hybrid: bool
+    ) -> Candidates:
+        """Every shard's part in one round (search/candidates.py), merged as one index gives them."""
+        kw = self._keyword
+        calls = {i: (parsed, qvec, k, kw._among(allowed, i), hybrid) for i in range(self.fanout.count)}
+        parts = self.fanout.ask("shard", "candidates", calls, kw._stats(parsed) if hybrid else None)
+        return merge_parts([parts[i] for i in sorted(parts)], k, hybrid)
 
     def shard_counts(self) -> tuple[int, int] | None:
         # in one process every shard answers or the search fails: never a list with a shard missing
