@@ -47,6 +47,7 @@ class Candidates:
     cosine: dict[int, float]
     doc_cosine: dict[int, float]
     doc_vectors: dict[int, np.ndarray] | None = None
+    terms: dict[str, frozenset[str]] | None = None  # a sharded index: the words matched in every shard
 
     def document_vectors(self, ix: Sides, docs: list[int]) -> np.ndarray:
         if self.doc_vectors is None:
@@ -64,13 +65,15 @@ class Candidates:
 
 
 def gather(
-    ix: Sides, parsed: ParsedQuery, qvec: np.ndarray, k: int, allowed: Allowed | None, hybrid: bool
+    ix: Sides, parsed: ParsedQuery, qvec: np.ndarray | None, k: int, allowed: Allowed | None, hybrid: bool
 ) -> Candidates:
     """Today's sequence on one index: each side's top ``k``, the other side's score for them, and
-    the documents' cosines."""
+    the documents' cosines (``qvec`` None: keyword mode, the keyword side's top ``k`` only)."""
     keyword: dict[int, float] = {}
-    if hybrid:
+    if hybrid or qvec is None:
         keyword = {h.chunk_id: h.score for h in ix.keyword.search(parsed, k, allowed)}
+    if qvec is None:  # keyword mode
+        return Candidates(keyword, {}, {})
     among = None if allowed is None else allowed.chunks
     cosine = {h.chunk_id: h.score for h in ix.vectors.search(qvec, k, allowed=among)}
     if hybrid:
@@ -81,21 +84,26 @@ def gather(
 
 
 def shard_part(
-    ix: Sides, parsed: ParsedQuery, qvec: np.ndarray, k: int, allowed: Allowed | None, hybrid: bool
+    ix: Sides, parsed: ParsedQuery, qvec: np.ndarray | None, k: int, allowed: Allowed | None, hybrid: bool
 ) -> dict[str, Any]:
-    """One shard's part of :func:`gather` (its keyword side already reading global statistics)."""
-    keyword: list[Hit] = ix.keyword.search(parsed, k, allowed) if hybrid else []
+    """One shard's part of :func:`gather` (its keyword side already reading global statistics), and
+    the words of the shard the query matches (the router parsed it without any shard's vocabulary)."""
+    part: dict[str, Any] = {"terms": ix.keyword.terms(parsed)}
+    keyword: list[Hit] = ix.keyword.search(parsed, k, allowed) if hybrid or qvec is None else []
+    part["keyword"] = keyword
+    if qvec is None:
+        return part
     among = None if allowed is None else allowed.chunks
     vector: list[Hit] = ix.vectors.search(qvec, k, allowed=among)
     kw_ids, vec_ids = [h.chunk_id for h in keyword], [h.chunk_id for h in vector]
     docs = sorted({ix.chunk(c).doc for c in (*kw_ids, *vec_ids)})
-    return {
-        "keyword": keyword,
+    return part | {
         "vector": vector,
         "cosine_of_keyword": ix.vectors.similarities(qvec, kw_ids) if hybrid else {},
         "keyword_of_vector": ix.keyword.scores_for(parsed, vec_ids) if hybrid else {},
         "doc_cosine": ix.doc_vectors.similarities(qvec, docs),
-        "doc_vectors": dict(zip(docs, ix.doc_vectors.vectors(docs), strict=True)),
+        "docs": docs,
+        "doc_vectors": ix.doc_vectors.vectors(docs),  # one matrix: what crosses the network stays one array
     }
 
 
@@ -107,16 +115,22 @@ def _top(lists: list[list[Hit]], k: int) -> dict[int, float]:
 
 def merge_parts(parts: list[dict[str, Any]], k: int, hybrid: bool) -> Candidates:
     """The shards' parts as :func:`gather` on one index over all of them would give them."""
+    terms: dict[str, frozenset[str]] = {}
+    for p in parts:
+        for lang, ts in p["terms"].items():
+            terms[lang] = terms.get(lang, frozenset()) | ts
     keyword = _top([p["keyword"] for p in parts], k)
+    if any("vector" not in p for p in parts):  # keyword mode
+        return Candidates(keyword, {}, {}, terms=terms)
     cosine = _top([p["vector"] for p in parts], k)
     doc_cosine: dict[int, float] = {}
     doc_vectors: dict[int, np.ndarray] = {}
     for p in parts:
         doc_cosine.update(p["doc_cosine"])
-        doc_vectors.update(p["doc_vectors"])
+        doc_vectors.update(zip(p["docs"], p["doc_vectors"], strict=True))
     if hybrid:
         other_cosine = {c: s for p in parts for c, s in p["cosine_of_keyword"].items()}
         other_keyword = {c: s for p in parts for c, s in p["keyword_of_vector"].items()}
         cosine.update({c: other_cosine[c] for c in keyword if c not in cosine})
         keyword.update({c: other_keyword[c] for c in cosine if c not in keyword and c in other_keyword})
-    return Candidates(keyword, cosine, doc_cosine, doc_vectors)
+    return Candidates(keyword, cosine, doc_cosine, doc_vectors, terms)

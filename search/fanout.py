@@ -107,7 +107,7 @@ class ShardSides:
             )
 
     def candidates(
-        self, parsed: ParsedQuery, qvec: np.ndarray, k: int, allowed: Allowed | None, hybrid: bool
+        self, parsed: ParsedQuery, qvec: np.ndarray | None, k: int, allowed: Allowed | None, hybrid: bool
     ) -> dict[str, Any]:
         """This shard's part of a query's candidates (search/candidates.py)."""
         return shard_part(self.index, parsed, qvec, k, allowed, hybrid)

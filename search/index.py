@@ -278,7 +278,7 @@ class Index:
         return self.searcher().query_vectors(queries, batch)
 
     def candidates(
-        self, parsed: ParsedQuery, qvec: np.ndarray, k: int, allowed: Allowed | None, hybrid: bool
+        self, parsed: ParsedQuery, qvec: np.ndarray | None, k: int, allowed: Allowed | None, hybrid: bool
     ) -> Candidates:
         """Both sides' top ``k`` and scores for a semantic or hybrid query (search/candidates.py)."""
         return gather(self, parsed, qvec, k, allowed, hybrid)

@@ -289,6 +289,12 @@ class KeywordIndex:
         parsed = parse_query(text, self.langs, syntax)
         if parsed.query is None:
             return parsed
+        return ParsedQuery(parsed.query, self.terms(parsed), parsed.syntax, parsed.plain)
+
+    def terms(self, parsed: ParsedQuery) -> dict[str, frozenset[str]]:
+        """The words of this index a parsed query matches, per language (what is highlighted)."""
+        if parsed.query is None:
+            return {}
         terms = self._match_terms(parsed.query)
         if parsed.plain:  # what a plain query's compound parts match is highlighted too (search/highlight.py)
             for key in parsed.plain:
@@ -296,7 +302,7 @@ class KeywordIndex:
                 if "~" in lang or "+" in lang:
                     name = lang.replace("~", "")
                     terms[name] = terms.get(name, frozenset()) | {term}
-        return ParsedQuery(parsed.query, terms, parsed.syntax, parsed.plain)
+        return terms
 
     def _match_terms(self, q: Q.Query) -> dict[str, frozenset[str]]:
         """Analysed terms per language that count as evidence (wildcards and fuzzy expanded)."""

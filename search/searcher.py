@@ -63,7 +63,7 @@ class IndexView(Protocol):
     def chunk_ids(self, doc: int) -> list[int]: ...
 
     def candidates(
-        self, parsed: ParsedQuery, qvec: np.ndarray, k: int, allowed: Allowed | None, hybrid: bool
+        self, parsed: ParsedQuery, qvec: np.ndarray | None, k: int, allowed: Allowed | None, hybrid: bool
     ) -> Candidates: ...
 
 
@@ -244,12 +244,16 @@ class Searcher:
         text = clean_query(query)
         parsed = self._parse(text, p)
         allowed = ix.allowed(p.filters)
-        if p.mode is ModeName.keyword:
-            keyword = {h.chunk_id: h.score for h in ix.keyword.search(parsed, p.candidates, allowed)}
-            return Scored(keyword, keyword, {}, parsed, allowed=allowed)
-        qvec = ix.encoder.encode_queries([text])[0] if query_vector is None else query_vector
+        qvec = None
+        if p.mode is not ModeName.keyword:
+            qvec = ix.encoder.encode_queries([text])[0] if query_vector is None else query_vector
         found = ix.candidates(parsed, qvec, p.candidates, allowed, p.mode is ModeName.hybrid)
+        if found.terms is not None:  # a sharded index: the words matched in its shards, for highlights
+            parsed = replace(parsed, terms=found.terms)
         keyword, cosine = found.keyword, found.cosine
+        if p.mode is ModeName.keyword:
+            return Scored(keyword, keyword, {}, parsed, allowed=allowed)
+        assert qvec is not None
         doc_of = {c: ix.chunk(c).doc for c in cosine}
         docs = sorted(set(doc_of.values()))
         weight = p.effective_doc_weight

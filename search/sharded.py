@@ -28,7 +28,7 @@ from .errors import IndexFormatError, rebuild_hint
 from .fanout import Fanout, LocalFanout, ShardSides, SyntaxStats, every
 from .filters import Allowed
 from .index import OPEN_ATTEMPTS, Index
-from .keyword import ParsedQuery
+from .keyword import ParsedQuery, parse_query
 from .locks import pin_generation, unpin
 from .manifest import Analyzer, Counts, Manifest
 from .params import SearchParams
@@ -78,18 +78,13 @@ def _merge(lists: Iterable[list[Hit]], k: int) -> list[Hit]:
 class ShardedKeyword:
     """The keyword side of every shard, asked together (the methods the searcher calls)."""
 
-    def __init__(self, fanout: Fanout, owners: _Owners) -> None:
-        self.fanout, self.owners = fanout, owners
+    def __init__(self, fanout: Fanout, owners: _Owners, langs: list[str]) -> None:
+        self.fanout, self.owners, self.langs = fanout, owners, langs
 
     def parse(self, text: str, syntax: str = "auto") -> ParsedQuery:
-        """One shard's parse, with the matched terms (highlights) of every shard's vocabulary."""
-        parsed = self.fanout.ask("keyword", "parse", every(self.fanout, text, syntax))
-        terms: dict[str, frozenset[str]] = {}
-        for i in sorted(parsed):
-            for lang, ts in parsed[i].terms.items():
-                terms[lang] = terms.get(lang, frozenset()) | ts
-        first = parsed[0]
-        return ParsedQuery(first.query, terms, first.syntax, first.plain)
+        """The query parsed here, as the first shard parses it (the analysis depends on the languages
+        only); the words each shard matches come with the candidates (:meth:`ShardedIndex.candidates`)."""
+        return parse_query(text, self.langs, syntax)
 
     def _stats(self, parsed: ParsedQuery) -> SyntaxStats | None:
         """Statistics over every shard for a query whoosh scores (plain words have theirs in the
@@ -219,7 +214,7 @@ class ShardedIndex(Index):
         self.langs = langs
         chunk_owners = _Owners([s.chunks.ids for s in shards])
         self._doc_owners = _Owners([np.fromiter(s.docs_by_num, dtype=np.int64) for s in shards])
-        self._keyword = ShardedKeyword(fanout, chunk_owners)
+        self._keyword = ShardedKeyword(fanout, chunk_owners, first.langs)
         self.keyword = self._keyword  # type: ignore[assignment]
         self._chunk_owners = chunk_owners
         self.dim = first.dim
@@ -289,12 +284,12 @@ class ShardedIndex(Index):
         )
 
     def candidates(
-        self, parsed: ParsedQuery, qvec: np.ndarray, k: int, allowed: Allowed | None, hybrid: bool
+        self, parsed: ParsedQuery, qvec: np.ndarray | None, k: int, allowed: Allowed | None, hybrid: bool
     ) -> Candidates:
         """Every shard's part in one round (search/candidates.py), merged as one index gives them."""
         kw = self._keyword
         calls = {i: (parsed, qvec, k, kw._among(allowed, i), hybrid) for i in range(self.fanout.count)}
-        parts = self.fanout.ask("shard", "candidates", calls, kw._stats(parsed) if hybrid else None)
+        parts = self.fanout.ask("shard", "candidates", calls, kw._stats(parsed))
         return merge_parts([parts[i] for i in sorted(parts)], k, hybrid)
 
     def shard_counts(self) -> tuple[int, int] | None:
