@@ -413,13 +413,14 @@ def _render_router(r: dict[str, Any] | None) -> list[str]:
         "the library call (which has no HTTP, JSON or proxy in it). Every shard runs on a worker node of its own; "
         "the router and Serve's proxy share the 2 cores with them and with the client.",
         "",
-        "Where it goes: a hybrid query asks the shards twice (the parse, for each shard's highlight terms, and one "
-        "call for both sides' candidates, their cross scores and their documents' cosines and vectors; it was 7 "
-        f"calls before). One call through a Ray Serve handle that only returns its pid takes "
-        f"{r['handle_call_p50_ms']:.1f} ms at p50 here (a plain Ray actor call about 1 ms), and `/healthz` through "
-        f"Serve's proxy and the router {r['health_ray_serve_p50_ms']:.1f} ms against "
-        f"{r['health_in_process_p50_ms']:.1f} ms from the one-process server: the proxy hop and two handle "
-        "round trips are most of the overhead, and they alone exceed the 5 ms target on this machine.",
+        "Where it goes: a plain hybrid query asks each shard once (both sides' candidates, each scored by the "
+        "other side, their documents' cosines and vectors, and the shard's matched words; the first version "
+        "made 7 calls in turn); query syntax asks twice (its statistics first). One call through a Ray Serve "
+        f"handle to a method that only returns its pid takes {r['handle_call_p50_ms']:.1f} ms at p50 here (a plain "
+        f"Ray actor call about 1 ms), and `/healthz` through Serve's proxy and the router "
+        f"{r['health_ray_serve_p50_ms']:.1f} ms against {r['health_in_process_p50_ms']:.1f} ms from the one-process "
+        "server: the proxy hop and the handle's round trip are most of the overhead, and together they exceed the "
+        "5 ms target on this machine before any shard has searched.",
         "",
     ]
 
