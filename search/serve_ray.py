@@ -211,7 +211,7 @@ def _check(folder: Path, model: str | None) -> int:
     """The index opened as the router will open it (manifests, generations, the model's fit),
     so that a bad folder is one line here rather than a failed deployment; its shard count."""
     if not is_sharded(folder):
-        raise ServeError(f"{folder}: --ray serves a sharded index (search index … --shards N); serve this one without")
+        raise ServeError(f"{folder} is not sharded: --ray serves a sharded index (search index … --shards N)")
     # the model named, or the index's own: resolved and checked against the index, not loaded
     model = model or ShardsManifest.read(folder).shards[0].model.name
     ix = ShardedIndex.open_sharded(folder, model=model, remote=lambda _f, _s: LocalFanout([]))

@@ -217,6 +217,8 @@ NOT_MEASURED = {
     "0.99": "tests/test_export.py's threshold (mean cosine of MiniLM's int8 export to its float32 self)",
     "1.0": "the manifest's scoring example: a document's share of a sentence's keyword score, a constant",
     "0.5": "the manifest's scoring example: a sentence's own share, a constant (and --feedback-weight's default)",
+    "30 s": "how long the Ray Serve router waits for a shard, a constant (search/serve_ray.py SHARD_TIMEOUT_S)",
+    "2.60": "the pinned Ray version (pyproject.toml), whose Serve binds replicas' internal servers on every interface",
 }
 FIGURE_LIKE = re.compile(
     r"(?<![\w.])[−+-]?\d[\d,]*\.\d+(?![\w.])"  # a decimal number (not a version such as 2.13.0)
