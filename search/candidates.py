@@ -13,6 +13,7 @@ round trip instead of five (search/serve_ray.py pays one per round).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -107,6 +108,15 @@ def shard_part(
     }
 
 
+def merge_terms(parts: Iterable[dict[str, frozenset[str]]]) -> dict[str, frozenset[str]]:
+    """The words several shards match, per language."""
+    terms: dict[str, frozenset[str]] = {}
+    for part in parts:
+        for lang, ts in part.items():
+            terms[lang] = terms.get(lang, frozenset()) | ts
+    return terms
+
+
 def _top(lists: list[list[Hit]], k: int) -> dict[int, float]:
     hits = [h for hl in lists for h in hl]
     hits.sort(key=lambda h: (-h.score, h.chunk_id))  # ties by id, as one index breaks them
@@ -115,10 +125,7 @@ def _top(lists: list[list[Hit]], k: int) -> dict[int, float]:
 
 def merge_parts(parts: list[dict[str, Any]], k: int, hybrid: bool) -> Candidates:
     """The shards' parts as :func:`gather` on one index over all of them would give them."""
-    terms: dict[str, frozenset[str]] = {}
-    for p in parts:
-        for lang, ts in p["terms"].items():
-            terms[lang] = terms.get(lang, frozenset()) | ts
+    terms = merge_terms(p["terms"] for p in parts)
     keyword = _top([p["keyword"] for p in parts], k)
     if any("vector" not in p for p in parts):  # keyword mode
         return Candidates(keyword, {}, {}, terms=terms)

@@ -25,7 +25,7 @@ from .keyword import ParsedQuery
 from .shards import GlobalStats
 
 METHODS = {
-    "keyword": frozenset({"parse", "search", "matching", "scores_for", "explain"}),
+    "keyword": frozenset({"parse", "terms", "search", "matching", "scores_for", "explain"}),
     "vectors": frozenset({"search", "vectors", "similarities", "ids", "count"}),
     "doc_vectors": frozenset({"search", "vectors", "similarities", "ids", "count"}),
     "shard": frozenset({"syntax_stats", "candidates"}),
@@ -134,6 +134,7 @@ class Fanout(Protocol):
     """Calls to several shards at once; each shard's answer, by shard number."""
 
     count: int
+    local: bool  # calls cost no more than in one index (no round trip): ask for what is needed, when it is
 
     def ask(
         self, side: str, method: str, calls: dict[int, tuple[Any, ...]], stats: SyntaxStats | None = None
@@ -153,6 +154,7 @@ class LocalFanout:
     def __init__(self, shards: list[ShardSides]) -> None:
         self.shards = shards
         self.count = len(shards)
+        self.local = True
 
     def ask(
         self, side: str, method: str, calls: dict[int, tuple[Any, ...]], stats: SyntaxStats | None = None

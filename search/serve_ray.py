@@ -130,6 +130,7 @@ class RayFanout:
             )
         self.handles = handles
         self.count = len(handles)
+        self.local = False  # each call is a round trip: a query's candidates come in one (search/candidates.py)
         self.keys = [ShardKey(sharded.generation, sharded.stats, m) for m in sharded.shards]
 
     def ask(

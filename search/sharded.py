@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .candidates import Candidates, merge_parts
+from .candidates import Candidates, gather, merge_parts, merge_terms
 from .errors import IndexFormatError, rebuild_hint
 from .fanout import Fanout, LocalFanout, ShardSides, SyntaxStats, every
 from .filters import Allowed
@@ -286,8 +286,14 @@ class ShardedIndex(Index):
     def candidates(
         self, parsed: ParsedQuery, qvec: np.ndarray | None, k: int, allowed: Allowed | None, hybrid: bool
     ) -> Candidates:
-        """Every shard's part in one round (search/candidates.py), merged as one index gives them."""
+        """In one process, one index's sequence over the fanned-out sides (each merge as cheap as a
+        call); shards elsewhere, every shard's part in one round (search/candidates.py), merged as one
+        index gives them. The words each shard matches, for highlights, come with them."""
         kw = self._keyword
+        if self.fanout.local:
+            found = gather(self, parsed, qvec, k, allowed, hybrid)
+            found.terms = merge_terms(self.fanout.ask("keyword", "terms", every(self.fanout, parsed)).values())
+            return found
         calls = {i: (parsed, qvec, k, kw._among(allowed, i), hybrid) for i in range(self.fanout.count)}
         parts = self.fanout.ask("shard", "candidates", calls, kw._stats(parsed))
         return merge_parts([parts[i] for i in sorted(parts)], k, hybrid)

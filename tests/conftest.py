@@ -134,9 +134,10 @@ def animal_corpus(folder: Path, names: Sequence[str] = tuple(ANIMALS)) -> tuple[
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Any]:
-    """A real local Ray cluster (one per test module, so that none idles beside the other tests): a head node with 0 CPUs and two worker nodes with 1 CPU each, every
-    address on 127.0.0.1 (Ray's default node address is not loopback), no dashboard, no usage
-    statistics; stopped by its own handle (never ``ray stop``, which kills every Ray process here)."""
+    """A real local Ray cluster, one per test module (so that none idles beside the other tests): a
+    head node with 0 CPUs and two worker nodes with 1 CPU each, every address on 127.0.0.1 (Ray's
+    default node address is not loopback), no dashboard, no usage statistics; stopped by its own
+    handle (never ``ray stop``, which kills every Ray process here)."""
     os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # node addresses on loopback, not the outward one
     import ray

@@ -24,9 +24,10 @@ from search import Index, build_index, open_index
 from search.cli import app
 from search.errors import IndexFormatError, SearchError
 from search.evaluate import load_beir
+from search.fanout import LocalFanout, ShardSides
 from search.generation import write_generation
 from search.sharding import build_sharded
-from search.shards import SHARDS, ShardsManifest, shard_name, shard_of
+from search.shards import SHARDS, GlobalStats, ShardsManifest, shard_name, shard_of
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "xquad-de"
 EXAMPLE = Path(__file__).resolve().parents[1] / "corpus"
@@ -145,6 +146,42 @@ def test_query_syntax_scores_with_global_statistics(one: Path, two: Path, encode
     with Index.open(one, encoder=encoder) as a, open_index(two, encoder=encoder) as b:
         for query in SYNTAX:  # syntax on: a trailing * is a wildcard only then (auto reads it as a plain word)
             assert a.search(query, mode="keyword", syntax="on"), query
+            for params in MODES:
+                same_results(a, b, query, syntax="on", **params)
+
+
+class _OverANetwork(LocalFanout):
+    """The shards asked as `search serve --ray` asks them (each call a round trip): a query's
+    candidates come in one call per shard and are merged (search/candidates.py merge_parts)."""
+
+    def __init__(self, folder: Path, sharded: ShardsManifest) -> None:
+        stats = GlobalStats.load(folder / sharded.stats)
+        super().__init__([ShardSides(Index(folder / shard_name(i), m), stats) for i, m in enumerate(sharded.shards)])
+        self.local = False
+        self.rounds = 0
+
+    def ask(self, side: str, method: str, calls: dict[int, tuple[Any, ...]], stats: Any = None) -> dict[int, Any]:
+        self.rounds += 1
+        return super().ask(side, method, calls, stats)
+
+    def close(self) -> None:
+        for s in self.shards:
+            s.close()
+
+
+def test_one_round_per_query_equals_one_index(one: Path, two: Path, encoder: SameBatches) -> None:
+    """The one-round candidates a router gathers from shards elsewhere: the same results, plain words
+    in one call per shard, query syntax in two (its statistics first)."""
+    with Index.open(one, encoder=encoder) as a, open_index(two, encoder=encoder, remote=_OverANetwork) as b:
+        fanout = b.fanout  # type: ignore[attr-defined]
+        assert isinstance(fanout, _OverANetwork) and all(s.keyword is None for s in b.shards)  # type: ignore[attr-defined]
+        for query in _queries()[:12]:
+            for params in MODES:
+                before = fanout.rounds
+                same_results(a, b, query, **params)
+                if not params.get("explain"):
+                    assert fanout.rounds - before == 1, (query, params)
+        for query in SYNTAX:
             for params in MODES:
                 same_results(a, b, query, syntax="on", **params)
 
