@@ -118,7 +118,6 @@ class RayRunner(RayCluster):
         super().__init__(address)
         self.batches_per_call = BATCHES_PER_CALL
         self.max_workers = workers  # embed on at most this many of the actors (default: all, one per CPU)
-        self.write_shard = None  # the shards are written here; Ray runs the embedding
         self.workers: list[Any] = []  # the embedding actors, kept from one call to the next
         self._model = ""
 

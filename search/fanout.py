@@ -25,7 +25,7 @@ from .keyword import ParsedQuery
 from .shards import GlobalStats
 
 METHODS = {
-    "keyword": frozenset({"parse", "terms", "search", "matching", "scores_for", "explain"}),
+    "keyword": frozenset({"terms", "search", "matching", "scores_for", "explain"}),
     "vectors": frozenset({"search", "vectors", "similarities", "ids", "count"}),
     "doc_vectors": frozenset({"search", "vectors", "similarities", "ids", "count"}),
     "shard": frozenset({"syntax_stats", "candidates"}),

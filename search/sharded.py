@@ -193,16 +193,12 @@ class ShardedIndex(Index):
         self.shards = shards
         first = shards[0]
         langs = sorted({lang for s in shards for lang in s.langs})
-        languages: dict[str, int] = {}
-        for m in sharded.shards:
-            for lang, n in m.languages.items():
-                languages[lang] = languages.get(lang, 0) + n
         self.fanout = fanout
         self.manifest: Manifest = first.manifest.replace(
             generation=f"shards-{sharded.generation:06d}",
             analyzer=Analyzer(tuple(langs), first.manifest.analyzer.lang_option, first.manifest.analyzer.pipeline),
             counts=Counts(sharded.documents, sharded.chunks, max(m.counts.skipped for m in sharded.shards)),
-            languages=dict(sorted(languages.items())),
+            languages=sharded.languages,
             next_chunk_id=sharded.next_chunk_id,
             next_doc_num=sharded.next_doc_num,
         )

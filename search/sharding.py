@@ -84,7 +84,8 @@ def build_sharded(
     counterpart of :func:`~search.writer.build_index`, with the same options. ``embed`` runs the
     global embedding (default: here; search/distributed.py passes Ray actors) and ``write_shard``
     one shard's generation (default: :func:`~search.generation.write_generation` here). ``ray`` (an
-    address, or "local") runs both on a Ray cluster (search/distributed.py)."""
+    address, or "local") runs the embedding on a Ray cluster (search/distributed.py); the shards are
+    written here."""
     folder = Path(folder)
     check_shards(shards)
     if ray is not None:
@@ -94,7 +95,6 @@ def build_sharded(
             return build_sharded(
                 corpus, folder, shards, model=model, lang=lang, window=window, encoder=encoder, progress=progress,
                 prune=prune, rebuild=rebuild, embedding_cache=embedding_cache, embed=runner.embed,
-                write_shard=runner.write_shard,
             )  # fmt: skip
     if (folder / MANIFEST).exists() and not is_sharded(folder):
         raise ShardingError(f"{folder} holds an unsharded index; choose another --index folder for a sharded one")
@@ -368,11 +368,7 @@ def _commit(
 def _report(
     folder: Path, manifest: ShardsManifest, skipped: list[Skipped], timings: dict[str, float], **counts: Any
 ) -> BuildReport:
-    languages: dict[str, int] = {}
-    for m in manifest.shards:
-        for lang, n in m.languages.items():
-            languages[lang] = languages.get(lang, 0) + n
     return BuildReport(
-        folder, manifest.documents, manifest.chunks, skipped, dict(sorted(languages.items())), timings,
+        folder, manifest.documents, manifest.chunks, skipped, manifest.languages, timings,
         generation=f"{manifest.generation:06d}", **counts,
     )  # fmt: skip

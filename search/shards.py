@@ -89,6 +89,15 @@ class ShardsManifest:
     def chunks(self) -> int:
         return sum(m.counts.chunks for m in self.shards)
 
+    @property
+    def languages(self) -> dict[str, int]:
+        """Documents per language over every shard, sorted by language."""
+        out: dict[str, int] = {}
+        for m in self.shards:
+            for lang, n in m.languages.items():
+                out[lang] = out.get(lang, 0) + n
+        return dict(sorted(out.items()))
+
 
 @dataclass(frozen=True)
 class GlobalStats:
