@@ -14,6 +14,11 @@ length. A query key may ask for a column at less than full weight: ``de+:schiff`
 compounds) at ``part_weight``, ``de~:versicher`` (a part of a query compound) at ``query_part_weight``,
 ``de~+:versicher`` at both.
 
+A key the query holds n times counts n times (query term frequency), as Lucene's repeated clauses,
+Anserini's bag-of-words queries and bm25s count it. Short questions rarely repeat a word; a long query
+(a paragraph pasted in) does, and its repeated words are what it is about: without the count,
+whole-document BM25 lost 0.06 nDCG@10 on the long queries of benchmarks/results/long_queries.md.
+
 The matrix is stored per generation in ``bm25.npz`` (no pickle) and updated with the index:
 rows of removed chunks are dropped, rows of new chunks appended; weights are computed at query time
 from the stored frequencies, so they always reflect the current collection.
@@ -22,6 +27,7 @@ from the stored frequencies, so they always reflect the current collection.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,13 +233,14 @@ class BM25:
             weight *= self.part_weight
         return self.col.get(f"{lang}:{term}"), weight
 
-    def _weighted(self, terms: Iterable[str]) -> dict[int, float]:
-        """Columns to read, each once, at the highest weight a key asks for it."""
-        out: dict[int, float] = {}
-        for t in terms:
+    def _weighted(self, terms: Iterable[str]) -> dict[int, tuple[float, str]]:
+        """Columns to read, each once, in the order of the query's keys: the highest weight a key asks
+        for it (times the number of times the query holds that key), and that key."""
+        out: dict[int, tuple[float, str]] = {}
+        for t, n in Counter(terms).items():
             c, w = self.column(t)
-            if c is not None and w > out.get(c, 0.0):
-                out[c] = w
+            if c is not None and w * n > out.get(c, (0.0, ""))[0]:
+                out[c] = (w * n, t)
         return out
 
     def scores(self, terms: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -243,7 +250,7 @@ class BM25:
         if not cols:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         acc = np.zeros(len(m.row_ids), dtype=np.float32)
-        for c, w in cols.items():
+        for c, (w, _) in cols.items():
             lo, hi = m.indptr[c], m.indptr[c + 1]
             rows = m.rows[lo:hi]  # each row once per column, so fancy-index addition is exact
             tf = m.tf[lo:hi]
@@ -264,12 +271,7 @@ class BM25:
         wanted = np.asarray(row_ids, dtype=np.int64)
         pos = np.minimum(np.searchsorted(m.row_ids, wanted), len(m.row_ids) - 1)
         held = m.row_ids[pos] == wanted
-        cols = self._weighted(terms)
-        for term in dict.fromkeys(terms):
-            c, w = self.column(term)
-            if c is None or cols.get(c) != w:  # a column is counted once, at its highest weight
-                continue
-            cols.pop(c)
+        for c, (w, term) in self._weighted(terms).items():  # each column once, named by its key
             lo, hi = int(m.indptr[c]), int(m.indptr[c + 1])
             col = m.rows[lo:hi]  # a column's rows ascend (update and by_group keep them so)
             at = np.minimum(np.searchsorted(col, pos), max(hi - lo - 1, 0))

@@ -39,7 +39,12 @@ from .types import Hit
 SEARCH_FIELDS = ("text", "title")
 _WORD = re.compile(r"\w+(?:\.?\w+)*")
 # Parentheses alone are not syntax: "(TNF-α)" in a question is an abbreviation, not a group.
-_SYNTAX = re.compile(r'"[^"]+"|\b(?:AND|OR|NOT|ANDNOT)\b|\b(?:text|title|doc):\S|\w~\d*(?:\s|$)')
+_SYNTAX = re.compile(r"\b(?:AND|OR|NOT|ANDNOT)\b|\b(?:text|title|doc):\S|\w~\d*(?:\s|$)")
+_PHRASE = re.compile(r'"[^"]+"')
+# Past this many words quotation marks are prose, not a phrase query: a pasted paragraph that quotes
+# someone is a long query to be scored word by word (76 of the 240 xquad-en paragraphs quote; as
+# phrase queries whoosh scored them sentence by sentence: benchmarks/results/long_queries.md).
+PROSE_WORDS = 20
 
 
 @dataclass(frozen=True)
@@ -83,8 +88,11 @@ def _parser(lang: str) -> QueryParser:
 
 
 def looks_like_syntax(text: str) -> bool:
-    """True where the user clearly wrote query syntax rather than a plain question."""
-    return bool(_SYNTAX.search(text))
+    """True where the user clearly wrote query syntax rather than a plain question: an operator, a
+    field or a fuzzy term anywhere, or a quoted phrase in a query of at most ``PROSE_WORDS`` words."""
+    if _SYNTAX.search(text):
+        return True
+    return bool(_PHRASE.search(text)) and len(_WORD.findall(text)) <= PROSE_WORDS
 
 
 def _rename_fields(q: Q.Query, lang: str) -> Q.Query:
@@ -145,10 +153,10 @@ def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) 
         kept = [w for w in found if w.lower() not in own]
         words = " ".join([w for w in kept if w.lower() not in foreign] or kept)
         for lang in langs:
-            terms = dict.fromkeys(analyze(words, lang))
-            if terms:
-                parts.append(Q.Or([Q.Term(f"text_{lang}", t) for t in terms]))
-                plain += _plain_keys(words, lang, list(terms))
+            analysed = analyze(words, lang)  # a word the query repeats counts as often (search/bm25.py)
+            if analysed:
+                parts.append(Q.Or([Q.Term(f"text_{lang}", t) for t in dict.fromkeys(analysed)]))
+                plain += _plain_keys(words, lang, analysed)
     if not parts:
         return ParsedQuery(None, {}, use_syntax)
     final = parts[0] if len(parts) == 1 else Q.Or(parts)

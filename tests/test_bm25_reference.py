@@ -12,7 +12,8 @@ language detection, titles, the document matrix summed from the sentence matrix)
   is the same;
 * a sentence that holds a query word scores its document's BM25 plus half its own (README, "Keyword
   side"), both parts computed here by bm25s, and only such sentences score;
-* keyword mode's first results carry exactly those scores.
+* keyword mode's first results carry exactly those scores;
+* a word the query repeats counts as often, as bm25s counts a repeated query token (query term frequency).
 
 The tokens given to bm25s are the project's own analysis of the same text (``analyze``), so only the
 scoring is compared. A drift in k1, b, the idf or the composition fails; the last test shows the
@@ -62,9 +63,13 @@ ENGLISH_QUERIES = (
     "Does insulin resistance raise the risk of obesity in children?",
     "randomised placebo controlled trial of a vaccine",
     "mitochondria apoptosis autophagy",
-    "gene gene gene mutation",  # a repeated word counts once
+    "gene gene gene mutation",  # a repeated word counts as often as it is written, as in bm25s
+    "Insulin glucose obesity: insulin resistance, obesity risk, insulin resistance therapy",
     "chromatin histone methylation transcription",
 )
+
+
+REPEATING = ENGLISH_QUERIES[5]  # a longer query that repeats words (no stopword of any language, so all count)
 
 
 def _english_docs(rng: random.Random, n: int) -> list[dict[str, str]]:
@@ -154,7 +159,7 @@ def _plain(ref: Reference, query: str) -> tuple[str, ...]:
 
 
 def _bm25s_scores(retriever, terms: tuple[str, ...], n: int) -> np.ndarray:  # type: ignore[no-untyped-def]
-    known = [t for t in dict.fromkeys(terms) if t in retriever.vocab_dict]
+    known = [t for t in terms if t in retriever.vocab_dict]  # repeats kept: query term frequency
     if not known:
         return np.zeros(n)
     return np.asarray(retriever.get_scores(known), dtype=np.float64)
@@ -207,6 +212,21 @@ def test_document_bm25_equals_bm25s_lucene(ref: Reference) -> None:
         matched += int((theirs > 0).sum())
     assert matched > 1000  # the comparison covers many (document, query) pairs, not a handful
     assert _document_error(ref, bm) < RTOL
+
+
+def test_a_repeated_query_word_counts_as_often(ref: Reference) -> None:
+    """Query term frequency: the query's words as analysed, repeats kept, scored by bm25s, equal the
+    product's document scores; the same query with each word once scores less wherever a repeated
+    word occurs (a long query, a pasted paragraph, repeats what it is about)."""
+    bm = ref.ix.keyword.bm25.docs
+    for query in ("gene gene gene mutation", REPEATING):
+        tokens = [f"{lang}:{t}" for lang in ref.ix.keyword.langs for t in analyze(query, lang)]
+        assert len(tokens) > len(set(tokens)), query
+        theirs = (K1 + 1) * _bm25s_scores(ref.docs, tuple(tokens), len(ref.doc_nums))
+        ours = _dense(bm, _plain(ref, query), ref.doc_nums)
+        np.testing.assert_allclose(ours, theirs, rtol=RTOL, atol=1e-6 * theirs.max(), err_msg=query)
+        once = (K1 + 1) * _bm25s_scores(ref.docs, tuple(dict.fromkeys(tokens)), len(ref.doc_nums))
+        assert (ours > once + 1e-6).sum() > 10, query
 
 
 def test_sentence_scores_its_document_plus_half_its_own(ref: Reference) -> None:

@@ -142,6 +142,13 @@ def test_questions_are_not_syntax(ix: Index) -> None:
     # abbreviations in brackets are common in questions; grouping needs an operator too
     assert not looks_like_syntax("Are tumor necrosis factor alpha (TNF-α) levels raised?")
     assert looks_like_syntax("(Healey OR Starmer) AND Ukraine")
+    assert looks_like_syntax('"Koalition der Willigen" Healey')  # a phrase in a short query
+    # a pasted paragraph that quotes someone is prose; an operator still makes it syntax
+    prose = 'Der Premierminister sagte vor dem Parlament, man werde "keine Truppen ohne Mandat" schicken, ' + (
+        "und die Opposition verlangte am selben Tag eine Abstimmung über den Einsatz der Soldaten im Osten."
+    )
+    assert not looks_like_syntax(prose)
+    assert looks_like_syntax(prose + " Healey AND Starmer")
     assert passages(ix, "Wer schickt Truppen?") == [S2]
     assert passages(ix, "Was ist los: Truppen?") == [S2]  # ":" and "?" mean nothing in a question
 
