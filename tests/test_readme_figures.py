@@ -108,6 +108,16 @@ def keyword_scoring(scoring: str) -> Callable[[], tuple[float, ...]]:
     return read
 
 
+def long_queries(kind: str, label: str, *collections: str) -> Callable[[], tuple[float, ...]]:
+    """nDCG@10 on all queries of benchmarks/long_queries.py's rows, one per collection."""
+
+    def read() -> tuple[float, ...]:
+        rows = {(r["collection"], r["queries"]): r for r in results("long_queries.json")["rows"]}
+        return tuple(rows[c, kind][label]["all"] for c in collections)
+
+    return read
+
+
 def doc_vector_loss(way: str) -> Callable[[], tuple[float, ...]]:
     """How far ``way``'s hybrid nDCG@10 falls below full-512's at the default μ, on its worst collection."""
 
@@ -165,6 +175,14 @@ FIGURES = [
            keyword_scoring("document + ½ sentence")),
     Figure(rf"this composition and {N}, {N}, {N} for whole-document BM25", "keyword_scoring.json",
            keyword_scoring("document alone")),
+    # long queries: keyword mode against whole-document bm25s
+    Figure(rf"keyword mode scores xquad-en {N}, xquad-de {N}, mlqa-de-dev {N} against", "long_queries.json",
+           long_queries("long", "keyword", "xquad-en", "xquad-de", "mlqa-de-dev")),
+    Figure(rf"bm25s's {N}, {N}, {N} \(", "long_queries.json",
+           long_queries("long", "bm25s", "xquad-en", "xquad-de", "mlqa-de-dev")),
+    Figure(rf"a median of {N} to {N} words", "long_queries.json",
+           lambda: tuple(sorted(float(r["words_median"]) for r in results("long_queries.json")["rows"]
+                                if r["queries"] == "long")[::2])),
     # int8 against float32 embeddings
     Figure(rf"cosine to the float32 model over {N} sentences: min {N}, mean {N},", "speed.json",
            json_at("speed.json", "embedding.sample", "embedding.cosine_min", "embedding.cosine_mean")),
@@ -217,6 +235,7 @@ NOT_MEASURED = {
     "0.99": "tests/test_export.py's threshold (mean cosine of MiniLM's int8 export to its float32 self)",
     "1.0": "the manifest's scoring example: a document's share of a sentence's keyword score, a constant",
     "0.5": "the manifest's scoring example: a sentence's own share, a constant (and --feedback-weight's default)",
+    "0.01": "issue 16's bar for keyword mode against whole-document BM25 (benchmarks/long_queries.py WITHIN)",
     "30 s": "how long the Ray Serve router waits for a shard, a constant (search/serve_ray.py SHARD_TIMEOUT_S)",
     "2.60": "the pinned Ray version (pyproject.toml), whose Serve binds replicas' internal servers on every interface",
 }
