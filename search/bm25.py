@@ -302,7 +302,7 @@ SENTENCE_WEIGHT = Scoring.sentence_share
 class PassageBM25:
     """A sentence's keyword score: its document's BM25 plus half its own.
 
-    Ranking sentences by their own BM25 alone lost to whole-document BM25 by 0.04 to 0.08 nDCG@10
+    Ranking sentences by their own BM25 alone lost to whole-document BM25 by 0.05 to 0.10 nDCG@10
     on mlqa-de-dev, scifact and cranfield: one sentence rarely holds every query word its document
     holds. Adding the document's score ranks the best documents first and, inside each, its best
     sentences. The document's terms include its title (+0.012 nDCG@10 keyword on mlqa-de-dev,
