@@ -39,7 +39,8 @@ from .types import Hit
 SEARCH_FIELDS = ("text", "title")
 _WORD = re.compile(r"\w+(?:\.?\w+)*")
 # Parentheses alone are not syntax: "(TNF-α)" in a question is an abbreviation, not a group.
-_SYNTAX = re.compile(r"\b(?:AND|OR|NOT|ANDNOT)\b|\b(?:text|title|doc):\S|\w~\d*(?:\s|$)")
+# A star that ends a word is a prefix query ("Koalit*"); inside a word it is a gender form ("Lehrer*innen").
+_SYNTAX = re.compile(r"\b(?:AND|OR|NOT|ANDNOT)\b|\b(?:text|title|doc):\S|\w~\d*(?:\s|$)|\w\*(?!\w)")
 _PHRASE = re.compile(r'"[^"]+"')
 # Past this many words quotation marks are prose, not a phrase query: a pasted paragraph that quotes
 # someone is a long query to be scored word by word (76 of the 240 xquad-en paragraphs quote; as
@@ -89,7 +90,7 @@ def _parser(lang: str) -> QueryParser:
 
 def looks_like_syntax(text: str) -> bool:
     """True where the user clearly wrote query syntax rather than a plain question: an operator, a
-    field or a fuzzy term anywhere, or a quoted phrase in a query of at most ``PROSE_WORDS`` words."""
+    field, a fuzzy or prefix term anywhere, or a quoted phrase in a query of at most ``PROSE_WORDS`` words."""
     if _SYNTAX.search(text):
         return True
     return bool(_PHRASE.search(text)) and len(_WORD.findall(text)) <= PROSE_WORDS

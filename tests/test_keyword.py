@@ -143,6 +143,8 @@ def test_questions_are_not_syntax(ix: Index) -> None:
     assert not looks_like_syntax("Are tumor necrosis factor alpha (TNF-α) levels raised?")
     assert looks_like_syntax("(Healey OR Starmer) AND Ukraine")
     assert looks_like_syntax('"Koalition der Willigen" Healey')  # a phrase in a short query
+    assert looks_like_syntax("Koalit*") and looks_like_syntax("Wer bildet die Koalit*?")  # a prefix
+    assert not looks_like_syntax("Lehrer*innen an Schulen")  # a gender star inside a word
     # a pasted paragraph that quotes someone is prose; an operator still makes it syntax
     prose = 'Der Premierminister sagte vor dem Parlament, man werde "keine Truppen ohne Mandat" schicken, ' + (
         "und die Opposition verlangte am selben Tag eine Abstimmung über den Einsatz der Soldaten im Osten."
@@ -159,6 +161,11 @@ def test_phrase_and_boolean(ix: Index) -> None:
     assert set(passages(ix, "Koalition AND Healey")) == {S0, S3}
     assert passages(ix, "Koalition AND NOT bilden") == [S0]
     assert set(passages(ix, "Truppen OR Soldaten")) == {S1, S2}
+
+
+def test_prefix_query_without_asking_for_syntax(ix: Index) -> None:
+    assert set(passages(ix, "Koalit*")) == {S0, S3}  # --syntax auto: a trailing star is a prefix
+    assert passages(ix, "Koalit*", syntax="off") == []  # plain words: "koalit" is no word of the index
 
 
 def test_field_and_fuzzy(ix: Index) -> None:
