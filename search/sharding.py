@@ -52,7 +52,7 @@ from .store import (
     load_documents,
     write_json,
 )
-from .writer import BuildReport, Plan, Progress, _LazyEncoder, _NoProgress, read_plan
+from .writer import BuildOptions, BuildReport, Plan, Progress, _LazyEncoder, _NoProgress, read_plan
 
 # -- writing --------------------------------------------------------------------------------
 
@@ -104,14 +104,12 @@ def build_sharded(
         raise CorpusError(f"{folder} exists and is not an index; choose another --index folder")
     created = not folder.exists()
     t0 = time.perf_counter()
+    cache = encoder is None if embedding_cache is None else embedding_cache
+    options = BuildOptions(model, lang, window, encoder, progress or _NoProgress(), prune, rebuild, cache)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with WriterLock(folder):
-            return _build(
-                folder, corpus, shards, model, lang, window, encoder, progress or _NoProgress(), prune, rebuild,
-                encoder is None if embedding_cache is None else embedding_cache, embed or _embed_here,
-                write_shard or write_generation, t0,
-            )  # fmt: skip
+            return _build(folder, corpus, shards, options, embed or _embed_here, write_shard or write_generation, t0)
     except BaseException:
         if created and not (folder / SHARDS).exists():  # a first build that failed leaves nothing behind
             shutil.rmtree(folder, ignore_errors=True)
@@ -134,34 +132,29 @@ def _build(
     folder: Path,
     corpus: str | Path,
     shards: int,
-    model: str | None,
-    lang: str,
-    window: int,
-    encoder: Encoder | None,
-    progress: Progress,
-    prune: bool,
-    rebuild: bool,
-    cache: bool,
+    options: BuildOptions,
     embed: Embed,
     write_shard: Callable[..., tuple[str, int, Manifest]],
     t0: float,
 ) -> BuildReport:
     timings: dict[str, float] = {}
-    old = None if rebuild or not is_sharded(folder) else ShardsManifest.read(folder)
+    progress = options.progress
+    old = None if options.rebuild or not is_sharded(folder) else ShardsManifest.read(folder)
     if old is not None and len(old.shards) != shards:
         raise ShardingError(f"{folder} has {len(old.shards)} shards, not {shards}; add --rebuild to re-shard it")
     states = _states(folder, old, shards)
     for i, state in enumerate(states):  # leftovers of a write that never reached its commit
         if (folder / shard_name(i)).is_dir():
             collect_garbage(folder / shard_name(i), state.gen)
-    enc = _LazyEncoder(next((s for s in states if s.manifest), states[0]), model, encoder, folder, cache)
+    first = next((s for s in states if s.manifest), states[0])
+    enc = _LazyEncoder(first, options.model, options.encoder, folder, options.cache)
     indexed = [d for s in states for d in s.docs]
-    plan = read_plan(indexed, corpus, lang, prune, old.next_doc_num if old else 0, timings, t0)
+    plan = read_plan(indexed, corpus, options.lang, options.prune, old.next_doc_num if old else 0, timings, t0)
     total_docs = len(plan.keep) + len(plan.add)
     if total_docs < shards:
         raise ShardingError(f"{shards} shards for {total_docs} documents: use at most {total_docs} shards")
-    where = str(Path(corpus).resolve())
-    settings: dict[str, Any] = {"lang": lang, "window": window, "corpus": where, "skipped": plan.not_indexed}
+    settings = options.settings(corpus, plan.not_indexed)
+    where = settings["corpus"]
     if old is not None and plan.nothing_to_do:
         timings["total"] = time.perf_counter() - t0
         return _report(folder, old, plan.skipped, timings, committed=False, **plan.counts)

@@ -43,6 +43,25 @@ class _NoProgress:
 
 
 @dataclass(frozen=True)
+class BuildOptions:
+    """What a build is asked to do, the same for one index (:func:`build_index`) and a sharded one
+    (search/sharding.py): the options of ``search index``."""
+
+    model: str | None = None
+    lang: str = "auto"
+    window: int = DEFAULT_WINDOW
+    encoder: Encoder | None = None
+    progress: Progress = field(default_factory=_NoProgress)
+    prune: bool = False
+    rebuild: bool = False
+    cache: bool = True  # reuse vectors of text embedded before by the same model
+
+    def settings(self, corpus: str | Path, skipped: int) -> dict[str, Any]:
+        """The build settings a manifest records."""
+        return {"lang": self.lang, "window": self.window, "corpus": str(Path(corpus).resolve()), "skipped": skipped}
+
+
+@dataclass(frozen=True)
 class BuildReport:
     """What a write did: counts after it, what changed, skipped inputs and timings in seconds."""
 
@@ -122,46 +141,34 @@ def build_index(
     here, off for an ``encoder`` passed in) reuses vectors of text embedded before by the same model.
     """
     folder = Path(folder)
-    progress = progress or _NoProgress()
     _check_folder(folder)
     if lang != "auto":
         check_lang(lang)
     t0 = time.perf_counter()
     created = not folder.exists()
+    cache = encoder is None if embedding_cache is None else embedding_cache
+    options = BuildOptions(model, lang, window, encoder, progress or _NoProgress(), prune, rebuild, cache)
     try:
         with _os_errors(folder):
-            cache = encoder is None if embedding_cache is None else embedding_cache
-            return _build(folder, corpus, model, lang, window, encoder, progress, prune, rebuild, cache, t0)
+            return _build(folder, corpus, options, t0)
     except BaseException:
         if created and not (folder / MANIFEST).exists():  # a first build that failed leaves nothing behind
             shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
-def _build(
-    folder: Path,
-    corpus: str | Path,
-    model: str | None,
-    lang: str,
-    window: int,
-    encoder: Encoder | None,
-    progress: Progress,
-    prune: bool,
-    rebuild: bool,
-    cache: bool,
-    t0: float,
-) -> BuildReport:
+def _build(folder: Path, corpus: str | Path, options: BuildOptions, t0: float) -> BuildReport:
     timings: dict[str, float] = {}
+    window = options.window
     with WriterLock(folder):
-        state = load_state(folder, rebuild)
+        state = load_state(folder, options.rebuild)
         collect_garbage(folder, committed_generation(folder))
-        enc = _LazyEncoder(state, model, encoder, folder, cache)
+        enc = _LazyEncoder(state, options.model, options.encoder, folder, options.cache)
 
-        plan = read_plan(
-            state.docs, corpus, lang, prune, state.manifest.next_doc_num if state.manifest else 0, timings, t0
-        )
+        first_num = state.manifest.next_doc_num if state.manifest else 0
+        plan = read_plan(state.docs, corpus, options.lang, options.prune, first_num, timings, t0)
         skipped, keep, add, report = plan.skipped, plan.keep, plan.add, plan.counts
-        settings = {"lang": lang, "window": window, "corpus": str(Path(corpus).resolve()), "skipped": plan.not_indexed}
+        settings = options.settings(corpus, plan.not_indexed)
         if state.manifest and plan.nothing_to_do:
             if state.manifest.chunking.window != window:  # a setting only: same generation, new manifest
                 state.manifest = state.manifest.replace(chunking=replace(state.manifest.chunking, window=window))
@@ -170,10 +177,11 @@ def _build(
             return _report(folder, state.manifest, skipped, timings, committed=False, **report)
 
         gen, embedded, manifest = write_generation(
-            folder, state, keep=keep, add=add, encoder=enc, settings=settings, progress=progress, timings=timings
-        )
+            folder, state, keep=keep, add=add, encoder=enc, settings=settings, progress=options.progress,
+            timings=timings,
+        )  # fmt: skip
         collect_garbage(folder, gen)
-        if rebuild:  # files of an index of an older format, now replaced
+        if options.rebuild:  # files of an index of an older format, now replaced
             for legacy in (DOCS, CHUNKS, *(f for c in COMPONENTS for f in c.files)):
                 path = folder / legacy
                 if path.is_dir():
