@@ -51,6 +51,12 @@ def stamp(command: str) -> dict[str, str]:
     return {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine()}
 
 
+def heading(title: str, figures: dict[str, Any], method: str) -> list[str]:
+    """A results file's first lines: its title, then the command, date and machine of ``figures``
+    (see :func:`stamp`) and how it was measured."""
+    return [f"# {title}", "", f"`{figures['command']}` on {figures['date']}, {figures['machine']}. {method}", ""]
+
+
 def write_results(name: str, figures: dict[str, Any], markdown: list[str] | str) -> None:
     """Save ``figures`` as ``results/NAME.json`` and ``markdown`` as ``results/NAME.md``, and print the latter."""
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, log, stamp, write_results
+from _common import DATA, heading, log, stamp, write_results
 from relevance import COLLECTIONS, eval_index, split
 
 LANGUAGES = {"mlqa-de-dev": "de", "xquad-de": "de", "xquad-en": "en", "scifact": "en", "cranfield": "en"}
@@ -208,12 +208,9 @@ def main() -> None:
 
 
 def render(figures: dict[str, Any]) -> list[str]:
+    title = "Long queries: keyword against whole-document BM25, hybrid against a whole-document fusion"
     lines = [
-        "# Long queries: keyword against whole-document BM25, hybrid against a whole-document fusion",
-        "",
-        f"`{figures['command']}` on {figures['date']}, {figures['machine']}. How the long queries are built, and"
-        " the references: see the script's docstring.",
-        "",
+        *heading(title, figures, "How the long queries are built, and the references: see the script's docstring."),
         "## nDCG@10, all queries (the query's own paragraph removed from every ranking of the long sets)",
         "",
         "| collection | queries | n | words median / max | keyword | bm25s | keyword − bm25s | hybrid"

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import DATA, log, stamp, write_results
+from _common import DATA, heading, log, stamp, write_results
 
 QUICK = os.environ.get("ONNX_OPS_QUICK") == "1"  # a smoke run: 64 sentences, one round, nothing written
 SENTENCES = 64 if QUICK else 1000
@@ -174,12 +174,9 @@ def main() -> None:
 
 
 def render(f: dict[str, Any]) -> list[str]:
+    method = f"{f['sentences']:,} scifact sentences, {f['tokens']:,} tokens; method: see the script's docstring."
     lines = [
-        "# Where the int8 model's time goes",
-        "",
-        f"`{f['command']}` on {f['date']}, {f['machine']}. {f['sentences']:,} scifact sentences, {f['tokens']:,}"
-        " tokens; method: see the script's docstring.",
-        "",
+        *heading("Where the int8 model's time goes", f, method),
         "| graph | sentences/s | matrix products, GMAC/s | their share of the peak | time by operator |",
         "|---|---|---|---|---|",
     ]
