@@ -171,8 +171,9 @@ def _plain_keys(words: str, lang: str, terms: list[str]) -> list[str]:
     if lang != "de":
         return keys
     keys += [f"{lang}+:{t}" for t in terms]
+    whole = set(terms)
     for p in dict.fromkeys(analyze_parts(words, lang)):
-        if p not in terms:
+        if p not in whole:
             keys += [f"{lang}~:{p}", f"{lang}~+:{p}"]
     return keys
 
