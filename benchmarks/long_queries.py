@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 from _common import DATA, heading, log, stamp, write_results
-from relevance import COLLECTIONS, eval_index, split
+from relevance import COLLECTIONS, eval_index, split, top
+from relevance import ndcg10 as ndcg
 
 LANGUAGES = {"mlqa-de-dev": "de", "xquad-de": "de", "xquad-en": "en", "scifact": "en", "cranfield": "en"}
 LONG = ["xquad-en", "xquad-de", "mlqa-de-dev"]
@@ -69,13 +70,6 @@ def long_set(name: str, corpus: list[dict[str, Any]]) -> tuple[dict[str, str], Q
 
 def without_own(run: dict[str, dict[str, float]], own: dict[str, str]) -> dict[str, dict[str, float]]:
     return {q: {d: s for d, s in docs.items() if d != own.get(q)} for q, docs in run.items()}
-
-
-def ndcg(qrels: dict, run: dict, only: set[str] | None = None) -> float:
-    from search.evaluate import evaluate
-
-    judged = {q: r for q, r in qrels.items() if only is None or q in only}
-    return float(evaluate(judged, {q: run.get(q, {}) for q in judged}, ["ndcg@10"])["ndcg@10"])
 
 
 class Reference:
@@ -125,12 +119,14 @@ class Reference:
 
 
 def ranked(qids: list[str], ids: list[str], scores: np.ndarray, own: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Each query's best ``DEPTH`` documents (relevance.py's ``top``), its own paragraph left out."""
+    position = {d: i for i, d in enumerate(ids)}
     run = {}
     for row, qid in enumerate(qids):
         s = scores[row].astype(np.float64)
-        order = np.lexsort((np.arange(len(ids)), -s))
-        kept = [i for i in order[: DEPTH + 1] if ids[i] != own.get(qid)][:DEPTH]
-        run[qid] = {ids[i]: float(s[i]) for i in kept}
+        if qid in own:
+            s[position[own[qid]]] = -np.inf
+        run[qid] = top(s, ids, DEPTH)
     return run
 
 

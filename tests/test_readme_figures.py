@@ -118,6 +118,12 @@ def long_queries(kind: str, label: str, *collections: str) -> Callable[[], tuple
     return read
 
 
+def long_query_medians() -> tuple[float, ...]:
+    """The lowest and highest median query length of the long-query sets."""
+    medians = [float(r["words_median"]) for r in results("long_queries.json")["rows"] if r["queries"] == "long"]
+    return min(medians), max(medians)
+
+
 def doc_vector_loss(way: str) -> Callable[[], tuple[float, ...]]:
     """How far ``way``'s hybrid nDCG@10 falls below full-512's at the default μ, on its worst collection."""
 
@@ -180,9 +186,7 @@ FIGURES = [
            long_queries("long", "keyword", "xquad-en", "xquad-de", "mlqa-de-dev")),
     Figure(rf"bm25s's {N}, {N}, {N} \(", "long_queries.json",
            long_queries("long", "bm25s", "xquad-en", "xquad-de", "mlqa-de-dev")),
-    Figure(rf"a median of {N} to {N} words", "long_queries.json",
-           lambda: tuple(sorted(float(r["words_median"]) for r in results("long_queries.json")["rows"]
-                                if r["queries"] == "long")[::2])),
+    Figure(rf"a median of {N} to {N} words", "long_queries.json", long_query_medians),
     # int8 against float32 embeddings
     Figure(rf"cosine to the float32 model over {N} sentences: min {N}, mean {N},", "speed.json",
            json_at("speed.json", "embedding.sample", "embedding.cosine_min", "embedding.cosine_mean")),
