@@ -289,7 +289,7 @@ class Searcher:
         chunk_id = chunk.id
         doc = self.index.document(chunk.doc)
         passage = doc.text[span.start : span.end]
-        spans = highlight_spans(passage, scored.parsed.terms)
+        spans = highlight_spans(passage, scored.parsed.terms, doc.lang)
         kw, sem = scored.keyword.get(chunk_id), scored.semantic.get(chunk_id)
         sentence = (chunk.start - span.start, chunk.end - span.start) if sem is not None else None
         if mode is ModeName.keyword:
