@@ -235,7 +235,7 @@ class ChunkTable:
         return [Chunk(*row) for row in self.rows.tolist()]
 
     def record(self, row: int) -> Chunk:
-        return Chunk(*(int(v) for v in self.rows[row]))
+        return Chunk(*self.rows[row].tolist())  # Python ints; a hybrid query asks for hundreds of these
 
 
 def save_chunks(path: Path, table: ChunkTable) -> None:
