@@ -11,6 +11,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,20 @@ def pct(values: list[float], p: float) -> float:
     import numpy as np
 
     return float(np.percentile(np.asarray(values, dtype=np.float64), p))
+
+
+def interleaved(jobs: dict[str, Callable[[], object]], runs: int = 3) -> dict[str, float]:
+    """Each job's median seconds over ``runs`` rounds in which the jobs take turns (a noisy machine then
+    slows them alike)."""
+    import statistics
+
+    times: dict[str, list[float]] = {k: [] for k in jobs}
+    for _ in range(runs):
+        for k, job in jobs.items():
+            t = time.perf_counter()
+            job()
+            times[k].append(time.perf_counter() - t)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def stamp(command: str) -> dict[str, str]:

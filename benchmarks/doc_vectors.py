@@ -28,12 +28,11 @@ from __future__ import annotations
 
 import random
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from _common import log, stamp, write_results
+from _common import interleaved, log, stamp, write_results
 from relevance import MUS, TARGETS, collect, defaults, doc_scores, ndcg10, split, top
 
 SETS = list(TARGETS)
@@ -153,13 +152,7 @@ def costs(c: Collection, enc: Any) -> dict[str, float]:
         **{f"cap-{cap}": (lambda cap=cap: embed(enc, texts, cap)) for cap in (512, *CAPS)},
         "title": lambda: embed(enc, titles, 64),
     }
-    times: dict[str, list[float]] = {k: [] for k in jobs}
-    for _ in range(3):
-        for k, job in jobs.items():
-            t = time.perf_counter()
-            job()
-            times[k].append(time.perf_counter() - t)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = interleaved(jobs)
     return {"sentences_s": med["sentences"], "sentences": len(sents), "documents": len(pick)} | {
         k: med[k] / med["sentences"] for k in jobs if k != "sentences"
     }

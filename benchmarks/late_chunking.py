@@ -38,7 +38,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from _common import RESULTS, heading, log, stamp, write_results
+from _common import RESULTS, heading, interleaved, log, stamp, write_results
 from relevance import (
     COLLECTIONS,
     MUS,
@@ -245,14 +245,7 @@ def cost(late: LatePass) -> dict[str, Any]:
         "documents": lambda: embed(enc, [document_text(d) for d in docs], DOC_TOKENS),
         "late": lambda: late.run([(d.title, d.text, sp) for d, sp in zip(docs, spans, strict=True)]),
     }
-    times: dict[str, list[float]] = {k: [] for k in jobs}
-    for _ in range(3):
-        for k, job in jobs.items():
-            t = time.perf_counter()
-            job()
-            times[k].append(time.perf_counter() - t)
-    medians = {k: statistics.median(v) for k, v in times.items()}
-    return {"n_documents": len(docs), "n_sentences": len(sentences)} | medians
+    return {"n_documents": len(docs), "n_sentences": len(sentences)} | interleaved(jobs)
 
 
 def main() -> None:
