@@ -15,11 +15,11 @@ import numpy as np
 from .errors import IndexFormatError, rebuild_hint
 from .types import Hit
 
-# Below this many vectors search is exact: it streams every vector (~12 ms at 100,000 on one core),
-# which keeps hybrid p50 under 30 ms, and it never misses. HNSW answers in ~1 ms but its recall@10
-# against exact search was 0.99 on scifact and only 0.87-0.93 on a mixed German/English 100,000-
-# sentence corpus (benchmarks/results/speed.md), so the graph is built only where exact search
-# gets too slow.
+# Below this many vectors search is exact: it streams every vector (about 19 ms at 100,000 on one
+# core, bound by memory bandwidth: benchmarks/results/vector_search.md), and it never misses. HNSW
+# answers in ~4 ms but its recall@10 against exact search was 0.99 on scifact and only 0.87-0.93 on a
+# mixed German/English 100,000-sentence corpus (benchmarks/results/speed.md), so the graph is built
+# only where exact search gets too slow.
 HNSW_MIN = int(os.environ.get("SEARCH_HNSW_MIN", "250000"))
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
