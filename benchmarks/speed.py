@@ -594,7 +594,8 @@ def write(f: dict) -> None:
         "see Embedding).",
         f"Target (issue 13): document vectors at most 15% of the 100k build: {docs_s:.0f} of {b['wall']:.0f} s, "
         f"**{docs_s / b['wall']:.0%}** {'✅' if docs_s <= 0.15 * b['wall'] else '❌'} (they read each document's "
-        f"first {DOC_TOKENS} tokens; cheaper ways lose more relevance: benchmarks/results/doc_vectors.md).",
+        f"first {DOC_TOKENS} tokens; cheaper ways lose more relevance: benchmarks/results/doc_vectors.md, and "
+        "so does taking them from the sentences' own pass: benchmarks/results/late_chunking.md).",
         "",
         f"## A cold `search index --no-cache` against plain sentence-transformers (issue 13; "
         f"{SCIFACT_DOCS} scifact abstracts, median of {next(iter(f['cold_index'].values()))['runs']} "
