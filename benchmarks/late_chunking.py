@@ -164,12 +164,11 @@ def collection(name: str, late: LatePass) -> dict[str, Any]:
         vecs, late_docs, tokens = late.run(docs)
         seconds = time.perf_counter() - t
         late_sents = today.copy()  # a sentence with no token of its own (cut off) keeps today's vector
-        for cid, r in srow.items():
-            if cid in vecs:
-                late_sents[r] = vecs[cid]
         chunk_of_row = np.empty(len(srow), dtype=np.int64)
         for cid, r in srow.items():
             chunk_of_row[r] = cid
+            if cid in vecs:
+                late_sents[r] = vecs[cid]
         matrices = {
             "today": (today, today_docs),
             "late": (late_sents, late_docs),

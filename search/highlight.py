@@ -26,9 +26,9 @@ def highlight_spans(text: str, terms: Mapping[str, frozenset[str]], lang: str | 
     time at 100,000 sentences in three languages)."""
     spans: set[tuple[int, int]] = set()
     for key, wanted in terms.items():
-        if not wanted or (lang and key.rstrip("+") != lang):
-            continue
         lang_of = key.rstrip("+")
+        if not wanted or (lang and lang_of != lang):
+            continue
         found = part_spans(text, lang_of) if key.endswith("+") else term_spans(text, lang_of)
         for term, start, end in found:
             if term in wanted:
