@@ -23,6 +23,7 @@ import dataclasses
 import itertools
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from _common import ROOT, log, stamp, write_results
@@ -91,33 +92,40 @@ def main() -> None:
     write_results("compounds", figures, render(figures))
 
 
-def query_set(part: float, qpart: float) -> dict[str, Any]:
-    """queries/compounds.jsonl over its corpus, keyword and hybrid, parts off and chosen."""
+def query_index(folder: Path) -> Path:
+    """The index queries/compounds.jsonl is judged on (its corpus: make_compound_queries.corpus), built under
+    ``folder``."""
     import json
-    import tempfile
-    from pathlib import Path
 
     from make_compound_queries import corpus
 
-    from search import Index, build_index
+    from search import build_index
+
+    path = folder / "corpus.jsonl"
+    with path.open("w", encoding="utf-8") as f:
+        for doc_id, text in corpus().items():
+            f.write(json.dumps({"_id": doc_id, "text": text}, ensure_ascii=False) + "\n")
+    build_index(path, folder / "idx")
+    return folder / "idx"
+
+
+def query_set(part: float, qpart: float) -> dict[str, Any]:
+    """queries/compounds.jsonl over its corpus, keyword and hybrid, parts off and chosen."""
+    import tempfile
+
+    from search import Index
     from search.evaluate import evaluate, load_query_file, run_queries, sentence_qrels
 
     judged = load_query_file(ROOT / "queries" / "compounds.jsonl")
     out: dict[str, Any] = {"queries": len(judged.queries)}
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "corpus.jsonl"
-        with path.open("w", encoding="utf-8") as f:
-            for doc_id, text in corpus().items():
-                f.write(json.dumps({"_id": doc_id, "text": text}, ensure_ascii=False) + "\n")
-        build_index(path, Path(tmp) / "idx")
-        with Index.open(Path(tmp) / "idx") as ix:
-            qrels = sentence_qrels(ix, judged)
-            for label, weights in (("off", (0.0, 0.0)), ("chosen", (part, qpart))):
-                set_weights(ix, *weights)
-                for mode in MODES:
-                    run = run_queries(ix, judged, mode)
-                    out.setdefault(label, {})[mode] = evaluate(qrels, run, ["recall@10", "ndcg@10"])
-                    log(f"compound queries, {label}, {mode}: {out[label][mode]}")
+    with tempfile.TemporaryDirectory() as tmp, Index.open(query_index(Path(tmp))) as ix:
+        qrels = sentence_qrels(ix, judged)
+        for label, weights in (("off", (0.0, 0.0)), ("chosen", (part, qpart))):
+            set_weights(ix, *weights)
+            for mode in MODES:
+                run = run_queries(ix, judged, mode)
+                out.setdefault(label, {})[mode] = evaluate(qrels, run, ["recall@10", "ndcg@10"])
+                log(f"compound queries, {label}, {mode}: {out[label][mode]}")
     return out
 
 

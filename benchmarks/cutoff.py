@@ -132,7 +132,7 @@ def main() -> None:
     figures = {
         **stamp("python benchmarks/cutoff.py"),
         "defaults": {
-            "alpha": p.alpha,
+            "alpha": p.effective_alpha,
             "doc_weight": p.effective_doc_weight,
             "feedback": p.feedback,
             "feedback_weight": p.feedback_weight,

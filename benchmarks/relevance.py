@@ -271,7 +271,7 @@ def defaults() -> tuple[Setting, float]:
     fb = hybrid.feedback if hybrid.feedback_weight and weight else 0
     return Setting(
         hybrid.fusion.value,
-        hybrid.alpha if hybrid.fusion == "convex" else None,
+        hybrid.effective_alpha if hybrid.fusion == "convex" else None,
         weight,
         fb,
         hybrid.feedback_weight if fb else 0.0,

@@ -255,6 +255,28 @@ def stopword_language(words: Iterable[str], prefer: Iterable[str] = (), least: i
     return best
 
 
+# Question words the stoplists lack (German's holds "wer", "wie", "wo"; English's "who", "what", "how")
+_QUESTION_WORDS = frozenset(
+    {
+        "wann", "warum", "weshalb", "weswegen", "wieso", "wozu", "wofür", "woher", "wohin", "womit", "wodurch",
+        "worauf", "worüber", "wovon", "woran", "worin", "wen", "wem", "wessen", "whose",
+    }
+)  # fmt: skip
+KEYWORD_QUERY_WORDS = 3
+
+
+def keyword_query(text: str) -> bool:
+    """Whether ``text`` reads as typed keywords ("Versicherung Kosten") rather than a question or a
+    sentence: at most three words, none a stopword of a language we analyse or a question word, and
+    no question mark. Hybrid mode weighs such a query's sides differently (search/params.py)."""
+    if "?" in text:
+        return False
+    words = [m.group(0).lower() for m in _TOKEN.finditer(text)]
+    if not 0 < len(words) <= KEYWORD_QUERY_WORDS or _QUESTION_WORDS.intersection(words):
+        return False
+    return stopword_language(words) is None
+
+
 @lru_cache(maxsize=1)
 def _identifier() -> Any:
     from py3langid.langid import MODEL_FILE, LanguageIdentifier

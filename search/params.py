@@ -58,6 +58,12 @@ AUTO_CUTOFF = 0.9041
 MAX_CANDIDATES = 10_000  # per side; also how deep a page (offset + k) can reach
 SEMANTIC_DOC_WEIGHT = 1.0  # semantic mode's document weight, chosen on the tuning splits (relevance.md)
 HYBRID_DOC_WEIGHT = 4.0  # hybrid mode's (2 before German compounds were split; 3 before 256-token documents)
+HYBRID_ALPHA = 0.8  # the semantic side's weight in hybrid mode, chosen with the document weight (relevance.md)
+# A keyword query (search.analysis.keyword_query: at most three words, no function word, no "?") in hybrid
+# mode: the semantic side weighs less and reads the sentence alone, as chosen on the tuning split of
+# queries/compounds.jsonl (benchmarks/results/keyword_queries.md; no query of the five collections is one)
+KEYWORD_QUERY_ALPHA = 0.5
+KEYWORD_QUERY_DOC_WEIGHT = 0.0
 
 
 def _param(
@@ -102,12 +108,14 @@ class SearchParams:
         "How hybrid mode fuses: convex (normalised scores) or rrf (ranks).",
         source="convex: best mean tuning nDCG@10 over five collections, 0.799 vs rrf's best 0.787 (relevance.json)",
     )
-    alpha: float = _param(
-        0.8,
-        "Weight of the semantic side in hybrid mode.",
+    alpha: float | None = _param(
+        None,
+        f"Weight of the semantic side in hybrid mode (default {HYBRID_ALPHA:g}; {KEYWORD_QUERY_ALPHA:g} for a "
+        "keyword query: at most three words, none a function word, no question mark).",
         lo=0.0,
         hi=1.0,
-        source="chosen with doc_weight and feedback on tuning splits of five collections (relevance.md)",
+        source="chosen with doc_weight and feedback on tuning splits of five collections (relevance.md); a "
+        "keyword query's on the tuning split of queries/compounds.jsonl (keyword_queries.md)",
     )
     rrf_k: int = _param(60, "k of reciprocal rank fusion (fusion rrf).", lo=1, hi=1000, source="Cormack et al. 2009")
     candidates: int = _param(
@@ -146,10 +154,12 @@ class SearchParams:
     doc_weight: float | None = _param(
         None,
         "Weight of a sentence's document vector in its semantic score (0: the sentence alone; "
-        f"default {HYBRID_DOC_WEIGHT:g} in hybrid mode, {SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
+        f"default {HYBRID_DOC_WEIGHT:g} in hybrid mode, {KEYWORD_QUERY_DOC_WEIGHT:g} there for a keyword query, "
+        f"{SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
         lo=0.0,
         hi=10.0,
-        source="4 (hybrid) and 1 (semantic), each chosen on the tuning splits (relevance.md)",
+        source="4 (hybrid) and 1 (semantic), each chosen on the tuning splits (relevance.md); a keyword query's "
+        "as alpha",
     )
     feedback: int = _param(
         2,
@@ -199,6 +209,20 @@ class SearchParams:
         if unknown:
             raise SearchError(f"unknown search option(s) {', '.join(sorted(unknown))}; see SearchParams")
         return replace(self, **changes)
+
+    @property
+    def effective_alpha(self) -> float:
+        """``alpha``, or hybrid mode's default where unset."""
+        return HYBRID_ALPHA if self.alpha is None else self.alpha
+
+    def for_query(self, keywords: bool) -> SearchParams:
+        """These options for one query, unset weights filled in: a keyword query (``keywords``, see
+        :func:`search.analysis.keyword_query`) in hybrid mode gets its own alpha and document weight."""
+        if self.mode is not ModeName.hybrid or not keywords:
+            return self
+        alpha = KEYWORD_QUERY_ALPHA if self.alpha is None else self.alpha
+        weight = KEYWORD_QUERY_DOC_WEIGHT if self.doc_weight is None else self.doc_weight
+        return self.replace(alpha=alpha, doc_weight=weight)
 
     @property
     def effective_doc_weight(self) -> float:

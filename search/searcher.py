@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .analysis import keyword_query
 from .candidates import Candidates
 from .chunking import Span, passage_span
 from .encoder import Encoder
@@ -127,7 +128,7 @@ class Searcher:
         self, query: str, params: SearchParams | None = None, *, query_vector: np.ndarray | None = None, **changes: Any
     ) -> Page:
         """:meth:`search`'s passages with what shaped them (the documents feedback moved the query to)."""
-        p = _params(params, changes)
+        p = _params(params, changes).for_query(keyword_query(query))  # the weights explain reports
         window = self.index.manifest.chunking.window if p.window is None else p.window
         floor = p.floor
         depth = p.k + p.offset  # a page is ranks offset+1 … offset+k of the query with k+offset, exactly
@@ -239,9 +240,9 @@ class Searcher:
         self, query: str, params: SearchParams | None = None, *, query_vector: np.ndarray | None = None
     ) -> Scored:
         """The ranking without passages: what :meth:`search` shows and ``search eval`` measures."""
-        p = params if params is not None else SearchParams()
         ix = self.index
         text = clean_query(query)
+        p = (params if params is not None else SearchParams()).for_query(keyword_query(text))
         parsed = self._parse(text, p)
         allowed = ix.allowed(p.filters)
         qvec = None
@@ -261,7 +262,7 @@ class Searcher:
         semantic = _mix(cosine, doc_cosine, weight)
         if p.mode is ModeName.semantic:
             return Scored(semantic, {}, semantic, parsed, cosine, doc_cosine, allowed=allowed)
-        weights = [1.0 - p.alpha, p.alpha]
+        weights = [1.0 - p.effective_alpha, p.effective_alpha]
         fused = fuse([keyword, semantic], weights, p.fusion.value, p.rrf_k)
         feedback = DocumentFeedback(p.feedback, p.feedback_weight)
         if feedback.active and weight and fused:
@@ -371,8 +372,8 @@ class Explainer:
                 "doc_weight": p.effective_doc_weight,
             }
         if self.hybrid:
-            weights = [1.0 - p.alpha, p.alpha]
-            out["fusion"] = {"method": p.fusion.value, "alpha": p.alpha, "rrf_k": p.rrf_k}
+            weights = [1.0 - p.effective_alpha, p.effective_alpha]
+            out["fusion"] = {"method": p.fusion.value, "alpha": p.effective_alpha, "rrf_k": p.rrf_k}
             out["fusion"].update(weights=weights, scale=self.scale)
             if s.feedback_docs:
                 docs = [self.index.document(n).id for n in s.feedback_docs]

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from search import Index, SearchParams, build_index
+from search.analysis import keyword_query
 from search.cli import app
 from search.errors import DocumentNotFoundError
 from search.serve import IndexHolder, SearchOut, create_app
@@ -41,7 +42,9 @@ def test_feedback_docs_are_the_first_rankings_best_documents(tmp_path: Path) -> 
     corpus, enc = animal_corpus(tmp_path / "c", ["1-cats.txt", "2-mixed.txt", "3-dogs.txt"])
     build_index(corpus, tmp_path / "idx", encoder=enc)
     with Index.open(tmp_path / "idx", encoder=enc) as ix:
-        for q in ("cat fish", "dog bark"):
+        assert ix.page("cat fish").feedback_docs == ()  # a keyword query reads the sentences alone
+        assert ix.page("cat fish", doc_weight=4).feedback_docs != ()
+        for q in ("which cat eats fish", "when does a dog bark"):
             first = [r.doc for r in ix.search(q, feedback=0, k=10, dedupe=False)]
             best = list(dict.fromkeys(first))  # the first ranking's documents, best first
             assert ix.page(q).feedback_docs == tuple(best[: SearchParams().feedback])  # the default
@@ -174,10 +177,13 @@ def test_explain_recomputes_every_score(example_index, mode: str, fusion: str) -
                 sem_ranks.append((sem["rank"], sem["raw"]))
             if mode == "hybrid":
                 weights = fu["weights"]
-                assert (fu["method"], fu["alpha"], weights) == (fusion, 0.8, [pytest.approx(0.2), 0.8])
+                alpha, doc_weight = (0.5, 0.0) if keyword_query(q) else (0.8, 4.0)  # "Truppen Healey": 0.5
+                assert (fu["method"], fu["alpha"], weights) == (fusion, alpha, [pytest.approx(1 - alpha), alpha])
+                assert sem["doc_weight"] == doc_weight
                 recomputed = fu["scale"] * (weights[0] * kw["normalised"] + weights[1] * sem["normalised"])
                 assert r.score == pytest.approx(recomputed, abs=1e-12)
-                assert e["feedback"] == {"docs": list(page.feedback_docs), "weight": 0.5}
+                moved = {"docs": list(page.feedback_docs), "weight": 0.5} if doc_weight else None
+                assert e["feedback"] == moved
             else:
                 assert fu is None and e["feedback"] is None
                 assert r.score == (kw or sem)["raw"]

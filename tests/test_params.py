@@ -28,7 +28,7 @@ from .conftest import FakeEncoder
 
 def test_defaults_bounds_and_coercion() -> None:
     p = SearchParams()
-    assert (p.mode, p.k, p.fusion, p.alpha, p.candidates, p.feedback) == (
+    assert (p.mode, p.k, p.fusion, p.effective_alpha, p.candidates, p.feedback) == (
         ModeName.hybrid,
         10,
         FusionName.convex,
@@ -51,6 +51,44 @@ def test_defaults_bounds_and_coercion() -> None:
         SearchParams(k=True)  # a bool is no count
     with pytest.raises(SearchError, match="dedupe must be true or false"):
         SearchParams(dedupe="yes")
+
+
+def test_a_keyword_query_fills_in_its_own_weights_and_only_unset_ones() -> None:
+    """Hybrid mode ranks a keyword query with α 0.5 and the sentence alone (keyword_queries.md); a weight the
+    caller set stays, a question keeps the defaults, and the other modes are untouched."""
+    from search.analysis import keyword_query
+
+    words, question = "Versicherung Kosten", "Wer will Truppen in die Ukraine schicken?"
+    assert keyword_query(words) and not keyword_query(question)
+    p = SearchParams()
+    kw = p.for_query(keyword_query(words))
+    assert (kw.effective_alpha, kw.effective_doc_weight) == (0.5, 0.0)
+    assert p.for_query(keyword_query(question)) is p and (p.effective_alpha, p.effective_doc_weight) == (0.8, 4.0)
+    mine = SearchParams(alpha=0.9).for_query(True)
+    assert (mine.effective_alpha, mine.effective_doc_weight) == (0.9, 0.0)
+    assert SearchParams(doc_weight=2.0).for_query(True).effective_doc_weight == 2.0
+    for mode in ("keyword", "semantic"):
+        assert SearchParams(mode=mode).for_query(True) == SearchParams(mode=mode)
+
+
+@pytest.mark.parametrize(
+    ("text", "keywords"),
+    [
+        ("Versicherung", True),
+        ("Churchill statue", True),
+        ("Haus Massachusetts 1774", True),
+        ("Versicherung Kosten Berlin Preis", False),  # four words: more than typed keywords
+        ("Warum Truppen", False),  # a question word
+        ("Truppen?", False),
+        ("die Truppen", False),  # a function word: a phrase or a sentence
+        ("Who wants troops", False),
+        ("   ", False),
+    ],
+)
+def test_keyword_query(text: str, keywords: bool) -> None:
+    from search.analysis import keyword_query
+
+    assert keyword_query(text) is keywords
 
 
 def _cli_params(command: str) -> dict[str, typing.Any]:

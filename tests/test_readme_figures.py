@@ -201,6 +201,12 @@ FIGURES = [
     Figure(rf"It lifts cranfield {N} → {N} and mlqa-de-dev {N} → {N}", "relevance.json",
            lambda: (ndcg("cranfield", NO_FEEDBACK), ndcg("cranfield", HYBRID),
                     ndcg(QA[0], NO_FEEDBACK), ndcg(QA[0], HYBRID))),
+    # keyword queries' own weights, as their tuning chose them, and what they did
+    Figure(rf"is fused with α = {N} and the sentence's own cosine \(W = {N}\)", "keyword_queries.json",
+           json_at("keyword_queries.json", "chosen.alpha", "chosen.doc_weight")),
+    Figure(rf"hybrid recall@10 there {N} → {N} \(keyword mode {N}\)", "keyword_queries.json",
+           lambda: (results("keyword_queries.json")["grid"]["0.8/4"]["all"]["recall@10"],
+                    *json_at("keyword_queries.json", "defaults.all.recall@10", "keyword.all.recall@10")())),
     # the measured list
     Figure(rf"On this {N}-core machine", "every results file", lambda: (cores(),), named_as="benchmarks/results/"),
     Figure(rf"query latency at {N} sentences", "speed.json", json_at("speed.json", "big_build.chunks"), tolerance=500),
@@ -372,6 +378,14 @@ def test_bad_input_table_names_tests_that_exist() -> None:
         assert "::" in tests_cell or tests_cell.startswith("none"), f"a row names no test function: {row[:80]}"
 
 
+def test_keyword_query_weights_are_the_tuned_ones() -> None:
+    """search/params.py's weights for a keyword query are the ones benchmarks/keyword_queries.py chose."""
+    from search.params import KEYWORD_QUERY_ALPHA, KEYWORD_QUERY_DOC_WEIGHT
+
+    chosen = results("keyword_queries.json")["chosen"]
+    assert (chosen["alpha"], chosen["doc_weight"]) == (KEYWORD_QUERY_ALPHA, KEYWORD_QUERY_DOC_WEIGHT)
+
+
 def test_the_auto_cutoff_is_the_fitted_one() -> None:
     """``--cutoff auto``'s score in search/params.py is the one benchmarks/cutoff.py fitted, and was fitted
     with today's hybrid defaults."""
@@ -381,7 +395,7 @@ def test_the_auto_cutoff_is_the_fitted_one() -> None:
     assert round(fitted["chosen"]["score"], 4) == AUTO_CUTOFF
     defaults = SearchParams()
     assert fitted["defaults"] == {
-        "alpha": defaults.alpha,
+        "alpha": defaults.effective_alpha,
         "doc_weight": defaults.effective_doc_weight,
         "feedback": defaults.feedback,
         "feedback_weight": defaults.feedback_weight,
