@@ -13,16 +13,26 @@ reaches it is ``--cutoff auto`` (``AUTO_CUTOFF`` in search/params.py, checked ag
 tests/test_readme_figures.py). Reported on the held-out 70%, beside no cut-off: documents kept per
 query, their precision, and recall@10 (of all judged relevant documents).
 
-    python benchmarks/cutoff.py        # writes benchmarks/results/cutoff.{md,json} (~10 minutes on 2 cores)
+Keyword queries (search.analysis.keyword_query) are fused with their own weights (keyword_queries.md), so
+their scores read differently; their cut-off is fitted the same way on the one judged set of them,
+queries/compounds.jsonl (sentence-level judgments: the first ten passages of each query over its index),
+tuning split and held-out part as above (``KEYWORD_QUERY_CUTOFF`` in search/params.py).
+
+    python benchmarks/cutoff.py        # writes benchmarks/results/cutoff.{md,json} (~12 minutes on 2 cores)
+    python benchmarks/cutoff.py --keyword-queries   # that part alone (~2 minutes), the rest kept from the json
 """
 
 from __future__ import annotations
 
+import json
 import statistics
+import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import log, stamp, write_results
+from _common import RESULTS, ROOT, log, stamp, write_results
 from relevance import COLLECTIONS, eval_index, split
 
 PROBABILITIES = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -57,6 +67,71 @@ def collect(name: str) -> list[dict[str, Any]]:
                 }
             )
     return out
+
+
+def keyword_query_runs() -> list[dict[str, Any]]:
+    """queries/compounds.jsonl over its index, ranked as ``search query`` ranks it (every query is a keyword
+    query): per query the first ``TOP`` passages' fused scores and whether each is its relevant sentence."""
+    from compounds import query_index
+
+    from search import Index, SearchParams
+    from search.evaluate import load_query_file, sentence_qrels
+
+    judged = load_query_file(ROOT / "queries" / "compounds.jsonl")
+    out = []
+    with tempfile.TemporaryDirectory() as tmp, Index.open(query_index(Path(tmp))) as ix:
+        qrels = sentence_qrels(ix, judged)
+        searcher = ix.searcher()
+        for qid, text in judged.queries.items():
+            fused = searcher.score(text, SearchParams(mode="hybrid")).fused
+            ranked = sorted(fused.items(), key=lambda x: (-x[1], x[0]))[:TOP]
+            relevant = set(qrels[qid])
+            scores, hits = [s for _, s in ranked], [str(c) in relevant for c, _ in ranked]
+            out.append({"qid": qid, "scores": scores, "relevant": hits, "judged": len(relevant)})
+    return out
+
+
+def keyword_query_cutoff() -> dict[str, Any]:
+    """The keyword queries' calibration, with the weights they were ranked with."""
+    from search.params import KEYWORD_QUERY_ALPHA, KEYWORD_QUERY_DOC_WEIGHT
+
+    weights = {"alpha": KEYWORD_QUERY_ALPHA, "doc_weight": KEYWORD_QUERY_DOC_WEIGHT}
+    return {"weights": weights, **calibrate({"compounds.jsonl": keyword_query_runs()})}
+
+
+def calibrate(runs: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Fit P(relevant | score) on the tuning splits of ``runs`` (collection → queries), choose the probability
+    with the best mean tuning F1, and report what cutting there trades on the held-out queries."""
+    tune = {n: split([q["qid"] for q in qs]) for n, qs in runs.items()}
+    xs, ys, ws = [], [], []
+    for name, qs in runs.items():
+        pairs = [(s, r) for q in qs if q["qid"] in tune[name] for s, r in zip(q["scores"], q["relevant"], strict=True)]
+        xs += [s for s, _ in pairs]
+        ys += [float(r) for _, r in pairs]
+        ws += [1.0 / len(pairs)] * len(pairs)  # each collection weighs the same
+    a, b = fit(np.array(xs), np.array(ys), np.array(ws) / np.sum(ws) * len(ws))
+    log(f"P(relevant | score) = logistic({a:.3f} + {b:.3f} · score)")
+
+    def tuning_f1(p: float) -> float:
+        t = score_at(p, a, b)
+        return statistics.mean(trade([q for q in qs if q["qid"] in tune[n]], t)["f1"] for n, qs in runs.items())
+
+    by_p = {p: tuning_f1(p) for p in PROBABILITIES}
+    chosen = max(PROBABILITIES, key=lambda p: by_p[p])
+    table: dict[str, Any] = {}
+    for name, qs in runs.items():
+        held = [q for q in qs if q["qid"] not in tune[name]]
+        table[name] = {
+            "queries": len(held),
+            "none": trade(held, None),
+            **{f"p={p:g}": trade(held, score_at(p, a, b)) for p in PROBABILITIES},
+        }
+    return {
+        "fit": {"intercept": a, "slope": b, "pairs": len(xs)},
+        "tuning_f1": {f"{p:g}": v for p, v in by_p.items()},
+        "chosen": {"probability": chosen, "score": score_at(chosen, a, b)},
+        "heldout": table,
+    }
 
 
 def fit(x: np.ndarray, y: np.ndarray, w: np.ndarray, steps: int = 50) -> tuple[float, float]:
@@ -97,35 +172,16 @@ def trade(queries: list[dict[str, Any]], threshold: float | None) -> dict[str, f
 
 
 def main() -> None:
+    if sys.argv[1:] == ["--keyword-queries"]:
+        figures = json.loads((RESULTS / "cutoff.json").read_text(encoding="utf-8"))
+        figures.update(stamp("python benchmarks/cutoff.py --keyword-queries"), questions_date=figures["date"])
+        figures["keyword_queries"] = keyword_query_cutoff()
+        write_results("cutoff", figures, render(figures))
+        return
     runs: dict[str, list[dict[str, Any]]] = {}
     for name in COLLECTIONS:
         log(f"{name}: hybrid runs")
         runs[name] = collect(name)
-    tune = {n: split([q["qid"] for q in qs]) for n, qs in runs.items()}
-    xs, ys, ws = [], [], []
-    for name, qs in runs.items():
-        pairs = [(s, r) for q in qs if q["qid"] in tune[name] for s, r in zip(q["scores"], q["relevant"], strict=True)]
-        xs += [s for s, _ in pairs]
-        ys += [float(r) for _, r in pairs]
-        ws += [1.0 / len(pairs)] * len(pairs)  # each collection weighs the same
-    a, b = fit(np.array(xs), np.array(ys), np.array(ws) / np.sum(ws) * len(ws))
-    log(f"P(relevant | score) = logistic({a:.3f} + {b:.3f} · score)")
-
-    def tuning_f1(p: float) -> float:
-        t = score_at(p, a, b)
-        return statistics.mean(trade([q for q in qs if q["qid"] in tune[n]], t)["f1"] for n, qs in runs.items())
-
-    by_p = {p: tuning_f1(p) for p in PROBABILITIES}
-    chosen = max(PROBABILITIES, key=lambda p: by_p[p])
-    threshold = score_at(chosen, a, b)
-    table: dict[str, Any] = {}
-    for name, qs in runs.items():
-        held = [q for q in qs if q["qid"] not in tune[name]]
-        table[name] = {
-            "queries": len(held),
-            "none": trade(held, None),
-            **{f"p={p:g}": trade(held, score_at(p, a, b)) for p in PROBABILITIES},
-        }
     from search import SearchParams
 
     p = SearchParams()
@@ -138,31 +194,52 @@ def main() -> None:
             "feedback_weight": p.feedback_weight,
             "candidates": p.candidates,
         },
-        "fit": {"intercept": a, "slope": b, "pairs": len(xs)},
-        "tuning_f1": {f"{p:g}": v for p, v in by_p.items()},
-        "chosen": {"probability": chosen, "score": threshold},
-        "heldout": table,
+        **calibrate(runs),
+        "keyword_queries": keyword_query_cutoff(),
     }
     write_results("cutoff", figures, render(figures))
 
 
 def render(f: dict[str, Any]) -> list[str]:
-    fit_, chosen = f["fit"], f["chosen"]
+    since = f" The questions' part is from the full run of {f['questions_date']}." if "questions_date" in f else ""
     lines = [
         "# A calibrated cut-off for hybrid results (`--cutoff auto`)",
         "",
-        f"`{f['command']}` on {f['date']}, {f['machine']}. Method: see the script's docstring.",
+        f"`{f['command']}` on {f['date']}, {f['machine']}. Method: see the script's docstring.{since}",
         "",
-        f"Fit on the tuning splits ({fit_['pairs']:,} judged first-ten documents): P(relevant | score) = "
+        *calibration(f, "judged first-ten documents", "documents"),
+    ]
+    if "keyword_queries" in f:
+        lines += [
+            "",
+            "## Keyword queries",
+            "",
+            "Fused with their own weights (keyword_queries.md), so fitted apart, on queries/compounds.jsonl:",
+            "",
+            *calibration(f["keyword_queries"], "first-ten passages, sentence-level judgments", "passages"),
+        ]
+    lines += [
+        "",
+        "The cut-off is off unless asked for (`--cutoff auto`, or `--min-score S` for a floor of one's own); "
+        "it is calibrated for hybrid mode with convex fusion, the default, and refused elsewhere.",
+    ]
+    return lines
+
+
+def calibration(f: dict[str, Any], pairs: str, what: str) -> list[str]:
+    """One fit's lines: the fit, the chosen probability and score, and the held-out trade."""
+    fit_, chosen = f["fit"], f["chosen"]
+    lines = [
+        f"Fit on the tuning splits ({fit_['pairs']:,} {pairs}): P(relevant | score) = "
         f"logistic({fit_['intercept']:.3f} + {fit_['slope']:.3f} · score). The probability with the best mean "
         f"tuning F1 is **{chosen['probability']:g}**, reached at fused score **{chosen['score']:.4f}**: "
         "`--cutoff auto` drops every passage scoring below it.",
         "",
         "Mean tuning F1 by probability: " + ", ".join(f"{p}: {v:.3f}" for p, v in f["tuning_f1"].items()) + ".",
         "",
-        "## Held-out queries (70%): what the cut-off keeps and loses",
+        "Held-out queries (70%): what the cut-off keeps and loses",
         "",
-        "| collection | queries | cut-off | documents kept (of 10) | precision | recall@10 | F1 |",
+        f"| collection | queries | cut-off | {what} kept (of 10) | precision | recall@10 | F1 |",
         "|---|---|---|---|---|---|---|",
     ]
     auto = f"p={chosen['probability']:g}"
@@ -175,11 +252,6 @@ def render(f: dict[str, Any]) -> list[str]:
                 f"| {name} | {row['queries']} | {label} | {t['kept']:.2f} | {t['precision']:.3f} | "
                 f"{t['recall@10']:.3f} | {t['f1']:.3f} |"
             )
-    lines += [
-        "",
-        "The cut-off is off unless asked for (`--cutoff auto`, or `--min-score S` for a floor of one's own); "
-        "it is calibrated for hybrid mode with convex fusion, the default, and refused elsewhere.",
-    ]
     return lines
 
 

@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import cli_eval  # noqa: F401 -- registers `search eval`
+from .analysis import keyword_query
 from .cli_common import (
     AfterOpt,
     BeforeOpt,
@@ -236,7 +237,8 @@ def query(
         print_facets(response.facets)
     if not results:
         past = f" past rank {params.offset}" if params.offset else ""
-        floor = f" with a score of {params.floor:g} or more" if params.floor is not None else ""
+        lowest = params.floor(keyword_query(text))
+        floor = f" with a score of {lowest:g} or more" if lowest is not None else ""
         out.print(f"no passages match {text!r} in {mode.value} mode{floor}{past}")
         return
     print_results(results)

@@ -64,6 +64,9 @@ HYBRID_ALPHA = 0.8  # the semantic side's weight in hybrid mode, chosen with the
 # queries/compounds.jsonl (benchmarks/results/keyword_queries.md; no query of the five collections is one)
 KEYWORD_QUERY_ALPHA = 0.5
 KEYWORD_QUERY_DOC_WEIGHT = 0.0
+# their fused scores read differently, so ``--cutoff auto`` has its own score for them, fitted as AUTO_CUTOFF
+# is on the tuning split of queries/compounds.jsonl (benchmarks/results/cutoff.md, checked by the same test)
+KEYWORD_QUERY_CUTOFF = 0.7428
 
 
 def _param(
@@ -143,7 +146,8 @@ class SearchParams:
     cutoff: CutoffName = _param(
         CutoffName.none,
         "auto: drop passages whose score predicts relevance below the probability calibrated on judged data "
-        "(hybrid mode with convex fusion; benchmarks/results/cutoff.md). none: never cut unasked.",
+        "(hybrid mode with convex fusion; a keyword query has its own; benchmarks/results/cutoff.md). none: never "
+        "cut unasked.",
         source="fitted on the tuning splits of five collections (benchmarks/results/cutoff.md)",
     )
     explain: bool = _param(
@@ -231,15 +235,15 @@ class SearchParams:
             return self.doc_weight
         return SEMANTIC_DOC_WEIGHT if self.mode is ModeName.semantic else HYBRID_DOC_WEIGHT
 
-    @property
-    def floor(self) -> float | None:
+    def floor(self, keywords: bool = False) -> float | None:
         """The lowest score a result may have: ``min_score``, raised to the calibrated cut-off with
-        ``cutoff=auto`` (which is refused outside hybrid mode with convex fusion)."""
+        ``cutoff=auto`` (which is refused outside hybrid mode with convex fusion); ``keywords``: the query
+        is a keyword query (:func:`search.analysis.keyword_query`), whose cut-off is its own."""
         if self.cutoff is CutoffName.none:
             return self.min_score
         if self.mode is not ModeName.hybrid or self.fusion is not FusionName.convex:
             raise SearchError("cutoff auto is calibrated for hybrid mode with convex fusion only; use --min-score")
-        return max(AUTO_CUTOFF, self.min_score or 0.0)
+        return max(KEYWORD_QUERY_CUTOFF if keywords else AUTO_CUTOFF, self.min_score or 0.0)
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON values (enums as strings), e.g. for ``search eval``'s settings."""

@@ -128,9 +128,10 @@ class Searcher:
         self, query: str, params: SearchParams | None = None, *, query_vector: np.ndarray | None = None, **changes: Any
     ) -> Page:
         """:meth:`search`'s passages with what shaped them (the documents feedback moved the query to)."""
-        p = _params(params, changes).for_query(keyword_query(query))  # the weights explain reports
+        keywords = keyword_query(query)
+        p = _params(params, changes).for_query(keywords)  # the weights explain reports
         window = self.index.manifest.chunking.window if p.window is None else p.window
-        floor = p.floor
+        floor = p.floor(keywords)
         depth = p.k + p.offset  # a page is ranks offset+1 … offset+k of the query with k+offset, exactly
         candidates = min(max(p.candidates, depth), MAX_CANDIDATES)
         scored = self.score(query, p.replace(candidates=candidates), query_vector=query_vector)

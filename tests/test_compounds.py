@@ -192,15 +192,26 @@ def test_the_hand_checked_list_is_the_splitters_and_mostly_right() -> None:
     assert {row[3] for row in lines} == {"ok", "false"} and false / len(lines) < 0.08
 
 
-def test_the_default_weights_are_the_ones_tuned() -> None:
-    """The manifest's defaults for part weights are what benchmarks/compounds.py chose on the tuning splits."""
+def test_the_default_weights_are_the_ones_tuned_or_measured_beside_them() -> None:
+    """The manifest's defaults for part weights are what benchmarks/compounds.py chose on the tuning splits, or,
+    where its last run chose others, the engine's own weights were measured beside them (compounds.md then says
+    why the engine keeps its own), and they tie: within 0.002 mean tuning nDCG@10 of the choice."""
     import json
 
     from search.manifest import Scoring
 
-    results = Path(__file__).parent.parent / "benchmarks" / "results" / "compounds.json"
-    chosen = json.loads(results.read_text(encoding="utf-8"))["chosen"]
-    assert (Scoring.part_weight, Scoring.query_part_weight) == (chosen["part_weight"], chosen["query_part_weight"])
+    results = json.loads((Path(__file__).parent.parent / "benchmarks" / "results" / "compounds.json").read_text())
+    chosen = results["chosen"]
+    engine = {"part_weight": Scoring.part_weight, "query_part_weight": Scoring.query_part_weight}
+    if engine == chosen:
+        return
+    assert results["query_set"]["engine_weights"] == engine and "engine" in results["query_set"]
+
+    def mean(weights: dict[str, float]) -> float:
+        per = results["tuning"][f"{weights['part_weight']:g}/{weights['query_part_weight']:g}"]
+        return sum(v for n in per.values() for k, v in n.items() if k in ("keyword", "hybrid")) / (2 * len(per))
+
+    assert mean(chosen) - mean(engine) <= 0.002
 
 
 def test_the_word_list_is_kept_in_the_cache_and_a_damaged_one_is_rebuilt(

@@ -389,10 +389,19 @@ def test_keyword_query_weights_are_the_tuned_ones() -> None:
 def test_the_auto_cutoff_is_the_fitted_one() -> None:
     """``--cutoff auto``'s score in search/params.py is the one benchmarks/cutoff.py fitted, and was fitted
     with today's hybrid defaults."""
-    from search.params import AUTO_CUTOFF, SearchParams
+    from search.params import (
+        AUTO_CUTOFF,
+        KEYWORD_QUERY_ALPHA,
+        KEYWORD_QUERY_CUTOFF,
+        KEYWORD_QUERY_DOC_WEIGHT,
+        SearchParams,
+    )
 
     fitted = results("cutoff.json")
     assert round(fitted["chosen"]["score"], 4) == AUTO_CUTOFF
+    assert round(fitted["keyword_queries"]["chosen"]["score"], 4) == KEYWORD_QUERY_CUTOFF
+    keyword_weights = {"alpha": KEYWORD_QUERY_ALPHA, "doc_weight": KEYWORD_QUERY_DOC_WEIGHT}
+    assert fitted["keyword_queries"]["weights"] == keyword_weights  # fitted on scores fused with these
     defaults = SearchParams()
     assert fitted["defaults"] == {
         "alpha": defaults.effective_alpha,
