@@ -23,11 +23,14 @@ The query set is measured with the weights chosen and, where they differ, with t
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import json
 import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -108,33 +111,34 @@ def tune_all() -> None:
     write_results("compounds", figures, render(figures))
 
 
-def query_index(folder: Path) -> Path:
-    """The index queries/compounds.jsonl is judged on (its corpus: make_compound_queries.corpus), built under
-    ``folder``."""
+@contextlib.contextmanager
+def compound_set() -> Iterator[tuple[Any, Any, dict[str, dict[str, int]]]]:
+    """queries/compounds.jsonl, the open index it is judged on (its corpus: make_compound_queries.corpus,
+    built in a temporary folder) and its sentence-level judgments resolved to chunk ids."""
     from make_compound_queries import corpus
 
-    from search import build_index
+    from search import Index, build_index
+    from search.evaluate import load_query_file, sentence_qrels
 
-    path = folder / "corpus.jsonl"
-    with path.open("w", encoding="utf-8") as f:
-        for doc_id, text in corpus().items():
-            f.write(json.dumps({"_id": doc_id, "text": text}, ensure_ascii=False) + "\n")
-    build_index(path, folder / "idx")
-    return folder / "idx"
+    judged = load_query_file(ROOT / "queries" / "compounds.jsonl")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "corpus.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for doc_id, text in corpus().items():
+                f.write(json.dumps({"_id": doc_id, "text": text}, ensure_ascii=False) + "\n")
+        build_index(path, Path(tmp) / "idx")
+        with Index.open(Path(tmp) / "idx") as ix:
+            yield judged, ix, sentence_qrels(ix, judged)
 
 
 def query_set(part: float, qpart: float) -> dict[str, Any]:
     """queries/compounds.jsonl over its corpus, keyword and hybrid, parts off and chosen."""
-    import tempfile
-
-    from search import Index
-    from search.evaluate import evaluate, load_query_file, run_queries, sentence_qrels
+    from search.evaluate import evaluate, run_queries
     from search.manifest import Scoring
 
-    judged = load_query_file(ROOT / "queries" / "compounds.jsonl")
-    out: dict[str, Any] = {"queries": len(judged.queries)}
-    with tempfile.TemporaryDirectory() as tmp, Index.open(query_index(Path(tmp))) as ix:
-        qrels = sentence_qrels(ix, judged)
+    out: dict[str, Any] = {}
+    with compound_set() as (judged, ix, qrels):
+        out["queries"] = len(judged.queries)
         engine = (Scoring.part_weight, Scoring.query_part_weight)
         out["engine_weights"] = {"part_weight": engine[0], "query_part_weight": engine[1]}
         settings = {"off": (0.0, 0.0), "chosen": (part, qpart)}

@@ -27,12 +27,10 @@ from __future__ import annotations
 import json
 import statistics
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import RESULTS, ROOT, log, stamp, write_results
+from _common import RESULTS, log, stamp, write_results
 from relevance import COLLECTIONS, eval_index, split
 
 PROBABILITIES = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
@@ -72,15 +70,12 @@ def collect(name: str) -> list[dict[str, Any]]:
 def keyword_query_runs() -> list[dict[str, Any]]:
     """queries/compounds.jsonl over its index, ranked as ``search query`` ranks it (every query is a keyword
     query): per query the first ``TOP`` passages' fused scores and whether each is its relevant sentence."""
-    from compounds import query_index
+    from compounds import compound_set
 
-    from search import Index, SearchParams
-    from search.evaluate import load_query_file, sentence_qrels
+    from search import SearchParams
 
-    judged = load_query_file(ROOT / "queries" / "compounds.jsonl")
     out = []
-    with tempfile.TemporaryDirectory() as tmp, Index.open(query_index(Path(tmp))) as ix:
-        qrels = sentence_qrels(ix, judged)
+    with compound_set() as (judged, ix, qrels):
         searcher = ix.searcher()
         for qid, text in judged.queries.items():
             fused = searcher.score(text, SearchParams(mode="hybrid")).fused

@@ -21,12 +21,11 @@ from __future__ import annotations
 
 import itertools
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from _common import DATA, ROOT, heading, log, stamp, write_results
-from compounds import query_index
+from compounds import compound_set
 from relevance import COLLECTIONS, split
 
 ALPHAS = [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
@@ -50,23 +49,21 @@ def keyword_queries_in(path: Path) -> list[str]:
 
 
 def main() -> None:
-    from search import Index, SearchParams
+    from search import SearchParams
     from search.analysis import keyword_query
-    from search.evaluate import load_query_file, run_queries, sentence_qrels
+    from search.evaluate import run_queries
     from search.params import KEYWORD_QUERY_ALPHA, KEYWORD_QUERY_DOC_WEIGHT
 
     figures: dict[str, Any] = stamp("python benchmarks/keyword_queries.py")
-    judged = load_query_file(ROOT / "queries" / "compounds.jsonl")
-    qids = sorted(judged.queries)
-    tune = split(qids)
-    parts = {"tuning": tune, "held_out": set(qids) - tune, "all": set(qids)}
-    figures["queries"] = len(qids)
-    figures["keyword_queries"] = sum(keyword_query(t) for t in judged.queries.values())
     figures["elsewhere"] = {name: keyword_queries_in(DATA / name / "queries.jsonl") for name in COLLECTIONS} | {
         "koalition.jsonl": keyword_queries_in(ROOT / "queries" / "koalition.jsonl")
     }
-    with tempfile.TemporaryDirectory() as tmp, Index.open(query_index(Path(tmp))) as ix:
-        qrels = sentence_qrels(ix, judged)
+    with compound_set() as (judged, ix, qrels):
+        qids = sorted(judged.queries)
+        tune = split(qids)
+        parts = {"tuning": tune, "held_out": set(qids) - tune, "all": set(qids)}
+        figures["queries"] = len(qids)
+        figures["keyword_queries"] = sum(keyword_query(t) for t in judged.queries.values())
         figures["keyword"] = measure(qrels, run_queries(ix, judged, "keyword"), parts)
         grid: dict[str, Any] = {}
         for alpha, weight in itertools.product(ALPHAS, DOC_WEIGHTS):
