@@ -232,9 +232,12 @@ def analyze_parts(text: str, lang: str) -> list[str]:
     return [term for term, _, _ in part_spans(text, lang)]
 
 
+LANGUAGE_CHARS = 5000  # what language detection reads of a text
+
+
 def detect_language(text: str, default: str = FALLBACK_LANG) -> str:
     """The document's language by py3langid, limited to the languages we can analyse."""
-    lang, _ = _identifier().classify(text[:5000])
+    lang, _ = _identifier().classify(text[:LANGUAGE_CHARS])
     return lang if lang in LANG_NAMES else default
 
 

@@ -17,7 +17,7 @@ import json
 import os
 import stat
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -301,37 +301,71 @@ def read_corpus(
 
     Raises :class:`CorpusError` only when the path itself is missing.
     """
+    files, base = corpus_files(path)
+    return merge_reads((read_file(file, base) for file in files), skipped, stats)
+
+
+def corpus_files(path: str | Path) -> tuple[list[Path], Path]:
+    """The files of a corpus in reading order, and the folder their ``path`` metadata is relative
+    to. Raises :class:`CorpusError` when the path itself is missing."""
     root = Path(path)
     if not root.exists():
         raise CorpusError(f"corpus path not found: {root}")
+    return list(iter_files(root)), root if root.is_dir() else root.parent
+
+
+@dataclass
+class FileRead:
+    """One file's documents (with their file metadata), what it skipped or noted, and for the
+    statistics its format and reading time (``kind`` None: not a file that could be read at all)."""
+
+    source: str
+    docs: list[Document]
+    skipped: list[Skipped]
+    kind: str | None = None
+    seconds: float = 0.0
+
+
+def read_file(file: Path, base: Path) -> FileRead:
+    """Read one file of :func:`corpus_files` (here or on a cluster's worker, search/distributed.py)."""
+    sink: list[Skipped] = []
+    try:
+        mode = file.stat().st_mode
+    except OSError as exc:  # a dangling symlink, a file removed while we walk
+        return FileRead(str(file), [], [Skipped(str(file), exc.strerror or str(exc))])
+    if not stat.S_ISREG(mode):  # a FIFO or device would block or never end
+        return FileRead(str(file), [], [Skipped(str(file), "not a regular file")])
+    rel = file.relative_to(base).as_posix() if file.is_relative_to(base) else str(file)
+    kind = kind_of(file)
+    mtime = _iso_mtime(file)
+    t = time.perf_counter()
+    docs: list[Document] = []
+    try:
+        docs.extend(_with_file_meta(d, rel, kind, mtime) for d in READERS[file.suffix.lower()](file, rel, sink))
+    except OSError as exc:
+        sink.append(Skipped(str(file), exc.strerror or str(exc)))
+    return FileRead(str(file), docs, sink, kind, time.perf_counter() - t)
+
+
+def merge_reads(
+    reads: Iterable[FileRead], skipped: list[Skipped] | None = None, stats: ReadStats | None = None
+) -> Iterator[Document]:
+    """The documents of the files read, in order, each id once (a later duplicate is skipped)."""
     sink = skipped if skipped is not None else []
     seen_ids: set[str] = set()
-    base = root if root.is_dir() else root.parent
-    for file in iter_files(root):
-        try:
-            mode = file.stat().st_mode
-        except OSError as exc:  # a dangling symlink, a file removed while we walk
-            sink.append(Skipped(str(file), exc.strerror or str(exc)))
-            continue
-        if not stat.S_ISREG(mode):  # a FIFO or device would block or never end
-            sink.append(Skipped(str(file), "not a regular file"))
-            continue
-        rel = file.relative_to(base).as_posix() if file.is_relative_to(base) else str(file)
-        kind = kind_of(file)
-        mtime = _iso_mtime(file)
-        t = time.perf_counter()
+    for read in reads:
+        sink.extend(read.skipped)
         docs = pages = 0
-        try:
-            for doc in _unique(READERS[file.suffix.lower()](file, rel, sink), seen_ids, file, sink):
-                docs += 1
-                pages += len(doc.pages)
-                wall = time.perf_counter() - t
-                yield _with_file_meta(doc, rel, kind, mtime)
-                t = time.perf_counter() - wall  # the consumer's time between documents is not reading
-        except OSError as exc:
-            sink.append(Skipped(str(file), exc.strerror or str(exc)))
-        if stats is not None:
-            stats.add(kind, docs, pages, time.perf_counter() - t)
+        for doc in read.docs:
+            if doc.id in seen_ids:
+                sink.append(Skipped(read.source, f"duplicate document id {doc.id!r}"))
+                continue
+            seen_ids.add(doc.id)
+            docs += 1
+            pages += len(doc.pages)
+            yield doc
+        if stats is not None and read.kind is not None:
+            stats.add(read.kind, docs, pages, read.seconds)
 
 
 def _iso_mtime(file: Path) -> str | None:
@@ -351,12 +385,3 @@ def _with_file_meta(doc: Document, rel: str, kind: str, mtime: str | None) -> Do
     if not meta.get("date") and mtime:
         meta["date"] = mtime
     return Document(doc.id, doc.title, doc.text, doc.lang, meta, doc.pages)
-
-
-def _unique(docs: Iterator[Document], seen_ids: set[str], file: Path, sink: list[Skipped]) -> Iterator[Document]:
-    for doc in docs:
-        if doc.id in seen_ids:
-            sink.append(Skipped(f"{file}", f"duplicate document id {doc.id!r}"))
-            continue
-        seen_ids.add(doc.id)
-        yield doc

@@ -8,6 +8,11 @@ a worker actor holding the ONNX model with one thread per CPU it was given; the 
 in order. The embedding cache, where on, is read and written here, by the driver, through
 :meth:`~search.embcache.CachedEncoder.through`, in the steps it takes.
 
+Before the vectors, reading the files, detecting the new documents' languages and splitting them
+into sentences run as Ray Data tasks on the workers (:meth:`RayRunner.read`, ``languages``,
+``sentences``: the :class:`~search.prepare.Prepare` stages), each task a group of files or
+documents, the results put back in corpus order: the same documents and sentences as here.
+
 ``local`` starts a cluster on 127.0.0.1 (its GCS, raylet and object store; no dashboard, no usage
 statistics) with every core of this machine, and stops it afterwards. An address joins a running
 cluster (``ray start --head`` on one machine, ``ray start --address`` on the others); the index
@@ -16,21 +21,32 @@ folder and the model cache must be on storage every node sees.
 
 from __future__ import annotations
 
+import functools
+import logging
 import os
+import pickle
 import socket
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Self
 
 import numpy as np
 
+from .chunking import Span
+from .corpus import FileRead, read_file
 from .embcache import CachedEncoder
 from .encoder import Encoder, OnnxEncoder
 from .errors import SearchError
+from .prepare import HERE
+from .types import Document
 
 LOCAL = "local"
 CONNECT_SECONDS = 5.0
 INFLIGHT_PER_WORKER = 2  # calls queued per worker: enough to keep it busy, few enough to stay in memory
 BATCHES_PER_CALL = 1  # model batches sent in one call (each still run on its own, so its vectors stay the same)
+QUIET: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}  # our output stays ours
+TASKS_PER_WORKER = 4  # Ray Data tasks per worker CPU for reading and splitting: enough to even out their sizes
+MAX_PER_TASK = {"read": 64, "languages": 1000, "sentences": 500}  # files or documents in one task, at most
 
 
 class RayError(SearchError):
@@ -89,9 +105,9 @@ class RayCluster:
                     "include_dashboard": False,
                 },
             )
-            ray.init(address=self._cluster.address, _node_ip_address="127.0.0.1", log_to_driver=False)
+            ray.init(address=self._cluster.address, _node_ip_address="127.0.0.1", **QUIET)
         else:
-            ray.init(address=self.address, log_to_driver=False)
+            ray.init(address=self.address, **QUIET)
         self._started = True
         return self
 
@@ -120,6 +136,40 @@ class RayRunner(RayCluster):
         self.max_workers = workers  # embed on at most this many of the actors (default: all, one per CPU)
         self.workers: list[Any] = []  # the embedding actors, kept from one call to the next
         self._model = ""
+        self.processes: set[int] = set()  # the worker processes that ran reading and splitting tasks
+
+    def read(self, files: list[Path], base: Path) -> list[FileRead]:
+        """Each file read on a worker (the corpus on storage every node sees), in the order given."""
+        return self._tasks("read", [(f, base) for f in files])
+
+    def languages(self, texts: list[str]) -> list[str]:
+        return self._tasks("languages", texts)
+
+    def sentences(self, docs: list[Document]) -> list[list[Span]]:
+        return self._tasks("sentences", docs)
+
+    def _tasks(self, stage: str, items: list[Any]) -> list[Any]:
+        """``stage`` of :data:`~search.prepare.HERE` over ``items`` as Ray Data tasks, each a group of
+        them (one block, one task), the results back in order."""
+        if not items:
+            return []
+        import ray
+        import ray.data
+
+        if self.workers:  # they hold every CPU: the tasks would wait for them forever
+            self._stop_workers()
+        logging.getLogger("ray.data").setLevel(logging.ERROR)  # its plans and notes would go to our stderr
+        ray.data.DataContext.get_current().enable_progress_bars = False  # the build shows its own
+        cpus = int(ray.cluster_resources().get("CPU", 0)) or 1
+        size = min(MAX_PER_TASK[stage], -(-len(items) // (cpus * TASKS_PER_WORKER)))
+        groups = [pickle.dumps(items[lo : lo + size]) for lo in range(0, len(items), size)]
+        ds = ray.data.from_items([{"i": i, "items": g} for i, g in enumerate(groups)], override_num_blocks=len(groups))
+        done = ds.map_batches(functools.partial(_stage, stage=stage), batch_size=1, batch_format="numpy").take_all()
+        out: list[Any] = []
+        for row in sorted(done, key=lambda r: int(r["i"])):
+            self.processes.add(int(row["pid"]))
+            out.extend(pickle.loads(row["out"]))
+        return out
 
     def __exit__(self, *exc: object) -> None:
         if self.workers:
@@ -201,6 +251,13 @@ class RayRunner(RayCluster):
                 out[rows] = vectors
                 if progress:
                     progress(len(rows))
+
+
+def _stage(batch: dict[str, Any], stage: str) -> dict[str, Any]:
+    """One Ray Data task: a group of items through one stage of :data:`~search.prepare.HERE`."""
+    items = pickle.loads(batch["items"][0])
+    out = [read_file(file, base) for file, base in items] if stage == "read" else getattr(HERE, stage)(items)
+    return {"i": batch["i"], "out": [pickle.dumps(out)], "pid": [os.getpid()]}
 
 
 class _Worker:

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .chunking import split_sentences
+from .chunking import Span, split_sentences
 from .components import COMPONENTS, MAIN_LANE, Cancelled, Change, Component, EncoderSource, Progress
 from .locks import remove_if_unused
 from .manifest import Analyzer, Chunking, Counts, Manifest, ModelInfo, Scoring
@@ -113,10 +113,14 @@ class Planned:
     given: dict[str, tuple[np.ndarray, np.ndarray]]
 
 
-def chunk_docs(docs: list[StoredDoc], first_id: int) -> ChunkTable:
+def chunk_docs(docs: list[StoredDoc], first_id: int, sentences: list[list[Span]] | None = None) -> ChunkTable:
+    """The chunk table of ``docs``, one row per sentence, ids from ``first_id`` in order; ``sentences``:
+    their sentences where they were split elsewhere (search/prepare.py)."""
+    if sentences is None:
+        sentences = [split_sentences(s.doc.text, s.doc.lang) for s in docs]
     rows: list[tuple[int, int, int, int, int]] = []
-    for s in docs:
-        for pos, span in enumerate(split_sentences(s.doc.text, s.doc.lang)):
+    for s, spans in zip(docs, sentences, strict=True):
+        for pos, span in enumerate(spans):
             rows.append((first_id + len(rows), s.num, span.start, span.end, pos))
     return ChunkTable.of(rows)
 

@@ -40,6 +40,7 @@ from .errors import CorpusError, IndexFormatError
 from .generation import Planned, State, chunk_docs, collect_garbage, write_generation
 from .locks import WriterLock
 from .manifest import Manifest
+from .prepare import HERE, Prepare
 from .shards import GlobalStats, ShardingError, ShardsManifest, check_shards, is_sharded, shard_name, shard_of
 from .store import (
     CHUNKS,
@@ -79,13 +80,15 @@ def build_sharded(
     ray: str | None = None,
     embed: Embed | None = None,
     write_shard: Callable[..., tuple[str, int, Manifest]] | None = None,
+    prepare: Prepare | None = None,
 ) -> BuildReport:
     """Build (or bring up to date) the sharded index in ``folder`` from ``corpus``: the sharded
     counterpart of :func:`~search.writer.build_index`, with the same options. ``embed`` runs the
     global embedding (default: here; search/distributed.py passes Ray actors) and ``write_shard``
-    one shard's generation (default: :func:`~search.generation.write_generation` here). ``ray`` (an
-    address, or "local") runs the embedding on a Ray cluster (search/distributed.py); the shards are
-    written here."""
+    one shard's generation (default: :func:`~search.generation.write_generation` here); ``prepare``
+    reads and splits the documents (default: here, search/prepare.py). ``ray`` (an address, or
+    "local") runs reading, language detection, sentence splitting and embedding on a Ray cluster
+    (search/distributed.py); the shards are written here."""
     folder = Path(folder)
     check_shards(shards)
     if ray is not None:
@@ -94,7 +97,7 @@ def build_sharded(
         with RayRunner(ray) as runner:
             return build_sharded(
                 corpus, folder, shards, model=model, lang=lang, window=window, encoder=encoder, progress=progress,
-                prune=prune, rebuild=rebuild, embedding_cache=embedding_cache, embed=runner.embed,
+                prune=prune, rebuild=rebuild, embedding_cache=embedding_cache, embed=runner.embed, prepare=runner,
             )  # fmt: skip
     if (folder / MANIFEST).exists() and not is_sharded(folder):
         raise ShardingError(f"{folder} holds an unsharded index; choose another --index folder for a sharded one")
@@ -109,7 +112,8 @@ def build_sharded(
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with WriterLock(folder):
-            return _build(folder, corpus, shards, options, embed or _embed_here, write_shard or write_generation, t0)
+            steps = (prepare or HERE, embed or _embed_here, write_shard or write_generation)
+            return _build(folder, corpus, shards, options, steps, t0)
     except BaseException:
         if created and not (folder / SHARDS).exists():  # a first build that failed leaves nothing behind
             shutil.rmtree(folder, ignore_errors=True)
@@ -133,11 +137,11 @@ def _build(
     corpus: str | Path,
     shards: int,
     options: BuildOptions,
-    embed: Embed,
-    write_shard: Callable[..., tuple[str, int, Manifest]],
+    steps: tuple[Prepare, Embed, Callable[..., tuple[str, int, Manifest]]],
     t0: float,
 ) -> BuildReport:
     timings: dict[str, float] = {}
+    prepare, embed, write_shard = steps
     progress = options.progress
     old = None if options.rebuild or not is_sharded(folder) else ShardsManifest.read(folder)
     if old is not None and len(old.shards) != shards:
@@ -149,7 +153,7 @@ def _build(
     first = next((s for s in states if s.manifest), states[0])
     enc = _LazyEncoder(first, options.model, options.encoder, folder, options.cache)
     indexed = [d for s in states for d in s.docs]
-    plan = read_plan(indexed, corpus, options.lang, options.prune, old.next_doc_num if old else 0, timings, t0)
+    plan = read_plan(indexed, corpus, options.lang, options.prune, old.next_doc_num if old else 0, timings, t0, prepare)
     total_docs = len(plan.keep) + len(plan.add)
     if total_docs < shards:
         raise ShardingError(f"{shards} shards for {total_docs} documents: use at most {total_docs} shards")
@@ -162,7 +166,7 @@ def _build(
     # the global plan: ids in corpus order across shards, every text embedded in one call
     next_chunk = old.next_chunk_id if old else 0
     t = time.perf_counter()
-    chunks = chunk_docs(plan.add, next_chunk)
+    chunks = chunk_docs(plan.add, next_chunk, prepare.sentences([s.doc for s in plan.add]))
     timings["chunking"] = time.perf_counter() - t
     next_chunk += len(chunks)
     next_num = max([old.next_doc_num if old else 0, *(s.num + 1 for s in plan.add)])

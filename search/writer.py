@@ -19,14 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from .analysis import check_lang, detect_language
+from .analysis import check_lang
 from .components import COMPONENTS, Progress
-from .corpus import FormatStats, ReadStats, Skipped, read_corpus
+from .corpus import FormatStats, ReadStats, Skipped, corpus_files, merge_reads
 from .encoder import Encoder, ModelRef, make_encoder, ref_fingerprint, resolve_model
 from .errors import CorpusError, IndexWriteError, ModelMismatchError
 from .generation import State, collect_garbage, committed_generation, load_state, write_generation
 from .locks import WriterLock
 from .manifest import Manifest
+from .prepare import HERE, Prepare, language_text
 from .store import CHUNKS, DOCS, LOCK, MANIFEST, SHARDS, StoredDoc, content_hash, read_manifest, write_json
 from .types import Document
 
@@ -221,12 +222,15 @@ def read_plan(
     next_num: int,
     timings: dict[str, float],
     t0: float,
+    prepare: Prepare = HERE,
 ) -> Plan:
     """Read ``corpus`` and plan the write against the ``indexed`` documents (see :func:`_plan`); new
-    documents are numbered from ``next_num`` in corpus order. An empty corpus is a :class:`CorpusError`."""
+    documents are numbered from ``next_num`` in corpus order. An empty corpus is a :class:`CorpusError`.
+    ``prepare`` reads the files and detects languages (here, or on a Ray cluster)."""
     skipped: list[Skipped] = []
     stats = ReadStats()
-    docs = list(read_corpus(corpus, skipped, stats))
+    files, base = corpus_files(corpus)
+    docs = list(merge_reads(prepare.read(files, base), skipped, stats))
     if not docs:
         reasons = "; ".join(f"{s.source}: {s.reason}" for s in [s for s in skipped if not s.indexed][:3])
         raise CorpusError(f"nothing to index in {corpus}" + (f" ({reasons})" if reasons else ""))
@@ -237,10 +241,9 @@ def read_plan(
     )
     counts.update(meta_updated=meta_updated, formats=stats.formats)
     t = time.perf_counter()
-    add = [
-        StoredDoc(next_num + i, h, replace(d, lang=detect_language(f"{d.title}\n{d.text}") if lang == "auto" else lang))
-        for i, (d, h) in enumerate(fresh)
-    ]
+    langs = prepare.languages([language_text(d) for d, _ in fresh]) if lang == "auto" else [lang] * len(fresh)
+    pairs = enumerate(zip(fresh, langs, strict=True))
+    add = [StoredDoc(next_num + i, h, replace(d, lang=lg)) for i, ((d, h), lg) in pairs]
     timings["language"] = time.perf_counter() - t
     return Plan(skipped, keep, add, counts)
 

@@ -20,11 +20,12 @@ from search.cli import app
 from search.distributed import RayRunner
 from search.sharding import build_sharded
 from search.shards import SHARDS, ShardsManifest, shard_name
-from search.store import VECTORS
+from search.store import CHUNKS, DOCS, VECTORS, load_chunks, load_documents
 from search.vectors import VectorIndex
 
 pytestmark = pytest.mark.distributed
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "xquad-de"
+DOCUMENTS = Path(__file__).parent / "fixtures" / "documents"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +49,7 @@ def _vectors(folder: Path, shard: int | None = None) -> dict[int, np.ndarray]:
 def test_ray_build_is_bitwise_one_machine(cluster: Any, tmp_path: Path, corpus: Path, real_encoder: Any) -> None:
     build_index(corpus, tmp_path / "one", encoder=real_encoder)
     with RayRunner(cluster.address) as runner:
-        report = build_sharded(corpus, tmp_path / "sh", 2, encoder=real_encoder, embed=runner.embed)
+        report = build_sharded(corpus, tmp_path / "sh", 2, encoder=real_encoder, embed=runner.embed, prepare=runner)
     assert report.documents == 80
     one = _vectors(tmp_path / "one")
     sharded = {**_vectors(tmp_path / "sh", 0), **_vectors(tmp_path / "sh", 1)}
@@ -62,6 +63,47 @@ def test_ray_build_is_bitwise_one_machine(cluster: Any, tmp_path: Path, corpus: 
             ra, rb = a.search(q, k=10), b.search(q, k=10)
             assert [(r.doc, r.start) for r in ra] == [(r.doc, r.start) for r in rb]
             assert [r.score for r in ra] == pytest.approx([r.score for r in rb], abs=1e-6)
+
+
+def _shard_contents(folder: Path) -> list[tuple[list[Any], list[list[int]]]]:
+    out = []
+    for i, m in enumerate(ShardsManifest.read(folder).shards):
+        gen = folder / shard_name(i) / m.generation
+        out.append((load_documents(gen / DOCS), load_chunks(gen / CHUNKS).rows.tolist()))
+    return out
+
+
+def test_reading_and_splitting_run_on_the_workers(
+    cluster: Any, tmp_path: Path, corpus: Path, fake_encoder: Any
+) -> None:
+    """Reading (every format, a duplicate id, a binary file, broken PDFs), language detection and
+    sentence splitting as Ray Data tasks on the workers give the documents, notes and sentences of a
+    build that runs them here, in the same order."""
+    mixed = tmp_path / "mixed"
+    shutil.copytree(DOCUMENTS, mixed / "documents", ignore=shutil.ignore_patterns("*.py"))
+    shutil.copy(corpus / "corpus.jsonl", mixed / "xquad.jsonl")
+    (mixed / "again.jsonl").write_text((corpus / "corpus.jsonl").read_text(encoding="utf-8").splitlines()[3] + "\n")
+    (mixed / "binary.txt").write_bytes(b"\x00\x01\x02 not text")
+    (mixed / "notes").mkdir()
+    for n in range(30):
+        german = f"Notiz {n}. Der Termin ist am 3. Mai. Dr. Meier kommt um 9 Uhr."
+        text = german if n % 2 else f"Note {n}. See you, Mr. Lee, at the station."
+        (mixed / "notes" / f"{n:02}.txt").write_text(text + "\n", encoding="utf-8")
+    here = build_sharded(mixed, tmp_path / "here", 2, encoder=fake_encoder)
+    with RayRunner(cluster.address) as runner:
+        there = build_sharded(mixed, tmp_path / "ray", 2, encoder=fake_encoder, embed=runner.embed, prepare=runner)
+    assert runner.processes and os.getpid() not in runner.processes
+    assert there.documents == here.documents > 110
+    assert [(s.source, s.reason, s.indexed) for s in there.skipped] == [
+        (s.source, s.reason, s.indexed) for s in here.skipped
+    ]
+    assert any("duplicate document id" in s.reason for s in here.skipped)
+    assert any(s.source.endswith("binary.txt") for s in here.skipped)
+    assert there.languages == here.languages and set(here.languages) >= {"de", "en"}
+    assert {k: (f.documents, f.pages) for k, f in there.formats.items()} == {
+        k: (f.documents, f.pages) for k, f in here.formats.items()
+    }
+    assert _shard_contents(tmp_path / "ray") == _shard_contents(tmp_path / "here")
 
 
 def test_a_worker_killed_mid_build_is_retried(cluster: Any, tmp_path: Path, corpus: Path, real_encoder: Any) -> None:
