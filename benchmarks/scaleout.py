@@ -472,7 +472,8 @@ def _render_prepare(r: dict[str, Any] | None, e: dict[str, Any]) -> list[str]:
         "",
         f"The 100k-sentence corpus (one JSONL file) and {COPIES} copies of the reader fixtures (PDF, DOCX, ODT, EPUB, "
         "HTML, Markdown, mail; broken and encrypted PDFs among them). `search index --ray` runs these stages as Ray "
-        "Data tasks on the workers, a group of files or documents each, and puts the results back in corpus order.",
+        "Data tasks on the workers, a group of files or documents each, and puts the results back in corpus order "
+        "(the JSONL file is streamed by the driver: it has no size limit).",
         "",
         "| | read s | languages s | sentences s | total s |",
         "|---|---:|---:|---:|---:|",

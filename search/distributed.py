@@ -33,7 +33,7 @@ from typing import Any, Self
 import numpy as np
 
 from .chunking import Span
-from .corpus import FileRead, read_file
+from .corpus import FileRead, kind_of, read_file
 from .embcache import CachedEncoder
 from .encoder import Encoder, OnnxEncoder
 from .errors import SearchError
@@ -139,8 +139,11 @@ class RayRunner(RayCluster):
         self.processes: set[int] = set()  # the worker processes that ran reading and splitting tasks
 
     def read(self, files: list[Path], base: Path) -> list[FileRead]:
-        """Each file read on a worker (the corpus on storage every node sees), in the order given."""
-        return self._tasks("read", [(f, base) for f in files])
+        """Each file read on a worker (the corpus on storage every node sees), in the order given; a
+        JSONL file is read here, streamed: it has no size limit, and its parsing is quick."""
+        remote = [i for i, f in enumerate(files) if kind_of(f) != "jsonl"]
+        done = dict(zip(remote, self._tasks("read", [(files[i], base) for i in remote]), strict=True))
+        return [done[i] if i in done else read_file(f, base) for i, f in enumerate(files)]
 
     def languages(self, texts: list[str]) -> list[str]:
         return self._tasks("languages", texts)
