@@ -473,7 +473,7 @@ def _render_prepare(r: dict[str, Any] | None, e: dict[str, Any]) -> list[str]:
         f"The 100k-sentence corpus (one JSONL file) and {COPIES} copies of the reader fixtures (PDF, DOCX, ODT, EPUB, "
         "HTML, Markdown, mail; broken and encrypted PDFs among them). `search index --ray` runs these stages as Ray "
         "Data tasks on the workers, a group of files or documents each, and puts the results back in corpus order "
-        "(the JSONL file is streamed by the driver: it has no size limit).",
+        "(the JSONL file is read by the driver: it has no size limit).",
         "",
         "| | read s | languages s | sentences s | total s |",
         "|---|---:|---:|---:|---:|",
@@ -527,6 +527,11 @@ def render(f: dict[str, Any]) -> list[str]:
         "# Scale-out: a sharded index on Ray, and what bigger collections cost",
         "",
         f"`{f['command']}` on {f['date']}; {f['machine']}.",
+        *(
+            [f"Only the {f['command'].split()[-1]!r} section is from that run; the others are kept from earlier runs."]
+            if "--only" in f["command"]
+            else []
+        ),
         "A local Ray cluster on 127.0.0.1: a head with 0 CPUs and two worker nodes with 1 CPU each. The physical",
         "limit of 2 worker processes on 2 cores is 2.0× one worker.",
         "",

@@ -140,7 +140,7 @@ class RayRunner(RayCluster):
 
     def read(self, files: list[Path], base: Path) -> list[FileRead]:
         """Each file read on a worker (the corpus on storage every node sees), in the order given; a
-        JSONL file is read here, streamed: it has no size limit, and its parsing is quick."""
+        JSONL file is read here: it has no size limit, and its parsing is quick."""
         remote = [i for i, f in enumerate(files) if kind_of(f) != "jsonl"]
         done = dict(zip(remote, self._tasks("read", [(files[i], base) for i in remote]), strict=True))
         return [done[i] if i in done else read_file(f, base) for i, f in enumerate(files)]
