@@ -305,13 +305,19 @@ class KeywordIndex:
         """The words of this index a parsed query matches, per language (what is highlighted)."""
         if parsed.query is None:
             return {}
-        terms = self._match_terms(parsed.query)
-        if parsed.plain:  # what a plain query's compound parts match is highlighted too (search/highlight.py)
-            for key in parsed.plain:
-                lang, _, term = key.partition(":")
-                if "~" in lang or "+" in lang:
-                    name = lang.replace("~", "")
-                    terms[name] = terms.get(name, frozenset()) | {term}
+        vocabulary = self.bm25.sent.col if self.bm25 is not None and parsed.plain is not None else None
+        # a plain query's words: those the BM25 vocabulary holds, each a dictionary lookup, where whoosh's
+        # term files took a millisecond a query; query syntax: the terms whoosh expands it to
+        terms = self._match_terms(parsed.query) if vocabulary is None else {}
+        found: dict[str, set[str]] = {}
+        for key in parsed.plain or ():
+            lang, _, term = key.partition(":")
+            if "~" in lang or "+" in lang:  # what its compound parts match is highlighted too (search/highlight.py)
+                found.setdefault(lang.replace("~", ""), set()).add(term)
+            elif vocabulary is not None and key in vocabulary:
+                found.setdefault(lang, set()).add(term)
+        for name, ts in found.items():
+            terms[name] = terms.get(name, frozenset()) | ts
         return terms
 
     def _match_terms(self, q: Q.Query) -> dict[str, frozenset[str]]:
