@@ -25,7 +25,7 @@ from .encoder import Encoder
 from .errors import DocumentNotFoundError, QueryError
 from .feedback import DocumentFeedback
 from .filters import Allowed, Filters, count_facets
-from .fusion import NORMS, fuse, get_fusion, ranks
+from .fusion import NORMS, fuse, get_fusion
 from .highlight import highlight_spans, matched_words
 from .keyword import KeywordIndex, ParsedQuery
 from .manifest import Manifest
@@ -338,11 +338,12 @@ class Explainer:
         self.semantic = self._side(scored.semantic) if p.mode is not ModeName.keyword else None
         self.doc_cosine = scored.moved_doc_cosine or scored.doc_cosine
 
-    def _side(self, signal: dict[int, float]) -> tuple[dict[int, float], dict[int, int]]:
-        """Normalised scores (as fusion computes them: over this side's candidates, in id order) and ranks."""
-        ids = sorted(signal)
-        values = self.norm(np.array([signal[i] for i in ids], dtype=np.float64), self.p.rrf_k)
-        return dict(zip(ids, values.tolist(), strict=True)), ranks(signal)
+    def _side(self, signal: dict[int, float]) -> _Side:
+        """Normalised scores (as fusion computes them: over this side's candidates, in id order)."""
+        ids = np.fromiter(signal, dtype=np.int64, count=len(signal))
+        order = np.argsort(ids)
+        raw = np.fromiter(signal.values(), dtype=np.float64, count=len(signal))[order]
+        return _Side(ids[order], raw, self.norm(raw, self.p.rrf_k))
 
     def page(self, chunks: list[Chunk]) -> list[dict[str, Any]]:
         """The explain object of each of a page's chunks (the BM25 parts looked up for all at once)."""
@@ -355,19 +356,19 @@ class Explainer:
         p, s, cid = self.p, self.scored, chunk.id
         out: dict[str, Any] = {"keyword": None, "semantic": None, "fusion": None, "feedback": None}
         if self.keyword is not None:
-            norm, rank = self.keyword
             raw = s.keyword.get(cid)
-            side: dict[str, Any] = {"raw": raw if raw is not None else 0.0, "normalised": norm.get(cid, 0.0)}
-            side["rank"] = rank.get(cid)
+            normalised, rank = self.keyword.at(cid)
+            side: dict[str, Any] = {"raw": raw if raw is not None else 0.0, "normalised": normalised or 0.0}
+            side["rank"] = rank
             side.update(parts or {"document_bm25": None, "sentence_bm25": None, "terms": {}})
             side["scoring"] = "bm25" if s.parsed.plain is not None else "whoosh bm25f"
             out["keyword"] = side
         if self.semantic is not None:
-            norm, rank = self.semantic
+            normalised, rank = self.semantic.at(cid)
             out["semantic"] = {
                 "raw": s.semantic[cid],
-                "normalised": norm[cid],
-                "rank": rank[cid],
+                "normalised": normalised,
+                "rank": rank,
                 "sentence_cosine": s.cosine[cid],
                 "document_cosine": self.doc_cosine[cid],
                 "doc_weight": p.effective_doc_weight,
@@ -380,6 +381,25 @@ class Explainer:
                 docs = [self.index.document(n).id for n in s.feedback_docs]
                 out["feedback"] = {"docs": docs, "weight": p.feedback_weight}
         return out
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One side's candidates in id order: their raw and normalised scores."""
+
+    ids: np.ndarray
+    raw: np.ndarray
+    normalised: np.ndarray
+
+    def at(self, chunk_id: int) -> tuple[float | None, int | None]:
+        """A candidate's normalised score and its rank on this side alone (1-based, by descending
+        score, ties by id); None, None for a chunk this side did not score."""
+        pos = int(np.searchsorted(self.ids, chunk_id))
+        if pos == len(self.ids) or self.ids[pos] != chunk_id:
+            return None, None
+        r = self.raw[pos]
+        better = np.count_nonzero(self.raw > r) + np.count_nonzero((self.raw == r) & (self.ids < chunk_id))
+        return float(self.normalised[pos]), int(better) + 1
 
 
 def page_range(doc: Document, span: Span) -> tuple[int, int] | None:

@@ -51,3 +51,25 @@ def test_one_sided_passage_can_rank_first() -> None:
 def test_unknown_fusion_lists_choices() -> None:
     with pytest.raises(SearchError, match=r"convex, rrf"):
         get_fusion("borda")
+
+
+@pytest.mark.parametrize("fusion", ["convex", "rrf"])
+def test_explain_sides_match_fusion(fusion: str) -> None:
+    """--explain's rank and normalised score of each candidate (numpy, search/searcher.py) are those
+    fusion computes: ranks by descending score with ties by id, norms over the side in id order."""
+    import numpy as np
+
+    from search.fusion import NORMS
+    from search.searcher import _Side
+
+    rng = np.random.default_rng(3)
+    ids = rng.choice(10_000, size=400, replace=False)
+    signal = {int(i): float(s) for i, s in zip(ids, rng.integers(0, 40, size=400) / 7.0, strict=True)}  # many ties
+    order = sorted(signal)
+    raw = np.array([signal[i] for i in order])
+    norm = NORMS[get_fusion(fusion)[0]]
+    side = _Side(np.array(order), raw, norm(raw, 60))
+    want_norm = dict(zip(order, norm(raw, 60).tolist(), strict=True))
+    want_rank = ranks(signal)
+    assert all(side.at(c) == (want_norm[c], want_rank[c]) for c in signal)
+    assert side.at(10_001) == (None, None)
