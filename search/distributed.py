@@ -37,7 +37,7 @@ from .corpus import FileRead, kind_of, read_file
 from .embcache import CachedEncoder
 from .encoder import Encoder, OnnxEncoder
 from .errors import SearchError
-from .prepare import HERE
+from .prepare import HERE, Advance
 from .types import Document
 
 LOCAL = "local"
@@ -138,22 +138,29 @@ class RayRunner(RayCluster):
         self._model = ""
         self.processes: set[int] = set()  # the worker processes that ran reading and splitting tasks
 
-    def read(self, files: list[Path], base: Path) -> list[FileRead]:
+    def read(self, files: list[Path], base: Path, advance: Advance | None = None) -> list[FileRead]:
         """Each file read on a worker (the corpus on storage every node sees), in the order given; a
         JSONL file is read here: it has no size limit, and its parsing is quick."""
         remote = [i for i, f in enumerate(files) if kind_of(f) != "jsonl"]
-        done = dict(zip(remote, self._tasks("read", [(files[i], base) for i in remote]), strict=True))
-        return [done[i] if i in done else read_file(f, base) for i, f in enumerate(files)]
+        done = dict(zip(remote, self._tasks("read", [(files[i], base) for i in remote], advance), strict=True))
+        out = []
+        for i, f in enumerate(files):
+            if i not in done:
+                done[i] = read_file(f, base)
+                if advance:
+                    advance(1)
+            out.append(done[i])
+        return out
 
-    def languages(self, texts: list[str]) -> list[str]:
-        return self._tasks("languages", texts)
+    def languages(self, texts: list[str], advance: Advance | None = None) -> list[str]:
+        return self._tasks("languages", texts, advance)
 
     def sentences(self, docs: list[Document]) -> list[list[Span]]:
         return self._tasks("sentences", docs)
 
-    def _tasks(self, stage: str, items: list[Any]) -> list[Any]:
+    def _tasks(self, stage: str, items: list[Any], advance: Advance | None = None) -> list[Any]:
         """``stage`` of :data:`~search.prepare.HERE` over ``items`` as Ray Data tasks, each a group of
-        them (one block, one task), the results back in order."""
+        them (one block, one task), the results back in order; ``advance(n)`` as each group is done."""
         if not items:
             return []
         import ray
@@ -167,12 +174,14 @@ class RayRunner(RayCluster):
         size = min(MAX_PER_TASK[stage], -(-len(items) // (cpus * TASKS_PER_WORKER)))
         groups = [pickle.dumps(items[lo : lo + size]) for lo in range(0, len(items), size)]
         ds = ray.data.from_items([{"i": i, "items": g} for i, g in enumerate(groups)], override_num_blocks=len(groups))
-        done = ds.map_batches(functools.partial(_stage, stage=stage), batch_size=1, batch_format="numpy").take_all()
-        out: list[Any] = []
-        for row in sorted(done, key=lambda r: int(r["i"])):
+        run = ds.map_batches(functools.partial(_stage, stage=stage), batch_size=1, batch_format="numpy")
+        done: dict[int, list[Any]] = {}
+        for row in run.iter_rows():  # as each task finishes, for the progress bar
+            done[int(row["i"])] = part = pickle.loads(row["out"])
             self.processes.add(int(row["pid"]))
-            out.extend(pickle.loads(row["out"]))
-        return out
+            if advance:
+                advance(len(part))
+        return [x for i in range(len(groups)) for x in done[i]]
 
     def __exit__(self, *exc: object) -> None:
         if self.workers:

@@ -6,7 +6,7 @@ the same results in the same order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -15,16 +15,18 @@ from .chunking import Span, split_sentences
 from .corpus import FileRead, read_file
 from .types import Document
 
+Advance = Callable[[int], None]
+
 
 class Prepare(Protocol):
     """Where a write reads its files and analyses its new documents."""
 
-    def read(self, files: list[Path], base: Path) -> Iterable[FileRead]:
-        """Each file's :func:`~search.corpus.read_file`, in the order given."""
+    def read(self, files: list[Path], base: Path, advance: Advance | None = None) -> Iterable[FileRead]:
+        """Each file's :func:`~search.corpus.read_file`, in the order given; ``advance(n)`` as files are read."""
         ...
 
-    def languages(self, texts: list[str]) -> list[str]:
-        """Each text's detected language (:func:`language_text` of a document)."""
+    def languages(self, texts: list[str], advance: Advance | None = None) -> list[str]:
+        """Each text's detected language (:func:`language_text` of a document); ``advance(n)`` as they are."""
         ...
 
     def sentences(self, docs: list[Document]) -> list[list[Span]]:
@@ -40,11 +42,20 @@ def language_text(doc: Document) -> str:
 class Here:
     """Every stage in this process."""
 
-    def read(self, files: list[Path], base: Path) -> Iterable[FileRead]:
-        return (read_file(file, base) for file in files)
+    def read(self, files: list[Path], base: Path, advance: Advance | None = None) -> Iterator[FileRead]:
+        for file in files:
+            yield read_file(file, base)
+            if advance:
+                advance(1)
 
-    def languages(self, texts: list[str]) -> list[str]:
-        return [detect_language(t) for t in texts]
+    def languages(self, texts: list[str], advance: Advance | None = None) -> list[str]:
+        out: list[str] = []
+        for lo in range(0, len(texts), 100):  # the bar moves every 100 documents
+            part = [detect_language(t) for t in texts[lo : lo + 100]]
+            out += part
+            if advance:
+                advance(len(part))
+        return out
 
     def sentences(self, docs: list[Document]) -> list[list[Span]]:
         return [split_sentences(d.text, d.lang) for d in docs]

@@ -153,7 +153,8 @@ def _build(
     first = next((s for s in states if s.manifest), states[0])
     enc = _LazyEncoder(first, options.model, options.encoder, folder, options.cache)
     indexed = [d for s in states for d in s.docs]
-    plan = read_plan(indexed, corpus, options.lang, options.prune, old.next_doc_num if old else 0, timings, t0, prepare)
+    first_num = old.next_doc_num if old else 0
+    plan = read_plan(indexed, corpus, options.lang, options.prune, first_num, timings, t0, prepare, progress)
     total_docs = len(plan.keep) + len(plan.add)
     if total_docs < shards:
         raise ShardingError(f"{shards} shards for {total_docs} documents: use at most {total_docs} shards")

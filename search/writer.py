@@ -167,7 +167,9 @@ def _build(folder: Path, corpus: str | Path, options: BuildOptions, t0: float) -
         enc = _LazyEncoder(state, options.model, options.encoder, folder, options.cache)
 
         first_num = state.manifest.next_doc_num if state.manifest else 0
-        plan = read_plan(state.docs, corpus, options.lang, options.prune, first_num, timings, t0)
+        plan = read_plan(
+            state.docs, corpus, options.lang, options.prune, first_num, timings, t0, HERE, options.progress
+        )
         skipped, keep, add, report = plan.skipped, plan.keep, plan.add, plan.counts
         settings = options.settings(corpus, plan.not_indexed)
         if state.manifest and plan.nothing_to_do:
@@ -223,14 +225,17 @@ def read_plan(
     timings: dict[str, float],
     t0: float,
     prepare: Prepare = HERE,
+    progress: Progress | None = None,
 ) -> Plan:
     """Read ``corpus`` and plan the write against the ``indexed`` documents (see :func:`_plan`); new
     documents are numbered from ``next_num`` in corpus order. An empty corpus is a :class:`CorpusError`.
     ``prepare`` reads the files and detects languages (here, or on a Ray cluster)."""
     skipped: list[Skipped] = []
     stats = ReadStats()
+    progress = progress or _NoProgress()
     files, base = corpus_files(corpus)
-    docs = list(merge_reads(prepare.read(files, base), skipped, stats))
+    progress.start("reading files", len(files))
+    docs = list(merge_reads(prepare.read(files, base, progress.advance), skipped, stats))
     if not docs:
         reasons = "; ".join(f"{s.source}: {s.reason}" for s in [s for s in skipped if not s.indexed][:3])
         raise CorpusError(f"nothing to index in {corpus}" + (f" ({reasons})" if reasons else ""))
@@ -241,7 +246,10 @@ def read_plan(
     )
     counts.update(meta_updated=meta_updated, formats=stats.formats)
     t = time.perf_counter()
-    langs = prepare.languages([language_text(d) for d, _ in fresh]) if lang == "auto" else [lang] * len(fresh)
+    langs = [lang] * len(fresh)
+    if lang == "auto" and fresh:
+        progress.start("detecting languages", len(fresh))
+        langs = prepare.languages([language_text(d) for d, _ in fresh], progress.advance)
     pairs = enumerate(zip(fresh, langs, strict=True))
     add = [StoredDoc(next_num + i, h, replace(d, lang=lg)) for i, ((d, h), lg) in pairs]
     timings["language"] = time.perf_counter() - t

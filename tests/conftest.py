@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -156,3 +157,18 @@ def cluster() -> Iterator[Any]:
     finally:
         ray.shutdown()
         c.shutdown()
+
+
+class Stages:
+    """A Progress that records each stage's total and how far it got."""
+
+    def __init__(self) -> None:
+        self.stages: dict[str, list[int]] = {}
+        self._current: dict[int, str] = {}
+
+    def start(self, task: str, total: int) -> None:
+        self.stages[task] = [total, 0]
+        self._current[threading.get_ident()] = task
+
+    def advance(self, n: int) -> None:
+        self.stages[self._current[threading.get_ident()]][1] += n

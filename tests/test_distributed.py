@@ -23,6 +23,8 @@ from search.shards import SHARDS, ShardsManifest, shard_name
 from search.store import CHUNKS, DOCS, VECTORS, load_chunks, load_documents
 from search.vectors import VectorIndex
 
+from .conftest import Stages
+
 pytestmark = pytest.mark.distributed
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "xquad-de"
 DOCUMENTS = Path(__file__).parent / "fixtures" / "documents"
@@ -90,9 +92,15 @@ def test_reading_and_splitting_run_on_the_workers(
         text = german if n % 2 else f"Note {n}. See you, Mr. Lee, at the station."
         (mixed / "notes" / f"{n:02}.txt").write_text(text + "\n", encoding="utf-8")
     here = build_sharded(mixed, tmp_path / "here", 2, encoder=fake_encoder)
+    stages = Stages()
     with RayRunner(cluster.address) as runner:
-        there = build_sharded(mixed, tmp_path / "ray", 2, encoder=fake_encoder, embed=runner.embed, prepare=runner)
+        there = build_sharded(
+            mixed, tmp_path / "ray", 2, encoder=fake_encoder, embed=runner.embed, prepare=runner, progress=stages
+        )
     assert runner.processes and os.getpid() not in runner.processes
+    files = sum(1 for f in mixed.rglob("*") if f.is_file())
+    assert stages.stages["reading files"] == [files, files]  # counted as each task finished
+    assert stages.stages["detecting languages"] == [there.documents] * 2
     assert there.documents == here.documents > 110
     assert [(s.source, s.reason, s.indexed) for s in there.skipped] == [
         (s.source, s.reason, s.indexed) for s in here.skipped

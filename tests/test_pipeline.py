@@ -14,7 +14,7 @@ import pytest
 from search import Index, build_index
 from search.store import MANIFEST
 
-from .conftest import FakeEncoder
+from .conftest import FakeEncoder, Stages
 
 
 class SlowEncoder(FakeEncoder):
@@ -131,3 +131,17 @@ def test_a_failing_embedding_stops_the_keyword_lane(tmp_path: Path, monkeypatch:
         build_index(_corpus(tmp_path / "c", 300), tmp_path / "idx", encoder=Broken(["cat"]), lang="en")
     assert len(added) < 3000  # cancelled well before its 3,000 records
     assert not (tmp_path / "idx").exists()  # a first build that failed leaves nothing
+
+
+def test_reading_and_language_detection_report_progress(tiny_corpus: Path, tmp_path: Path) -> None:
+    """Reading the files and detecting the documents' languages are stages of their own on the bar,
+    counted to the end, before keyword indexing and embedding."""
+    stages = Stages()
+    build_index(tiny_corpus, tmp_path / "idx", encoder=FakeEncoder(["cat"]), progress=stages)
+    assert stages.stages["reading files"] == [3, 3]
+    assert stages.stages["detecting languages"] == [3, 3]
+    assert list(stages.stages)[:2] == ["reading files", "detecting languages"]
+    assert "indexing keywords" in stages.stages
+    again = Stages()  # nothing new: the files are read, no language is detected
+    build_index(tiny_corpus, tmp_path / "idx", encoder=FakeEncoder(["cat"]), progress=again)
+    assert list(again.stages) == ["reading files"]
