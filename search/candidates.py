@@ -37,6 +37,8 @@ class Sides(Protocol):
 
     def chunk(self, chunk_id: int) -> Chunk: ...
 
+    def doc_nums(self, chunk_ids: Iterable[int]) -> list[int]: ...
+
 
 @dataclass
 class Candidates:
@@ -80,7 +82,7 @@ def gather(
     if hybrid:
         cosine.update(ix.vectors.similarities(qvec, [c for c in keyword if c not in cosine]))
         keyword.update(ix.keyword.scores_for(parsed, [c for c in cosine if c not in keyword]))
-    docs = sorted({ix.chunk(c).doc for c in cosine})
+    docs = sorted(set(ix.doc_nums(cosine)))
     return Candidates(keyword, cosine, ix.doc_vectors.similarities(qvec, docs))
 
 
@@ -97,7 +99,7 @@ def shard_part(
     among = None if allowed is None else allowed.chunks
     vector: list[Hit] = ix.vectors.search(qvec, k, allowed=among)
     kw_ids, vec_ids = [h.chunk_id for h in keyword], [h.chunk_id for h in vector]
-    docs = sorted({ix.chunk(c).doc for c in (*kw_ids, *vec_ids)})
+    docs = sorted(set(ix.doc_nums([*kw_ids, *vec_ids])))
     return part | {
         "vector": vector,
         "cosine_of_keyword": ix.vectors.similarities(qvec, kw_ids) if hybrid else {},

@@ -12,6 +12,7 @@ This is the library API the CLI wraps::
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +92,7 @@ class Index:
         self._encoder_threads = encoder_threads
         self._ref = resolve_model(model) if model is not None and encoder is None else None
         self._row = {int(cid): i for i, cid in enumerate(self.chunks.ids.tolist())}
+        self._row_docs: list[int] | None = None
         if encoder is not None:
             self._check_model(encoder.name, encoder.fingerprint)
         elif self._ref is not None:  # fail before loading a model that cannot serve this index
@@ -200,6 +202,14 @@ class Index:
     # -- chunk lookups -------------------------------------------------------------------
     def chunk(self, chunk_id: int) -> Chunk:
         return self.chunks.record(self._row[chunk_id])
+
+    def doc_nums(self, chunk_ids: Iterable[int]) -> list[int]:
+        """Each chunk's document num, without building its :class:`Chunk` (a hybrid query asks for
+        hundreds)."""
+        if self._row_docs is None:
+            self._row_docs = self.chunks.docs.tolist()
+        row, docs = self._row, self._row_docs
+        return [docs[row[c]] for c in chunk_ids]
 
     def document(self, num: int) -> Document:
         return self.docs_by_num[num]

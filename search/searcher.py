@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -52,6 +53,8 @@ class IndexView(Protocol):
     def encoder(self) -> Encoder: ...
 
     def chunk(self, chunk_id: int) -> Chunk: ...
+
+    def doc_nums(self, chunk_ids: Iterable[int]) -> list[int]: ...
 
     def document(self, num: int) -> Document: ...
 
@@ -164,7 +167,7 @@ class Searcher:
         chunks = set(scored.fused)
         if p.mode is not ModeName.semantic:
             chunks.update(ix.keyword.matching(scored.parsed, scored.allowed).tolist())
-        nums = {ix.chunk(c).doc for c in chunks}
+        nums = set(ix.doc_nums(chunks))
         return count_facets((ix.document(n) for n in sorted(nums)), p.facets)
 
     def similar(self, doc_id: str, k: int = 10, window: int | None = None) -> list[Result]:
@@ -256,7 +259,7 @@ class Searcher:
         if p.mode is ModeName.keyword:
             return Scored(keyword, keyword, {}, parsed, allowed=allowed)
         assert qvec is not None
-        doc_of = {c: ix.chunk(c).doc for c in cosine}
+        doc_of = dict(zip(cosine, ix.doc_nums(cosine), strict=True))
         docs = sorted(set(doc_of.values()))
         weight = p.effective_doc_weight
         doc_cosine = _per_chunk(found.doc_cosine, doc_of)

@@ -220,6 +220,7 @@ class ShardedIndex(Index):
         self._encoder_threads = encoder_threads
         self._ref = None
         self._row = {int(cid): i for i, cid in enumerate(self.chunks.ids.tolist())}
+        self._row_docs = None
         self._doc_rows = {}
         self._num_by_id = None
         self._allowed = {}
