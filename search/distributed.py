@@ -141,16 +141,11 @@ class RayRunner(RayCluster):
     def read(self, files: list[Path], base: Path, advance: Advance | None = None) -> list[FileRead]:
         """Each file read on a worker (the corpus on storage every node sees), in the order given; a
         JSONL file is read here: it has no size limit, and its parsing is quick."""
+        here = [i for i, f in enumerate(files) if kind_of(f) == "jsonl"]
         remote = [i for i, f in enumerate(files) if kind_of(f) != "jsonl"]
         done = dict(zip(remote, self._tasks("read", [(files[i], base) for i in remote], advance), strict=True))
-        out = []
-        for i, f in enumerate(files):
-            if i not in done:
-                done[i] = read_file(f, base)
-                if advance:
-                    advance(1)
-            out.append(done[i])
-        return out
+        done.update(zip(here, HERE.read([files[i] for i in here], base, advance), strict=True))
+        return [done[i] for i in range(len(files))]
 
     def languages(self, texts: list[str], advance: Advance | None = None) -> list[str]:
         return self._tasks("languages", texts, advance)

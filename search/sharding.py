@@ -170,7 +170,7 @@ def _build(
     chunks = chunk_docs(plan.add, next_chunk, prepare.sentences([s.doc for s in plan.add]))
     timings["chunking"] = time.perf_counter() - t
     next_chunk += len(chunks)
-    next_num = max([old.next_doc_num if old else 0, *(s.num + 1 for s in plan.add)])
+    next_num = max([first_num, *(s.num + 1 for s in plan.add)])
     t = time.perf_counter()
     vectors, doc_vectors = _embed_all(plan.add, chunks, enc, embed, progress)
     timings["embedding"] = time.perf_counter() - t
