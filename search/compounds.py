@@ -65,8 +65,9 @@ def _zipf() -> dict[str, float]:
 
     path = cache_dir() / "compounds" / f"de-wordfreq-{version('wordfreq')}-{MIN_ZIPF:g}.tsv"
     try:
-        with path.open(encoding="utf-8") as f:
-            return {w: float(z) for w, z in (line.rstrip("\n").split("\t") for line in f)}
+        fields = path.read_text(encoding="utf-8").split()  # word, zipf, word, ...: words are letters only
+        if len(fields) % 2 == 0:
+            return dict(zip(fields[0::2], map(float, fields[1::2]), strict=True))
     except (OSError, ValueError):
         pass
     words = _from_wordfreq()
