@@ -168,9 +168,9 @@ def _doc_moment(value: Any) -> datetime | None:
             d = date.fromisoformat(text)
             return datetime(d.year, d.month, d.day, tzinfo=UTC)
         when = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
+        return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: in UTC before year 1 or after 9999
         return None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 @lru_cache(maxsize=256)

@@ -92,6 +92,8 @@ def test_dates_of_documents_at_the_boundaries(tmp_path: Path) -> None:
         for k, v in dates.items()
     ]
     lines.append({"_id": "e", "text": "The cat without a team.", "meta": {"year_note": 1}})
+    # a date that exists where it was written but not in UTC (after 9999-12-31): as good as none
+    lines.append({"_id": "f", "text": "The cat at the end of time.", "meta": {"date": "9999-12-31T23:00:00-05:00"}})
     corpus.write_text("\n".join(json.dumps(x) for x in lines), encoding="utf-8")
     build_index(corpus, tmp_path / "idx", encoder=ENCODER)
     with Index.open(tmp_path / "idx", encoder=ENCODER) as ix:
@@ -110,6 +112,10 @@ def test_dates_of_documents_at_the_boundaries(tmp_path: Path) -> None:
             docs(where=["colour=red"])
         with pytest.raises(SearchError, match="--after takes a date"):
             docs(after="15.03.2024")
+        assert "f" not in docs(after="2024-03-15") + docs(before="2024-03-15")
+        for edge in ("9999-12-31T23:59:59-23:59", "0001-01-01T00:00+01:00"):  # valid ISO 8601, not in UTC
+            with pytest.raises(SearchError, match="--before takes a date"):
+                docs(before=edge)
 
 
 def test_facets_count_the_whole_match_set_not_the_page(folders: Path) -> None:
