@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -130,6 +131,7 @@ def _positive_leaves(q: Q.Query) -> Iterator[Q.Query]:
 def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) -> ParsedQuery:
     """Turn the user's text into a whoosh query over the index's languages (``syntax``: a :class:`SyntaxName`)."""
     langs = list(langs)
+    text = unicodedata.normalize("NFC", text)  # "Ko\u0308nigin" is "Königin": _WORD ends a word at a combining mark
     use_syntax = syntax == SyntaxName.on or (syntax == SyntaxName.auto and looks_like_syntax(text))
     parts: list[Q.Query] = []
     plain: list[str] = []

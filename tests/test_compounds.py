@@ -107,6 +107,7 @@ def german(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "lehrer.txt": "Die Lehrer*innen streiken, die Lehrerinnen auch.",
         "potato.txt": "The potato harvest was poor.",
         "alter.txt": "Die Alterung der Bevölkerung.",
+        "koenigin.txt": "Die Königin von Dänemark.",
     }
     for name, text in texts.items():
         (corpus / name).write_text(text, encoding="utf-8")
@@ -126,6 +127,8 @@ def german(tmp_path_factory: pytest.TempPathFactory) -> Path:
         ("Kuendigung", "nfd.txt", unicodedata.normalize("NFD", "Kündigung")),
         ("Königreich", "nfd.txt", unicodedata.normalize("NFD", "Königreich")),
         ("Lehrer", "lehrer.txt", "Lehrer*innen"),
+        (unicodedata.normalize("NFD", "Königin"), "koenigin.txt", "Königin"),  # typed decomposed, found composed
+        (unicodedata.normalize("NFD", "Königin AND Dänemark"), "koenigin.txt", "Königin"),  # query syntax too
     ],
 )
 def test_keyword_search_finds_and_marks_inside_words(german: Path, query: str, doc: str, marked: str) -> None:
