@@ -114,6 +114,24 @@ def _doc_filter(allowed: Allowed | None) -> dict[str, Any]:
     return {"mask": Q.Or([Q.Term("doc", d) for d in sorted(allowed.excluded)])} if allowed.excluded else {}
 
 
+def _exclusions(q: Q.Query) -> Q.Query:
+    """``a b NOT c`` as Lucene reads it: (a or b) and not c. With OR as the default group whoosh reads
+    it as a or b or (not c), which matches every passage without c."""
+    if q.is_leaf():
+        return q
+    q = q.apply(_exclusions)
+    if isinstance(q, Q.Or):
+        excluded = [c.query for c in q.subqueries if isinstance(c, Q.Not)]
+        wanted = [c for c in q.subqueries if not isinstance(c, Q.Not)]
+        if excluded and wanted:
+            return Q.AndNot(_any(wanted), _any(excluded))
+    return q
+
+
+def _any(queries: list[Q.Query]) -> Q.Query:
+    return queries[0] if len(queries) == 1 else Q.Or(queries)
+
+
 def _positive_leaves(q: Q.Query) -> Iterator[Q.Query]:
     """Leaves that count as matches (everything not under a NOT)."""
     if isinstance(q, Q.Not):
@@ -138,7 +156,7 @@ def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) 
     if use_syntax:
         for lang in langs:
             try:
-                q = _parser(lang).parse(text)
+                q = _exclusions(_parser(lang).parse(text, normalize=False)).normalize()
             except Exception as exc:  # whoosh raises many kinds; all mean "bad syntax"
                 raise QueryError(f"cannot parse query syntax ({exc}); use --syntax off to search plain words") from None
             if q is not Q.NullQuery:

@@ -160,6 +160,9 @@ def test_phrase_and_boolean(ix: Index) -> None:
     assert passages(ix, '"Koalition der Willigen" AND Healey') == [S0]
     assert set(passages(ix, "Koalition AND Healey")) == {S0, S3}
     assert passages(ix, "Koalition AND NOT bilden") == [S0]
+    # without AND, NOT still excludes (Lucene's reading), instead of adding every passage without the word
+    assert passages(ix, "Koalition NOT bilden") == [S0]
+    assert set(passages(ix, "Koalition Truppen NOT bilden")) == {S0, S2}
     assert set(passages(ix, "Truppen OR Soldaten")) == {S1, S2}
 
 
