@@ -47,6 +47,8 @@ _PHRASE = re.compile(r'"[^"]+"')
 # someone is a long query to be scored word by word (76 of the 240 xquad-en paragraphs quote; as
 # phrase queries whoosh scored them sentence by sentence: benchmarks/results/long_queries.md).
 PROSE_WORDS = 20
+MAX_EDITS = 2  # a fuzzy term's edit distance, as Lucene's FuzzyQuery allows
+MAX_FUZZY = 10  # fuzzy terms in one query (ten at two edits: about a second on 240 documents)
 
 
 @dataclass(frozen=True)
@@ -128,6 +130,17 @@ def _exclusions(q: Q.Query) -> Q.Query:
     return q
 
 
+def _check_fuzzy(q: Q.Query, text: str) -> None:
+    """Refuses what would tie a server up for minutes: a fuzzy term walks the whole term dictionary,
+    slower the more edits it allows (``w~9`` took 2.3 s on 240 documents, 100 of them over two minutes)."""
+    fuzzy = [leaf for leaf in q.leaves() if isinstance(leaf, Q.FuzzyTerm)]
+    if any(leaf.maxdist > MAX_EDITS for leaf in fuzzy):
+        word = next((m.group() for m in re.finditer(r"\S+~(\d+)", text) if int(m.group(1)) > MAX_EDITS), "")
+        raise QueryError(f"a fuzzy term allows at most {MAX_EDITS} edits, as in Lucene, not {word!r}")
+    if len(fuzzy) > MAX_FUZZY:
+        raise QueryError(f"a query holds at most {MAX_FUZZY} fuzzy terms (word~), this one {len(fuzzy)}")
+
+
 def _any(queries: list[Q.Query]) -> Q.Query:
     return queries[0] if len(queries) == 1 else Q.Or(queries)
 
@@ -159,6 +172,7 @@ def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) 
                 q = _exclusions(_parser(lang).parse(text, normalize=False)).normalize()
             except Exception as exc:  # whoosh raises many kinds; all mean "bad syntax"
                 raise QueryError(f"cannot parse query syntax ({exc}); use --syntax off to search plain words") from None
+            _check_fuzzy(q, text)
             if q is not Q.NullQuery:
                 parts.append(_rename_fields(q, lang))
     else:

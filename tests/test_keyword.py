@@ -17,6 +17,7 @@ import pytest
 
 from search import Index, build_index
 from search.analysis import language_analyzer
+from search.errors import QueryError
 from search.keyword import looks_like_syntax
 from search.types import Result
 
@@ -175,6 +176,11 @@ def test_field_and_fuzzy(ix: Index) -> None:
     assert set(passages(ix, "doc:b")) == {S2, S3}
     assert set(passages(ix, "title:b")) == {S2}  # a title is stored with its document's first sentence
     assert set(passages(ix, "Heeley~")) == {S0, S1, S3}
+    assert set(passages(ix, "Heeley~2")) == {S0, S1, S3}
+    with pytest.raises(QueryError, match="at most 2 edits, as in Lucene, not 'Heeley~3'"):
+        passages(ix, "Truppen Heeley~3")  # each edit more walks the vocabulary longer: w~9 took seconds
+    with pytest.raises(QueryError, match="at most 10 fuzzy terms"):
+        passages(ix, " ".join(f"Heeley{i}~" for i in range(11)))
 
 
 def test_english_sentence_found_by_english_stems(ix: Index) -> None:
