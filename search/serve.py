@@ -259,7 +259,9 @@ def _error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(HTTPException)
     async def _http(request: Request, exc: HTTPException) -> JSONResponse:
-        return _error(exc.status_code, str(exc.detail))
+        response = _error(exc.status_code, str(exc.detail))
+        response.headers.update(exc.headers or {})  # a 405's Allow
+        return response
 
     @app.exception_handler(SearchError)
     async def _engine(request: Request, exc: SearchError) -> JSONResponse:
@@ -372,6 +374,7 @@ def _index_routes(app: FastAPI, holder: IndexHolder) -> None:
         report["server"] = {"started": holder.started, "queries": holder.queries, "reloads": holder.reloads}
         return report
 
+    @app.head("/healthz", include_in_schema=False)  # what load balancers send
     @app.get("/healthz", summary="Liveness", tags=["index"], response_model=HealthOut)
     def healthz() -> dict[str, Any]:
         with holder.use() as snap:
@@ -387,7 +390,7 @@ def _index_routes(app: FastAPI, holder: IndexHolder) -> None:
 
 
 def _page(app: FastAPI) -> None:
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(Path(str(STATIC / "index.html")), headers={"Content-Security-Policy": PAGE_CSP})
 

@@ -185,6 +185,11 @@ def test_info_health_and_unknown_routes(client: TestClient) -> None:
     assert info["server"]["queries"] == before["server"]["queries"] + 1
     missing = client.get("/api/nothing")
     assert missing.status_code == 404 and missing.json() == {"error": "Not Found"}
+    for path in ("/healthz", "/"):  # what load balancers and link checkers send
+        head = client.head(path)
+        assert head.status_code == 200 and head.content == b"", path
+    wrong = client.post("/api/search", params={"q": "Healey"})
+    assert wrong.status_code == 405 and wrong.headers["allow"] == "GET"  # HTTP requires the Allow header
 
 
 def test_openapi_and_docs_are_served_locally(client: TestClient) -> None:
