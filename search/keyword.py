@@ -198,6 +198,12 @@ def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) 
     return ParsedQuery(final, {}, use_syntax, None if use_syntax else tuple(plain))
 
 
+def _damaged(folder: Path, exc: Exception, what: str = "") -> IndexFormatError:
+    index = folder.parent.parent
+    what = f"{what} in {index}" if what else f"the keyword index {folder}"
+    return IndexFormatError(f"cannot open {what} ({type(exc).__name__}: {exc}); {rebuild_hint(index)}")
+
+
 def _plain_keys(words: str, lang: str, terms: list[str]) -> list[str]:
     """The BM25 keys of a plain query's words: each word; in German also the word inside compounds
     (``de+:``), and the parts of a query compound at lower weight (``de~:``, ``de~+:``; search/bm25.py)."""
@@ -259,7 +265,11 @@ class KeywordIndex:
         ``folder`` is the new generation's copy, so nothing a reader uses is touched. With
         ``optimize`` all segments are merged into one and deleted chunks are dropped for good.
         """
-        ix = whoosh_index.open_dir(str(folder))
+        try:  # the previous generation's segments, copied: a damaged one must not pass into the next
+            ix = whoosh_index.open_dir(str(folder))
+            ix.reader().close()
+        except Exception as exc:
+            raise _damaged(folder, exc, "the last generation's keyword index") from None
         return cls._write(ix, langs, delete_docs, records, progress, optimize, procs)
 
     @staticmethod
@@ -314,16 +324,17 @@ class KeywordIndex:
         try:
             ix = whoosh_index.open_dir(str(folder))
         except Exception as exc:
-            raise IndexFormatError(
-                f"cannot open the keyword index {folder} ({exc}); {rebuild_hint(folder.parent.parent)}"
-            ) from None
+            raise _damaged(folder, exc) from None
         fast = None
         if bm25 is not None:
             sentences = TermMatrix.load(bm25[0])
             fast = PassageBM25.from_params(
                 sentences, TermMatrix.load(bm25[1]), row_documents(bm25[2], sentences.row_ids), params
             )
-        return cls(ix, langs, fast, params)
+        try:
+            return cls(ix, langs, fast, params)
+        except Exception as exc:  # whoosh reads the segments as its searcher opens: EOFError and kin
+            raise _damaged(folder, exc) from None
 
     def close(self) -> None:
         with self._lock:

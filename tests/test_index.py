@@ -253,3 +253,30 @@ def test_a_damaged_manifest_is_an_index_error_not_a_crash(built: Path) -> None:
     (built / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(IndexFormatError, match=r"manifest.json: the manifest is damaged \(TypeError.*; rebuild it"):
         Index.open(built)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reads"),
+    [
+        ("keyword/*.seg:truncate", r"keyword index .*\(EOFError"),  # whoosh's segment: its table of contents cut off
+        ("keyword/*.seg:delete", r"keyword index .*\(FileNotFoundError"),
+        ("bm25.npz:truncate", r"bm25\.npz \(BadZipFile"),
+    ],
+)
+def test_damaged_generation_files_are_index_errors_and_nothing_builds_on_them(
+    built: Path, tiny_corpus: Path, fake_encoder: FakeEncoder, damage: str, reads: str
+) -> None:
+    pattern, how = damage.split(":")
+    generation = json.loads((built / MANIFEST).read_text())["generation"]
+    for path in (built / generation).glob(pattern):
+        path.unlink() if how == "delete" else path.write_bytes(path.read_bytes()[:100])
+    with pytest.raises(IndexFormatError, match=reads + ".*; rebuild it"):
+        Index.open(built, encoder=fake_encoder)
+    (tiny_corpus / "new.txt").write_text("A new document about cats.\n", encoding="utf-8")
+    with pytest.raises(IndexFormatError, match="; rebuild it"):  # not a new generation holding the damage
+        build_index(tiny_corpus, built, encoder=fake_encoder)
+    assert json.loads((built / MANIFEST).read_text())["generation"] == generation
+    assert sorted(p.name for p in built.glob("g*")) == [generation]
+    build_index(tiny_corpus, built, encoder=fake_encoder, rebuild=True)
+    with Index.open(built, encoder=fake_encoder) as ix:
+        assert {r.doc for r in ix.search("cats", mode="keyword")} >= {"new.txt", "animals.txt"}
