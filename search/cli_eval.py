@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .cli_common import ModelOpt, RichProgress, app, err, fail, out, progress_bar, spec_option, with_search_params
-from .errors import SearchError
+from .errors import CorpusError, SearchError
 from .params import MODES, SearchParams, param_specs
 
 _CANDIDATES = next(s for s in param_specs() if s.name == "candidates")
@@ -70,6 +70,7 @@ def eval_(
     modes = list(MODES) if mode == "all" else [mode]
     chosen = [m.strip() for m in metrics.split(",") if m.strip()]
     try:
+        _check_outputs(run_out, save)  # before the queries run, not after
         with progress_bar(as_json) as bar:
             report = run_eval(
                 target, index=index_dir, modes=modes, metrics=chosen, split=split, qrels_file=qrels, model=model,
@@ -79,13 +80,25 @@ def eval_(
     except SearchError as exc:
         fail(exc)
         return
-    outputs = _write_outputs(report, modes, run_out, save)
+    try:
+        outputs = _write_outputs(report, modes, run_out, save)
+    except OSError as exc:
+        fail(CorpusError(f"cannot write {exc.filename}: {exc.strerror}"))
+        return
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n")
     else:
         out.print(_table(report, chosen))
     for path in outputs:
         err.print(f"wrote {path}")
+
+
+def _check_outputs(run_out: Path | None, save: Path | None) -> None:
+    if run_out and (run_out.is_dir() or not run_out.parent.is_dir()):
+        problem = "is a folder" if run_out.is_dir() else "is in no existing folder"
+        raise CorpusError(f"--run-out {run_out} {problem}; give a file path")
+    if save and save.exists() and not save.is_dir():
+        raise CorpusError(f"--save {save} is a file; give a folder")
 
 
 def _write_outputs(report: Any, modes: list[str], run_out: Path | None, save: Path | None) -> list[Path]:

@@ -62,17 +62,20 @@ class Judged:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise CorpusError(f"{path}:{n}: malformed JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise CorpusError(f"{path}:{n}: a line must be a JSON object")
-            rows.append(row)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"{path}: not UTF-8 text (byte {exc.start}); JSONL is UTF-8") from None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{path}:{n}: malformed JSON ({exc.msg})") from None
+        if not isinstance(row, dict):
+            raise CorpusError(f"{path}:{n}: a line must be a JSON object")
+        rows.append(row)
     return rows
 
 
@@ -83,6 +86,8 @@ def read_qrels(path: Path) -> Qrels:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CorpusError(f"cannot read qrels {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise CorpusError(f"qrels {path}: not UTF-8 text (byte {exc.start})") from None
     for n, line in enumerate(text.splitlines(), 1):
         parts = line.split("\t") if "\t" in line else line.split()
         if not parts or not line.strip() or (n == 1 and parts[0] in ("query-id", "qid", "query_id")):

@@ -445,3 +445,23 @@ def test_interrupted_eval_build_resumes_from_the_cache(tmp_path: Path, cache: Pa
     assert most >= 1000 - (3000 - kept)
     check = runner.invoke(app, ["info", "--check", "--index", str(built)])
     assert check.exit_code == 0, check.output
+
+
+def test_unreadable_inputs_and_unwritable_outputs_are_one_line_errors(
+    judged: tuple[Path, Path, dict[str, str]], tmp_path: Path
+) -> None:
+    index, queries, _ = judged
+    binary = tmp_path / "bin.jsonl"
+    binary.write_bytes(b'{"_id": "q1", "text": "Truppen"}\n\xff\xfe\x00junk\n')
+    (tmp_path / "taken").write_text("a file\n")
+    cases = [
+        ([str(binary)], "bin.jsonl: not UTF-8 text"),
+        ([str(queries), "--qrels", str(binary)], "bin.jsonl: not UTF-8 text"),
+        ([str(queries), "--run-out", str(tmp_path)], "is a folder; give a file path"),  # refused before any query
+        ([str(queries), "--run-out", str(tmp_path / "no" / "run.trec")], "is in no existing folder"),
+        ([str(queries), "--save", str(tmp_path / "taken")], "is a file; give a folder"),
+    ]
+    for args, message in cases:
+        result = runner.invoke(app, ["eval", *args, "--index", str(index), "--mode", "keyword"])
+        assert result.exit_code == 2, (args, result.output)
+        assert message in result.output and "Traceback" not in result.output, result.output
