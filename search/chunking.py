@@ -23,6 +23,10 @@ DOC_TOKENS = 256
 ORDINAL_DOT_LANGS = {"de", "da", "no", "nb", "nn", "fi", "is", "cs", "sk", "sl", "hr", "sr", "bs", "pl", "hu", "et"}
 ORDINAL_END = re.compile(r"(?:^|[\s(\[])\d{1,2}\.\s*$")
 REMARK = re.compile(r"[(\[][^()\[\]]*[)\]][.!?]?")  # "(Hervorhebung hinzugefügt)" after a quote
+# a "sentence" longer than this (a table or log without full stops, a file of one word) is cut at the last
+# space before it: the longest real one in the shared collections is 4,439 characters (scifact), and the
+# model reads only the first 512 tokens (about 2,000 characters) of a chunk anyway
+MAX_SENTENCE = 5000
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,25 @@ def split_sentences(text: str, lang: str = "de") -> list[Span]:
                 out[-1] = Span(out[-1].start, span.end)
             else:
                 out.append(span)
-    return out
+    if all(s.end - s.start <= MAX_SENTENCE for s in out):
+        return out
+    return [piece for span in out for piece in _bounded(text, span)]
+
+
+def _bounded(text: str, span: Span) -> list[Span]:
+    """``span`` in pieces of at most MAX_SENTENCE characters, each cut at its last whitespace where
+    the second half of the piece has one (else exactly at the limit)."""
+    pieces: list[Span] = []
+    start = span.start
+    while span.end - start > MAX_SENTENCE:
+        cut = start + MAX_SENTENCE
+        space = max(text.rfind(" ", start + MAX_SENTENCE // 2, cut), text.rfind("\n", start + MAX_SENTENCE // 2, cut))
+        piece = _strip(text, start, space if space > 0 else cut)
+        if piece is not None:
+            pieces.append(piece)
+        start = space + 1 if space > 0 else cut
+    rest = _strip(text, start, span.end)
+    return [*pieces, rest] if rest is not None else pieces
 
 
 def passage_span(sentences: list[Span], position: int, window: int) -> Span:

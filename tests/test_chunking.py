@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from search.chunking import Span, passage_span, split_sentences
+from search.chunking import MAX_SENTENCE, Span, passage_span, split_sentences
 
 from .conftest import EXAMPLE
 
@@ -80,3 +80,19 @@ def test_passage_window() -> None:
     assert passage_span(spans, 2, 1) == Span(6, 30)
     assert passage_span(spans, 3, 0) == Span(21, 30)
     assert passage_span(spans, 1, 5) == Span(0, 30)
+
+
+def test_an_overlong_sentence_is_cut_at_spaces_into_bounded_chunks() -> None:
+    # a table or log without full stops, or a file of one word repeated, must not become one chunk of
+    # megabytes (the passage of every result, and of its JSON): cut at the last space before the limit
+    words = " ".join(f"Wort{i}" for i in range(2000))
+    text = f"Ein Satz. {words}. Ende."
+    spans = split_sentences(text)
+    assert text[spans[0].start : spans[0].end] == "Ein Satz." and text[spans[-1].start : spans[-1].end] == "Ende."
+    middle = spans[1:-1]
+    assert len(middle) >= 3 and all(s.end - s.start <= MAX_SENTENCE for s in middle)
+    assert " ".join(text[s.start : s.end] for s in middle) == words + "."  # nothing lost, no word cut
+    solid = "x" * (2 * MAX_SENTENCE + 7)  # no space at all: cut at the limit
+    assert [(s.start, s.end) for s in split_sentences(solid)] == [
+        (0, MAX_SENTENCE), (MAX_SENTENCE, 2 * MAX_SENTENCE), (2 * MAX_SENTENCE, len(solid))
+    ]  # fmt: skip
