@@ -144,7 +144,7 @@ def progress_bar(quiet: bool) -> Progress:
         RateColumn(),
         TimeRemainingColumn(),
         console=err,
-        disable=quiet,
+        disable=quiet or not err.is_terminal,  # piped to a log, a bar is noise (and leaves a blank line)
         transient=True,
     )
 

@@ -84,6 +84,15 @@ def test_user_errors_are_not_internal(tmp_path: Path) -> None:
         assert "Traceback" not in proc.stderr
 
 
+def test_index_and_eval_errors_are_one_line_when_piped(tmp_path: Path) -> None:
+    # their progress display, cleared when the command fails, left a blank line before the error
+    (tmp_path / "empty").mkdir()
+    proc = _search("index", str(tmp_path / "empty"), "--index", str(tmp_path / "idx"), env=_env())
+    assert proc.returncode == 2 and proc.stderr.splitlines() == [f"error: nothing to index in {tmp_path / 'empty'}"]
+    proc = _search("eval", str(tmp_path / "none.jsonl"), "--index", str(tmp_path / "idx"), env=_env())
+    assert proc.returncode != 0 and len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
 # -- Ctrl-C ----------------------------------------------------------------------------------------
 
 
