@@ -151,11 +151,24 @@ def load_query_file(path: Path, qrels_file: Path | None = None) -> Judged:
     rows = read_jsonl(path)
     if not rows:
         raise CorpusError(f"{path} holds no queries")
-    queries = {str(r.get("_id", n)): str(r.get("text", "")) for n, r in enumerate(rows)}
+    queries: dict[str, str] = {}
+    for n, r in enumerate(rows):
+        qid, text = str(r.get("_id", n)), r.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise CorpusError(f'{path}: query {n + 1} (id {qid!r}) needs a non-empty string "text"')
+        if qid in queries:
+            raise CorpusError(f"{path}: query id {qid!r} appears twice")
+        queries[qid] = text
     if qrels_file is not None:
-        return Judged(path.stem, queries, read_qrels(qrels_file), "document")
+        qrels = read_qrels(qrels_file)
+        if not any(any(g > 0 for g in qrels.get(q, {}).values()) for q in queries):
+            raise CorpusError(f"{qrels_file} judges no document relevant to any query of {path}")
+        return Judged(path.stem, queries, qrels, "document")
     if all("docs" in r for r in rows):
-        qrels = {str(r.get("_id", n)): {str(d): int(g) for d, g in r["docs"].items()} for n, r in enumerate(rows)}
+        try:
+            qrels = {str(r.get("_id", n)): {str(d): int(g) for d, g in r["docs"].items()} for n, r in enumerate(rows)}
+        except (AttributeError, TypeError, ValueError):
+            raise CorpusError(f'{path}: "docs" maps document ids to whole-number grades') from None
         return Judged(path.stem, queries, qrels, "document")
     if all(isinstance(r.get("relevant"), list) and r["relevant"] for r in rows):
         relevant = {str(r.get("_id", n)): [str(x) for x in r["relevant"]] for n, r in enumerate(rows)}

@@ -454,7 +454,21 @@ def test_unreadable_inputs_and_unwritable_outputs_are_one_line_errors(
     binary = tmp_path / "bin.jsonl"
     binary.write_bytes(b'{"_id": "q1", "text": "Truppen"}\n\xff\xfe\x00junk\n')
     (tmp_path / "taken").write_text("a file\n")
+    lines = {
+        "notext": [{"_id": "a", "docs": {"x": 1}}],
+        "blank": [{"_id": "a", "text": " ", "docs": {"x": 1}}],
+        "twice": [{"_id": "a", "text": "Truppen", "docs": {"x": 1}}, {"_id": "a", "text": "Garten", "docs": {"x": 1}}],
+        "grades": [{"_id": "a", "text": "Truppen", "docs": {"x": "high"}}],
+    }
+    for name, rows in lines.items():
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "empty.qrels").write_text("")
     cases = [
+        ([str(tmp_path / "notext.jsonl")], "query 1 (id 'a') needs a non-empty string \"text\""),
+        ([str(tmp_path / "blank.jsonl")], "query 1 (id 'a') needs a non-empty string \"text\""),
+        ([str(tmp_path / "twice.jsonl")], "query id 'a' appears twice"),  # not merged into one silently
+        ([str(tmp_path / "grades.jsonl")], '"docs" maps document ids to whole-number grades'),
+        ([str(queries), "--qrels", str(tmp_path / "empty.qrels")], "judges no document relevant to any query"),
         ([str(binary)], "bin.jsonl: not UTF-8 text"),
         ([str(queries), "--qrels", str(binary)], "bin.jsonl: not UTF-8 text"),
         ([str(queries), "--run-out", str(tmp_path)], "is a folder; give a file path"),  # refused before any query
