@@ -146,8 +146,13 @@ def _read_jsonl(path: Path, _path_id: str, skipped: list[Skipped]) -> Iterator[D
             doc_id = obj.get("_id", obj.get("id"))
             body = obj.get("text")
             title = obj.get("title") or ""
-            if doc_id is None or not isinstance(body, str) or not isinstance(title, str):
-                skipped.append(Skipped(where, 'needs "_id" and a string "text"'))
+            if doc_id is None or not str(doc_id).strip():
+                skipped.append(Skipped(where, 'needs a non-empty "_id"'))
+                continue
+            if not isinstance(body, str) or not isinstance(title, str):
+                skipped.append(
+                    Skipped(where, '"title" must be a string' if isinstance(body, str) else 'needs a string "text"')
+                )
                 continue
             if not body.strip() and not title.strip():
                 skipped.append(Skipped(where, "empty document"))

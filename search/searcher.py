@@ -23,9 +23,9 @@ from .analysis import keyword_query
 from .candidates import Candidates
 from .chunking import Span, passage_span
 from .encoder import Encoder
-from .errors import DocumentNotFoundError, QueryError
+from .errors import DocumentNotFoundError, QueryError, SearchError
 from .feedback import DocumentFeedback
-from .filters import Allowed, Filters, count_facets
+from .filters import Allowed, Filters, count_facets, known_fields
 from .fusion import NORMS, fuse, get_fusion
 from .highlight import highlight_spans, matched_words
 from .keyword import KeywordIndex, ParsedQuery
@@ -42,6 +42,7 @@ class IndexView(Protocol):
 
     manifest: Manifest
     keyword: KeywordIndex
+    documents: list[Document]
 
     @property
     def vectors(self) -> VectorIndex: ...
@@ -168,7 +169,12 @@ class Searcher:
         if p.mode is not ModeName.semantic:
             chunks.update(ix.keyword.matching(scored.parsed, scored.allowed).tolist())
         nums = set(ix.doc_nums(chunks))
-        return count_facets((ix.document(n) for n in sorted(nums)), p.facets)
+        facets = count_facets((ix.document(n) for n in sorted(nums)), p.facets)
+        if any(not counts for counts in facets.values()):  # no value, or no such field at all?
+            known = known_fields(ix.documents)
+            for name in (n for n, counts in facets.items() if not counts and n not in known):
+                raise SearchError(f"unknown facet field {name!r}; this index has: {', '.join(sorted(known))}")
+        return facets
 
     def similar(self, doc_id: str, k: int = 10, window: int | None = None) -> list[Result]:
         """The ``k`` documents nearest to ``doc_id``'s own vector, itself excluded, best first ("more

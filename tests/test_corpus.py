@@ -28,6 +28,9 @@ def test_jsonl_beir_lines_and_bad_lines_reported(tmp_path: Path) -> None:
         json.dumps(["a", "list"]),
         json.dumps({"_id": "d1", "text": "duplicate id"}),
         json.dumps({"_id": "d3", "text": "   "}),
+        json.dumps({"_id": "", "text": "An empty id."}),
+        json.dumps({"_id": "d4", "title": 5, "text": "A number for a title."}),
+        json.dumps({"_id": "d5", "text": 5}),
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     skipped: list[Skipped] = []
@@ -38,6 +41,8 @@ def test_jsonl_beir_lines_and_bad_lines_reported(tmp_path: Path) -> None:
     assert "not a JSON object" in reasons["4"]
     assert any("duplicate document id" in s.reason for s in skipped)
     assert "empty document" in reasons["6"]
+    assert reasons["7"] == 'needs a non-empty "_id"'  # not a document shown with a blank id
+    assert reasons["8"] == '"title" must be a string' and reasons["9"] == 'needs a string "text"'
 
 
 def test_bad_files_skipped_with_reason_rest_read(tmp_path: Path) -> None:

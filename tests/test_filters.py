@@ -124,6 +124,8 @@ def test_facets_count_the_whole_match_set_not_the_page(folders: Path) -> None:
         assert len(page.results) == 1
         assert page.facets == {"type": {"txt": 55, "md": 1}, "folder": {"out": 50, "in": 5, "in/deep": 1},
                                "lang": {"en": 56}}  # fmt: skip
+        with pytest.raises(SearchError, match="unknown facet field 'colour'; this index has: date, folder, lang,"):
+            ix.page("cat", SearchParams(mode="keyword", facets=("type", "colour")))  # as --where refuses it
         filtered = ix.page("cat", SearchParams(mode="keyword", k=1, facets=("folder",), filters={"path": "in/**"}))
         assert filtered.facets == {"folder": {"in": 5, "in/deep": 1}}
 
