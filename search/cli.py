@@ -36,7 +36,7 @@ from .cli_common import (
     with_search_params,
 )
 from .cli_render import count, print_facets, print_results
-from .errors import SearchError
+from .errors import CorpusError, SearchError
 from .index import DEFAULT_INDEX, DEFAULT_WINDOW
 from .manifest import Scoring
 from .params import SearchParams
@@ -171,13 +171,13 @@ def remove(
     except SearchError as exc:
         fail(exc)
         return
+    if missing and not report.removed:  # nothing done: one error line, as every command fails
+        fail(CorpusError(f"not in the index: {', '.join(missing)}"))  # exit 2, as before
     for doc_id in missing:
         err.print(f"[yellow]not in the index:[/] {doc_id}", soft_wrap=True)
     if not quiet:
         left = f"{count(report.documents, 'document')}, {count(report.chunks, 'sentence')} left"
         err.print(f"removed {count(report.removed, 'document')}; {left}")
-    if missing and not report.removed:
-        raise typer.Exit(2)
 
 
 @app.command()
