@@ -152,6 +152,8 @@ class TermMatrix:
         try:
             with np.load(path, allow_pickle=False) as z:
                 return cls(z["terms"], z["indptr"], z["rows"], z["tf"], z["doclen"], z["row_ids"])
+        except MemoryError:
+            raise
         except Exception as exc:  # a damaged .npz: BadZipFile, EOFError, zlib.error, ValueError, ...
             raise IndexFormatError(
                 f"cannot read {path} ({type(exc).__name__}: {exc}); {rebuild_hint(path.parent.parent)}"

@@ -89,7 +89,7 @@ def _bounded(text: str, span: Span) -> list[Span]:
     start = span.start
     while span.end - start > MAX_SENTENCE:
         cut = start + MAX_SENTENCE
-        space = max(text.rfind(" ", start + MAX_SENTENCE // 2, cut), text.rfind("\n", start + MAX_SENTENCE // 2, cut))
+        space = next((i for i in range(cut - 1, start + MAX_SENTENCE // 2, -1) if text[i].isspace()), -1)
         piece = _strip(text, start, space if space > 0 else cut)
         if piece is not None:
             pieces.append(piece)

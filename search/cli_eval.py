@@ -80,15 +80,15 @@ def eval_(
     except SearchError as exc:
         fail(exc)
         return
-    try:
-        outputs = _write_outputs(report, modes, run_out, save)
-    except OSError as exc:
-        fail(CorpusError(f"cannot write {exc.filename}: {exc.strerror}"))
-        return
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(), ensure_ascii=False, indent=2) + "\n")
     else:
         out.print(_table(report, chosen))
+    try:  # after the report is out: a long evaluation is not lost to a full disk
+        outputs = _write_outputs(report, modes, run_out, save)
+    except OSError as exc:
+        fail(CorpusError(f"cannot write {exc.filename}: {exc.strerror}"))
+        return
     for path in outputs:
         err.print(f"wrote {path}")
 

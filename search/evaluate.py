@@ -62,20 +62,20 @@ class Judged:
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
     rows = []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise CorpusError(f"{path}: not UTF-8 text (byte {exc.start}); JSONL is UTF-8") from None
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    with path.open(encoding="utf-8") as f:  # lines end at \n only: a JSON string may hold U+2028
         try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CorpusError(f"{path}:{n}: malformed JSON ({exc.msg})") from None
-        if not isinstance(row, dict):
-            raise CorpusError(f"{path}:{n}: a line must be a JSON object")
-        rows.append(row)
+            for n, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise CorpusError(f"{path}:{n}: malformed JSON ({exc.msg})") from None
+                if not isinstance(row, dict):
+                    raise CorpusError(f"{path}:{n}: a line must be a JSON object")
+                rows.append(row)
+        except UnicodeDecodeError:
+            raise CorpusError(f"{path}: not UTF-8 text; JSONL is UTF-8") from None
     return rows
 
 
@@ -155,7 +155,8 @@ def load_query_file(path: Path, qrels_file: Path | None = None) -> Judged:
     for n, r in enumerate(rows):
         qid, text = str(r.get("_id", n)), r.get("text")
         if not isinstance(text, str) or not text.strip():
-            raise CorpusError(f'{path}: query {n + 1} (id {qid!r}) needs a non-empty string "text"')
+            which = f"query {n + 1} (id {qid!r})" if "_id" in r else f"query {n + 1}"
+            raise CorpusError(f'{path}: {which} needs a non-empty string "text"')
         if qid in queries:
             raise CorpusError(f"{path}: query id {qid!r} appears twice")
         queries[qid] = text
@@ -166,7 +167,8 @@ def load_query_file(path: Path, qrels_file: Path | None = None) -> Judged:
         return Judged(path.stem, queries, qrels, "document")
     if all("docs" in r for r in rows):
         try:
-            qrels = {str(r.get("_id", n)): {str(d): int(g) for d, g in r["docs"].items()} for n, r in enumerate(rows)}
+            qrels = {str(r.get("_id", n)): {str(d): _grade(g) for d, g in r["docs"].items()}
+                     for n, r in enumerate(rows)}  # fmt: skip
         except (AttributeError, TypeError, ValueError):
             raise CorpusError(f'{path}: "docs" maps document ids to whole-number grades') from None
         return Judged(path.stem, queries, qrels, "document")
@@ -174,6 +176,13 @@ def load_query_file(path: Path, qrels_file: Path | None = None) -> Judged:
         relevant = {str(r.get("_id", n)): [str(x) for x in r["relevant"]] for n, r in enumerate(rows)}
         return Judged(path.stem, queries, {}, "sentence", relevant_text=relevant)
     raise CorpusError(f'{path}: every line needs "relevant" (sentence substrings) or "docs" (document grades)')
+
+
+def _grade(value: Any) -> int:
+    number = float(value)
+    if not number.is_integer():
+        raise ValueError(value)
+    return int(number)
 
 
 # -- metrics ----------------------------------------------------------------------------------

@@ -118,15 +118,18 @@ def _doc_filter(allowed: Allowed | None) -> dict[str, Any]:
 
 def _exclusions(q: Q.Query) -> Q.Query:
     """``a b NOT c`` as Lucene reads it: (a or b) and not c. With OR as the default group whoosh reads
-    it as a or b or (not c), which matches every passage without c."""
+    it as a or b or (not c), which matches every passage without c. A NOT excludes from the group it
+    stands in as whoosh groups it: ``a NOT b OR c`` is a or (c and not b); ``(a OR c) AND NOT b`` says
+    the other reading (the README says so)."""
     if q.is_leaf():
         return q
     q = q.apply(_exclusions)
     if isinstance(q, Q.Or):
         excluded = [c.query for c in q.subqueries if isinstance(c, Q.Not)]
         wanted = [c for c in q.subqueries if not isinstance(c, Q.Not)]
-        if excluded and wanted:
-            return Q.AndNot(_any(wanted), _any(excluded))
+        if excluded and wanted:  # (fish NOT dogs)^3 keeps its boost on what it matches
+            kept = _any(wanted) if q.boost == 1 else Q.Or(wanted, boost=q.boost)
+            return Q.AndNot(kept, _any(excluded))
     return q
 
 
@@ -134,8 +137,10 @@ def _check_fuzzy(q: Q.Query, text: str) -> None:
     """Refuses what would tie a server up for minutes: a fuzzy term walks the whole term dictionary,
     slower the more edits it allows (``w~9`` took 2.3 s on 240 documents, 100 of them over two minutes)."""
     fuzzy = [leaf for leaf in q.leaves() if isinstance(leaf, Q.FuzzyTerm)]
-    if any(leaf.maxdist > MAX_EDITS for leaf in fuzzy):
-        word = next((m.group() for m in re.finditer(r"\S+~(\d+)", text) if int(m.group(1)) > MAX_EDITS), "")
+    # whoosh reads one digit: "w~10" would be w~1 and a word "0"
+    over = [m.group() for m in re.finditer(r'[^\s"()]+~(\d+)', text) if int(m.group(1)) > MAX_EDITS]
+    if over or any(leaf.maxdist > MAX_EDITS for leaf in fuzzy):
+        word = over[0] if over else ""
         raise QueryError(f"a fuzzy term allows at most {MAX_EDITS} edits, as in Lucene, not {word!r}")
     if len(fuzzy) > MAX_FUZZY:
         raise QueryError(f"a query holds at most {MAX_FUZZY} fuzzy terms (word~), this one {len(fuzzy)}")
@@ -199,6 +204,8 @@ def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) 
 
 
 def _damaged(folder: Path, exc: Exception, what: str = "") -> IndexFormatError:
+    if isinstance(exc, MemoryError):  # not damage: the machine's limit
+        raise exc
     index = folder.parent.parent
     what = f"{what} in {index}" if what else f"the keyword index {folder}"
     return IndexFormatError(f"cannot open {what} ({type(exc).__name__}: {exc}); {rebuild_hint(index)}")

@@ -92,6 +92,9 @@ def test_an_overlong_sentence_is_cut_at_spaces_into_bounded_chunks() -> None:
     middle = spans[1:-1]
     assert len(middle) >= 3 and all(s.end - s.start <= MAX_SENTENCE for s in middle)
     assert " ".join(text[s.start : s.end] for s in middle) == words + "."  # nothing lost, no word cut
+    table = "\t".join(f"Zelle{i}" for i in range(2000))  # a tab-separated table: tabs are spaces too
+    cells = [table[s.start : s.end] for s in split_sentences(table)]
+    assert len(cells) >= 3 and "\t".join(cells) == table
     solid = "x" * (2 * MAX_SENTENCE + 7)  # no space at all: cut at the limit
     assert [(s.start, s.end) for s in split_sentences(solid)] == [
         (0, MAX_SENTENCE), (MAX_SENTENCE, 2 * MAX_SENTENCE), (2 * MAX_SENTENCE, len(solid))

@@ -179,6 +179,9 @@ def test_field_and_fuzzy(ix: Index) -> None:
     assert set(passages(ix, "Heeley~2")) == {S0, S1, S3}
     with pytest.raises(QueryError, match="at most 2 edits, as in Lucene, not 'Heeley~3'"):
         passages(ix, "Truppen Heeley~3")  # each edit more walks the vocabulary longer: w~9 took seconds
+    with pytest.raises(QueryError, match="not 'Heeley~10'"):
+        passages(ix, "Heeley~10")  # whoosh would read one edit and a word "0"
+    passages(ix, " ".join(f"Heeley{i}~" for i in range(10)))  # ten are allowed
     with pytest.raises(QueryError, match="at most 10 fuzzy terms"):
         passages(ix, " ".join(f"Heeley{i}~" for i in range(11)))
 

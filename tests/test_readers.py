@@ -102,6 +102,14 @@ def test_eml_subject_headers_html_body_and_attachment(tmp_path: Path) -> None:
     assert stats.formats["eml"].documents == 2
 
 
+def test_a_date_utc_cannot_hold_leaves_the_mail_undated_not_skipped(tmp_path: Path) -> None:
+    mail = tmp_path / "fern.eml"
+    mail.write_text("From: a@example.org\nSubject: Fern\nDate: Fri, 31 Dec 9999 23:00:00 -0500\n\nBis bald.\n")
+    docs, skipped, _ = read(tmp_path)
+    assert skipped == [] and docs["fern.eml"].text.strip() == "Bis bald."
+    assert docs["fern.eml"].meta.get("date") != "9999-12-31T23:00:00-05:00"  # undated, or the file's mtime
+
+
 def docs_of_pdf(tmp_path: Path):  # type: ignore[no-untyped-def]
     docs, _, _ = read(corpus_of(tmp_path / "pdf", "bericht.pdf"))
     return docs["bericht.pdf"]

@@ -51,11 +51,14 @@ def join_blocks(blocks: list[str]) -> str:
 
 
 def iso_date(value: datetime | None) -> str | None:
-    """ISO 8601, in UTC where the time zone is known."""
+    """ISO 8601, in UTC where the time zone is known; None for a moment UTC cannot hold (after 9999-12-31)."""
     if value is None:
         return None
     if value.tzinfo is not None:
-        value = value.astimezone(UTC)
+        try:
+            value = value.astimezone(UTC)
+        except OverflowError:
+            return None
     return value.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
