@@ -75,6 +75,10 @@ def test_trec_and_beir_readers_and_writers(tmp_path: Path) -> None:
     (tmp_path / "qs2.jsonl").write_text('{"_id": "a", "text": "x"}\n')
     with pytest.raises(CorpusError, match="relevant"):
         load_query_file(tmp_path / "qs2.jsonl")
+    # a line ends at \n only: U+2028 inside a JSON string (json.dumps with ensure_ascii=False) is text
+    row = {"_id": "b", "text": "zwei\u2028Zeilen\x85", "docs": {"d1": 2}}
+    (tmp_path / "qs3.jsonl").write_text(json.dumps(row, ensure_ascii=False) + "\n", encoding="utf-8")
+    assert load_query_file(tmp_path / "qs3.jsonl").queries == {"b": "zwei\u2028Zeilen\x85"}
 
 
 @pytest.fixture
