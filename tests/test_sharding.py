@@ -28,6 +28,7 @@ from search.fanout import LocalFanout, ShardSides
 from search.generation import write_generation
 from search.sharding import build_sharded
 from search.shards import SHARDS, GlobalStats, ShardsManifest, shard_name, shard_of
+from search.store import MANIFEST
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "xquad-de"
 EXAMPLE = Path(__file__).resolve().parents[1] / "corpus"
@@ -372,6 +373,11 @@ def test_a_missing_shard_generation_is_named(tmp_path: Path, corpus: Path, encod
     assert result.exit_code == 3 and "shard-001" in result.output
     result = CliRunner().invoke(app, ["info", "--index", str(folder), "--check"])
     assert result.exit_code == 3 and "shard-001" in result.output
+    # the global manifest gone: an unsharded index written beside the shards would hide them
+    (folder / SHARDS).unlink()
+    with pytest.raises(IndexFormatError, match=r"holds the shards of a sharded index but no shards\.json"):
+        build_index(few, folder, encoder=encoder)
+    assert not (folder / MANIFEST).exists() and sorted(p.name for p in folder.glob("g*")) == []
 
 
 def test_cli_shards_option(tmp_path: Path, corpus: Path) -> None:
