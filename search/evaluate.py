@@ -151,7 +151,7 @@ def load_query_file(path: Path, qrels_file: Path | None = None) -> Judged:
     rows = read_jsonl(path)
     if not rows:
         raise CorpusError(f"{path} holds no queries")
-    queries: dict[str, str] = {}
+    queries: dict[str, str] = {}  # in the rows' order, each id once: zip(queries, rows) pairs them
     for n, r in enumerate(rows):
         qid, text = str(r.get("_id", n)), r.get("text")
         if not isinstance(text, str) or not text.strip():
@@ -167,13 +167,13 @@ def load_query_file(path: Path, qrels_file: Path | None = None) -> Judged:
         return Judged(path.stem, queries, qrels, "document")
     if all("docs" in r for r in rows):
         try:
-            qrels = {str(r.get("_id", n)): {str(d): _grade(g) for d, g in r["docs"].items()}
-                     for n, r in enumerate(rows)}  # fmt: skip
+            pairs = zip(queries, rows, strict=True)
+            qrels = {qid: {str(d): _grade(g) for d, g in r["docs"].items()} for qid, r in pairs}
         except (AttributeError, TypeError, ValueError):
             raise CorpusError(f'{path}: "docs" maps document ids to whole-number grades') from None
         return Judged(path.stem, queries, qrels, "document")
     if all(isinstance(r.get("relevant"), list) and r["relevant"] for r in rows):
-        relevant = {str(r.get("_id", n)): [str(x) for x in r["relevant"]] for n, r in enumerate(rows)}
+        relevant = {qid: [str(x) for x in r["relevant"]] for qid, r in zip(queries, rows, strict=True)}
         return Judged(path.stem, queries, {}, "sentence", relevant_text=relevant)
     raise CorpusError(f'{path}: every line needs "relevant" (sentence substrings) or "docs" (document grades)')
 

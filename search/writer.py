@@ -115,12 +115,13 @@ def _check_folder(folder: Path) -> None:
     _not_a_shard(folder)
     if folder.exists() and not folder.is_dir():
         raise CorpusError(f"{folder} is a file, not an index folder; choose another --index")
-    if folder.is_dir() and not (folder / MANIFEST).exists() and any(folder.glob("shard-[0-9]*")):
+    indexed = (folder / MANIFEST).exists()
+    if folder.is_dir() and not indexed and any(folder.glob("shard-[0-9]*")):
         raise IndexFormatError(  # a sharded index without shards.json; one index written beside would hide it
             f"{folder} holds the shards of a sharded index but no {SHARDS}, its global manifest; "
             "delete the folder and build it again, or choose another --index"
         )
-    ours = (folder / MANIFEST).exists() or (folder / LOCK).exists()
+    ours = indexed or (folder / LOCK).exists()
     if folder.is_dir() and not ours and any(folder.iterdir()):
         raise CorpusError(f"{folder} exists and is not an index; choose another --index folder")
 
