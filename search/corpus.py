@@ -13,6 +13,7 @@ mtime, ISO 8601), and what the format has: ``author``, ``pages``, ``from``, ``to
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 import stat
@@ -79,13 +80,31 @@ def iter_files(root: Path) -> Iterator[Path]:
                 yield path
 
 
+# Byte-order marks of the wide Unicode encodings (Windows editors save "Unicode" text as UTF-16 with one).
+# UTF-32's come first: UTF-32-LE's mark begins with UTF-16-LE's.
+_WIDE_BOMS = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _wide_codec(data: bytes) -> str | None:
+    return next((codec for bom, codec in _WIDE_BOMS if data.startswith(bom)), None)
+
+
 def _decode(data: bytes) -> str:
-    if b"\x00" in data[:8192]:
-        raise ValueError("binary file (NUL bytes)")
+    """The text of a text file: UTF-8 (with or without a BOM), or UTF-16/UTF-32 with a byte-order mark."""
+    wide = _wide_codec(data)
+    if wide is None and b"\x00" in data[:8192]:
+        raise ValueError("binary file (NUL bytes; text must be UTF-8, or UTF-16 with a byte-order mark)")
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode(wide or "utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 (byte {exc.start})") from None
+        raise ValueError(f"not {(wide or 'utf-8').upper()} (byte {exc.start})") from None
+    if wide and "\x00" in text[:8192]:  # a binary file that merely starts with a byte-order mark
+        raise ValueError("binary file (NUL characters)")
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -119,7 +138,11 @@ def _markdown_title(text: str) -> str:
 def _read_jsonl(path: Path, _path_id: str, skipped: list[Skipped]) -> Iterator[Document]:
     """Documents of a JSONL file (ids from each line's ``_id``), streamed: its size is not limited by memory."""
     with path.open("rb") as f:
-        if b"\x00" in f.read(8192):
+        head = f.read(8192)
+        if wide := _wide_codec(head):
+            skipped.append(Skipped(str(path), f"{wide.upper()} file; JSON Lines must be UTF-8"))
+            return
+        if b"\x00" in head:
             skipped.append(Skipped(str(path), "binary file (NUL bytes)"))
             return
         f.seek(0)

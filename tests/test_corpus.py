@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import codecs
 import json
 from pathlib import Path
 
@@ -112,3 +113,22 @@ def test_unreadable_and_special_files_skipped(tmp_path: Path) -> None:
     assert [d.id for d in read_corpus(tmp_path, skipped)] == ["good.txt"]
     why = {Path(s.source).name: s.reason for s in skipped}
     assert why == {"dangling.txt": "No such file or directory", "pipe.txt": "not a regular file"}
+
+
+def test_utf16_and_utf32_files_with_a_byte_order_mark_are_read(tmp_path: Path) -> None:
+    text = "Grüße aus Köln.\r\nZweite Zeile: Straße."
+    (tmp_path / "le.txt").write_bytes(text.encode("utf-16"))  # Python writes the platform's BOM
+    (tmp_path / "be.md").write_bytes(codecs.BOM_UTF16_BE + text.encode("utf-16-be"))
+    (tmp_path / "wide.txt").write_bytes(text.encode("utf-32"))
+    (tmp_path / "odd.txt").write_bytes(text.encode("utf-16") + b"\x00")  # a truncated UTF-16 file
+    (tmp_path / "fake.txt").write_bytes(codecs.BOM_UTF16_LE + b"A\x00\x00\x00B\x00")
+    (tmp_path / "nobom.txt").write_bytes(text.encode("utf-16-le"))
+    (tmp_path / "lines.jsonl").write_bytes(json.dumps({"_id": "j", "text": text}).encode("utf-16"))
+    skipped: list[Skipped] = []
+    docs = {d.id: d.text for d in read_corpus(tmp_path, skipped)}
+    assert docs == {name: text.replace("\r\n", "\n") for name in ("be.md", "le.txt", "wide.txt")}
+    why = {Path(s.source).name: s.reason for s in skipped}
+    assert why["odd.txt"].startswith("not UTF-16")
+    assert why["fake.txt"] == "binary file (NUL characters)"
+    assert why["nobom.txt"].startswith("binary file") and "byte-order mark" in why["nobom.txt"]
+    assert why["lines.jsonl"] == "UTF-16 file; JSON Lines must be UTF-8"
