@@ -129,17 +129,20 @@ def _stemmer(lang: str) -> Any:
     return lru_cache(maxsize=50_000)(stemmer.stemWord)
 
 
-def check_lang(lang: str) -> str:
-    """``lang`` if the engine can analyse it, else a :class:`SearchError` listing the choices."""
-    if lang not in LANG_NAMES:
-        raise SearchError(f"unsupported language {lang!r}; choose one of: {', '.join(sorted(LANG_NAMES))}")
-    return lang
+def check_lang(lang: str, auto: bool = False) -> str:
+    """``lang`` as the engine names it ("DE" and "de-AT" are "de"; "auto" too where ``auto``), else a
+    :class:`SearchError` listing the choices."""
+    code = lang.strip().lower().replace("_", "-").split("-")[0]
+    if code in LANG_NAMES or (auto and code == "auto"):
+        return code
+    choices = ("auto, " if auto else "") + ", ".join(sorted(LANG_NAMES))
+    raise SearchError(f"unsupported language {lang!r}; choose one of: {choices}")
 
 
 @cache
 def language_analyzer(lang: str) -> Analyzer:
     """The analyzer for ``lang``; the same object serves indexing, parsing and highlighting."""
-    check_lang(lang)
+    lang = check_lang(lang)
     return (
         RegexTokenizer(expression=_TOKEN)
         | WordFormFilter(lang)

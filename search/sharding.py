@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from .analysis import check_lang
 from .chunking import DOC_TOKENS
 from .components import document_text
 from .corpus import Skipped
@@ -91,6 +92,7 @@ def build_sharded(
     (search/distributed.py); the shards are written here."""
     folder = Path(folder)
     check_shards(shards)
+    lang = check_lang(lang, auto=True)
     if ray is not None:
         from .distributed import RayRunner
 

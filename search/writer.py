@@ -149,8 +149,7 @@ def build_index(
     """
     folder = Path(folder)
     _check_folder(folder)
-    if lang != "auto":
-        check_lang(lang)
+    lang = check_lang(lang, auto=True)
     t0 = time.perf_counter()
     created = not folder.exists()
     cache = encoder is None if embedding_cache is None else embedding_cache

@@ -120,7 +120,7 @@ def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
     bad_mode = runner.invoke(app, ["query", "x", "--mode", "fuzzy"])
     assert bad_mode.exit_code == 2
     bad_lang = runner.invoke(app, ["index", str(EXAMPLE), "--lang", "xx", "--index", str(tmp_path / "j")])
-    assert bad_lang.exit_code == 1 and "unsupported language" in bad_lang.output
+    assert bad_lang.exit_code == 1 and "unsupported language 'xx'; choose one of: auto, da, de," in bad_lang.output
 
 
 @pytest.mark.model

@@ -310,7 +310,7 @@ def test_lang_de_stems_an_english_looking_document_in_german(tmp_path: Path) -> 
     )
     auto, de = tmp_path / "auto", tmp_path / "de"
     _index(str(corpus), "--index", str(auto))
-    _index(str(corpus), "--index", str(de), "--lang", "de")
+    _index(str(corpus), "--index", str(de), "--lang", "DE-at")  # a code as people write it: de
     assert _info(auto)["languages"] == {"en": 1}
     assert _info(de)["languages"] == {"de": 1}
     assert _docs_found(auto, "Kinder", "keyword") == []

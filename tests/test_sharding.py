@@ -351,7 +351,10 @@ def test_bad_shard_requests(tmp_path: Path, corpus: Path, encoder: SameBatches) 
     assert not (tmp_path / "a").exists()
     with pytest.raises(SearchError, match="between 1 and"):
         build_sharded(few, tmp_path / "a", 0, encoder=encoder)
-    build_sharded(few, tmp_path / "b", 2, encoder=encoder)
+    with pytest.raises(SearchError, match="unsupported language 'xx'"):
+        build_sharded(few, tmp_path / "a", 2, encoder=encoder, lang="xx")
+    assert not (tmp_path / "a").exists()
+    assert build_sharded(few, tmp_path / "b", 2, encoder=encoder, lang="DE").languages == {"de": 3}
     with pytest.raises(SearchError, match="has 2 shards, not 3"):
         build_sharded(few, tmp_path / "b", 3, encoder=encoder)
     build_index(few, tmp_path / "c", encoder=encoder)
