@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import MISSING, Field, dataclass, field, fields, replace
 from enum import StrEnum
-from typing import Any, get_args, get_type_hints
+from typing import Annotated, Any, get_args, get_type_hints
 
 from .errors import SearchError
 from .filters import Filters
@@ -298,6 +298,14 @@ class ParamSpec:
     @property
     def flag_names(self) -> tuple[str, ...]:
         return self.flags or ("--" + self.name.replace("_", "-"),)
+
+    def value_type(self, optional: bool = False) -> Any:
+        """The type the CLI and the API parse a value to. A float must be finite: ``nan`` slips past
+        every bound, so its refusal would otherwise name the wrong one."""
+        from pydantic import AllowInfNan
+
+        kind = Annotated[float, AllowInfNan(False)] if self.type is float else self.type
+        return kind | None if (self.optional or optional) else kind
 
 
 def param_specs() -> list[ParamSpec]:

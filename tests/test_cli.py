@@ -119,6 +119,9 @@ def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
     assert no_corpus.exit_code == 2 and "not found" in no_corpus.output
     bad_mode = runner.invoke(app, ["query", "x", "--mode", "fuzzy"])
     assert bad_mode.exit_code == 2
+    for flag in ("--min-score", "--alpha"):  # nan passes no bound, so the message once named the wrong one
+        not_a_number = runner.invoke(app, ["query", "x", flag, "nan"])
+        assert not_a_number.exit_code == 2 and "Input should be a finite number" in not_a_number.output
     bad_lang = runner.invoke(app, ["index", str(EXAMPLE), "--lang", "xx", "--index", str(tmp_path / "j")])
     assert bad_lang.exit_code == 1 and "unsupported language 'xx'; choose one of: auto, da, de," in bad_lang.output
 

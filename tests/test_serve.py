@@ -131,6 +131,8 @@ def test_modes_and_fusion_options(client: TestClient) -> None:
         ({"q": "Truppen", "fusion": "max"}, 422, "fusion: Input should be 'convex' or 'rrf'"),
         ({"q": "Truppen", "alpha": 1.5}, 422, "alpha: Input should be less than or equal to 1"),
         ({"q": "Truppen", "alpha": -0.1}, 422, "alpha: Input should be greater than or equal to 0"),
+        ({"q": "Truppen", "alpha": "nan"}, 422, "alpha: Input should be a finite number"),
+        ({"q": "Truppen", "min_score": "inf"}, 422, "min_score: Input should be a finite number"),
         ({"q": "Truppen", "window": -1}, 422, "window: Input should be greater than or equal to 0"),
         ({"q": "Truppen", "window": 11}, 422, "window: Input should be less than or equal to 10"),
         ({"q": "Truppen", "doc_weight": -1}, 422, "doc_weight: Input should be greater than or equal to 0"),
