@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .cli_common import ModelOpt, RichProgress, app, err, fail, out, progress_bar, spec_option, with_search_params
+from .cli_render import count
 from .errors import CorpusError, SearchError
 from .params import MODES, SearchParams, param_specs
 
@@ -123,7 +124,7 @@ def _write_outputs(report: Any, modes: list[str], run_out: Path | None, save: Pa
 
 
 def _table(report: Any, chosen: list[str]) -> Table:
-    table = Table(title=f"{report.dataset}: {report.queries} queries, judged per {report.level}")
+    table = Table(title=f"{report.dataset}: {count(report.queries, 'query', 'queries')}, judged per {report.level}")
     table.add_column("mode")
     for name in chosen:
         table.add_column(name, justify="right")
@@ -149,7 +150,7 @@ def _chart(report: Any, path: Path) -> None:
         ax.bar_label(bars, fmt="%.3f", fontsize=7)
     ax.set_xticks(range(len(metrics)), metrics)
     ax.set_ylim(0, 1.05)
-    ax.set_title(f"{report.dataset} ({report.queries} queries)")
+    ax.set_title(f"{report.dataset} ({count(report.queries, 'query', 'queries')})")
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(modes), fontsize=8, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -60,8 +60,8 @@ def _where(r: Any) -> str:
     return (f"p. {first}" if first == last else f"pp. {first}–{last}") + f", {chars}"
 
 
-def count(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
+def count(n: int, word: str, plural: str = "") -> str:
+    return f"{n:,} {word if n == 1 else plural or word + 's'}"
 
 
 def _score(value: float | None) -> str:

@@ -378,7 +378,7 @@ def run_eval(
             judged.qrels = sentence_qrels(ix, judged)
         for mode in modes:
             if progress is not None:
-                progress.start(f"{mode}: {len(judged.queries)} queries", len(judged.queries))
+                progress.start(f"{mode}: queries", len(judged.queries))  # the bar counts them
             runs[mode] = run_queries(
                 ix, judged, mode, aggregation=aggregation, params=params, candidates=candidates,
                 progress=progress.advance if progress is not None else None,

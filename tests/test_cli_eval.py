@@ -252,6 +252,8 @@ def test_split_picks_the_qrels_file(tmp_path: Path) -> None:
     # by hand: each query's words are in one document only; test judges q2 against the wrong one
     assert test["modes"]["keyword"]["mrr@10"] == pytest.approx(0.5)
     assert dev["modes"]["keyword"]["mrr@10"] == pytest.approx(1.0)
+    one = runner.invoke(app, ["eval", str(beir), "--index", str(index), "--mode", "keyword", "--split", "dev"])
+    assert one.exit_code == 0 and ": 1 query, judged per document" in one.output, one.output
     missing = runner.invoke(app, ["eval", str(beir), "--index", str(index), "--split", "train"])
     assert missing.exit_code == 2 and "train.tsv" in missing.output
 
