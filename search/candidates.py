@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from .filters import Allowed
-from .keyword import ParsedQuery
+from .parsing import ParsedQuery
 from .types import Chunk, Hit
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from .candidates import shard_part
 from .filters import Allowed
 from .index import Index
-from .keyword import ParsedQuery
+from .parsing import ParsedQuery
 from .shards import GlobalStats
 
 METHODS = {

@@ -59,7 +59,7 @@ class Filters:
             name, sep, value = item.partition("=")
             name = name.strip().lower()
             if not sep or not name:
-                raise SearchError(f"--where takes FIELD=VALUE (e.g. type=pdf), not {item!r}")
+                raise SearchError(f"where takes FIELD=VALUE (e.g. type=pdf), not {item!r}")
             fields.setdefault(name, []).append(value.strip())
         grouped = tuple((name, tuple(dict.fromkeys(values))) for name, values in sorted(fields.items()))
         return cls(grouped, tuple(p for p in path if p), after or None, before or None)
@@ -73,7 +73,7 @@ class Filters:
         for name, _ in self.where:
             if name not in known:
                 choices = ", ".join(sorted(known))
-                raise SearchError(f"unknown field {name!r} in --where; this index has: {choices}")
+                raise SearchError(f"unknown field {name!r} in where; this index has: {choices}")
 
     def accepts(self, doc: Document) -> bool:
         meta = doc.metadata()
@@ -152,7 +152,7 @@ def parse_facets(text: str | None) -> tuple[str, ...]:
 def _moment(value: str, name: str) -> datetime:
     when = _doc_moment(value)
     if when is None:
-        raise SearchError(f"--{name} takes a date like 2024-03-15 or 2024-03-15T10:30, not {value!r}")
+        raise SearchError(f"{name} takes a date like 2024-03-15 or 2024-03-15T10:30, not {value!r}")
     return when
 
 

@@ -24,10 +24,11 @@ from .components import COMPONENTS
 from .encoder import Encoder, make_encoder, ref_fingerprint, resolve_model
 from .errors import IndexFormatError, ModelMismatchError, rebuild_hint
 from .filters import Allowed, Filters, known_fields
-from .keyword import KeywordIndex, ParsedQuery
+from .keyword import KeywordIndex
 from .locks import pin_generation, unpin
 from .manifest import Manifest
 from .params import SearchParams
+from .parsing import ParsedQuery
 from .searcher import Page, Searcher
 from .store import (
     BM25_DOCS_FILE,

@@ -5,19 +5,14 @@ Each chunk is one whoosh document with its chunk id, its document id and its sen
 the index and the per-language queries are OR-ed, so a German question finds German sentences by
 German stems and English ones by English stems.
 
-Questions are read as questions: unless the user clearly writes query syntax ("phrases",
-AND/OR/NOT, field:term, fuzzy~, parentheses), the words are analysed and OR-ed, and characters
-such as ``?`` or ``:`` carry no meaning.
+The user's text becomes a query in search/parsing.py.
 """
 
 from __future__ import annotations
 
-import re
 import threading
-import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -26,29 +21,16 @@ from whoosh import index as whoosh_index
 from whoosh import query as Q
 from whoosh import scoring
 from whoosh.fields import ID, TEXT, Schema
-from whoosh.qparser import FuzzyTermPlugin, OrGroup, QueryParser
 
-from .analysis import analyze, analyze_parts, language_analyzer, stopword_language, stopwords
+from .analysis import language_analyzer
 from .bm25 import PassageBM25, TermMatrix, row_documents
-from .errors import IndexFormatError, QueryError, rebuild_hint
+from .errors import IndexFormatError, rebuild_hint
 from .filters import Allowed
 from .manifest import Scoring
 from .params import SyntaxName
+from .parsing import ParsedQuery, parse_query, positive_leaves
 from .store import ChunkTable
 from .types import Hit
-
-SEARCH_FIELDS = ("text", "title")
-_WORD = re.compile(r"\w+(?:\.?\w+)*")
-# Parentheses alone are not syntax: "(TNF-α)" in a question is an abbreviation, not a group.
-# A star that ends a word is a prefix query ("Koalit*"); inside a word it is a gender form ("Lehrer*innen").
-_SYNTAX = re.compile(r"\b(?:AND|OR|NOT|ANDNOT)\b|\b(?:text|title|doc):\S|\w~\d*(?:\s|$)|\w\*(?!\w)")
-_PHRASE = re.compile(r'"[^"]+"')
-# Past this many words quotation marks are prose, not a phrase query: a pasted paragraph that quotes
-# someone is a long query to be scored word by word (76 of the 240 xquad-en paragraphs quote; as
-# phrase queries whoosh scored them sentence by sentence: benchmarks/results/long_queries.md).
-PROSE_WORDS = 20
-MAX_EDITS = 2  # a fuzzy term's edit distance, as Lucene's FuzzyQuery allows
-MAX_FUZZY = 10  # fuzzy terms in one query (ten at two edits: about a second on 240 documents)
 
 
 @dataclass(frozen=True)
@@ -62,16 +44,6 @@ class KeywordRecord:
     text: str
 
 
-@dataclass(frozen=True)
-class ParsedQuery:
-    """A query ready to run, with the analysed terms it can highlight, per language."""
-
-    query: Q.Query | None
-    terms: dict[str, frozenset[str]]
-    syntax: bool
-    plain: tuple[str, ...] | None = None  # "lang:term" keys of a plain-word query, for BM25
-
-
 def schema_for(langs: Iterable[str]) -> Schema:
     fields: dict[str, Any] = {"chunk": ID(stored=True, unique=True), "doc": ID(stored=True)}
     for lang in langs:
@@ -79,32 +51,6 @@ def schema_for(langs: Iterable[str]) -> Schema:
         fields[f"text_{lang}"] = TEXT(analyzer=analyzer, phrase=True)
         fields[f"title_{lang}"] = TEXT(analyzer=analyzer, phrase=True)
     return Schema(**fields)
-
-
-@cache
-def _parser(lang: str) -> QueryParser:
-    """A parser over the user-facing field names, analysing with ``lang``'s analyzer."""
-    analyzer = language_analyzer(lang)
-    schema = Schema(text=TEXT(analyzer=analyzer), title=TEXT(analyzer=analyzer), doc=ID(), chunk=ID())
-    parser = QueryParser("text", schema, group=OrGroup)
-    parser.add_plugin(FuzzyTermPlugin())
-    return parser
-
-
-def looks_like_syntax(text: str) -> bool:
-    """True where the user clearly wrote query syntax rather than a plain question: an operator, a
-    field, a fuzzy or prefix term anywhere, or a quoted phrase in a query of at most ``PROSE_WORDS`` words."""
-    if _SYNTAX.search(text):
-        return True
-    return bool(_PHRASE.search(text)) and len(_WORD.findall(text)) <= PROSE_WORDS
-
-
-def _rename_fields(q: Q.Query, lang: str) -> Q.Query:
-    for leaf in q.leaves():  # a leaf query yields itself
-        name = getattr(leaf, "fieldname", None)
-        if name in SEARCH_FIELDS:
-            leaf.fieldname = f"{name}_{lang}"
-    return q
 
 
 def _doc_filter(allowed: Allowed | None) -> dict[str, Any]:
@@ -116,113 +62,12 @@ def _doc_filter(allowed: Allowed | None) -> dict[str, Any]:
     return {"mask": Q.Or([Q.Term("doc", d) for d in sorted(allowed.excluded)])} if allowed.excluded else {}
 
 
-def _exclusions(q: Q.Query) -> Q.Query:
-    """``a b NOT c`` as Lucene reads it: (a or b) and not c. With OR as the default group whoosh reads
-    it as a or b or (not c), which matches every passage without c. A NOT excludes from the group it
-    stands in as whoosh groups it: ``a NOT b OR c`` is a or (c and not b); ``(a OR c) AND NOT b`` says
-    the other reading (the README says so)."""
-    if q.is_leaf():
-        return q
-    q = q.apply(_exclusions)
-    if isinstance(q, Q.Or):
-        excluded = [c.query for c in q.subqueries if isinstance(c, Q.Not)]
-        wanted = [c for c in q.subqueries if not isinstance(c, Q.Not)]
-        if excluded and wanted:  # (fish NOT dogs)^3 keeps its boost on what it matches
-            kept = _any(wanted) if q.boost == 1 else Q.Or(wanted, boost=q.boost)
-            return Q.AndNot(kept, _any(excluded))
-    return q
-
-
-def _check_fuzzy(q: Q.Query, text: str) -> None:
-    """Refuses what would tie a server up for minutes: a fuzzy term walks the whole term dictionary,
-    slower the more edits it allows (``w~9`` took 2.3 s on 240 documents, 100 of them over two minutes)."""
-    fuzzy = [leaf for leaf in q.leaves() if isinstance(leaf, Q.FuzzyTerm)]
-    # whoosh reads one digit: "w~10" would be w~1 and a word "0"
-    over = [m.group() for m in re.finditer(r'[^\s"()]+~(\d+)', text) if int(m.group(1)) > MAX_EDITS]
-    if over or any(leaf.maxdist > MAX_EDITS for leaf in fuzzy):
-        word = over[0] if over else ""
-        raise QueryError(f"a fuzzy term allows at most {MAX_EDITS} edits, as in Lucene, not {word!r}")
-    if len(fuzzy) > MAX_FUZZY:
-        raise QueryError(f"a query holds at most {MAX_FUZZY} fuzzy terms (word~), this one {len(fuzzy)}")
-
-
-def _any(queries: list[Q.Query]) -> Q.Query:
-    return queries[0] if len(queries) == 1 else Q.Or(queries)
-
-
-def _positive_leaves(q: Q.Query) -> Iterator[Q.Query]:
-    """Leaves that count as matches (everything not under a NOT)."""
-    if isinstance(q, Q.Not):
-        return
-    if isinstance(q, Q.AndNot):
-        yield from _positive_leaves(q.a)
-        return
-    if q.is_leaf():
-        yield q
-        return
-    for child in q.children():
-        yield from _positive_leaves(child)
-
-
-def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) -> ParsedQuery:
-    """Turn the user's text into a whoosh query over the index's languages (``syntax``: a :class:`SyntaxName`)."""
-    langs = list(langs)
-    text = unicodedata.normalize("NFC", text)  # "Ko\u0308nigin" is "Königin": _WORD ends a word at a combining mark
-    use_syntax = syntax == SyntaxName.on or (syntax == SyntaxName.auto and looks_like_syntax(text))
-    parts: list[Q.Query] = []
-    plain: list[str] = []
-    if use_syntax:
-        for lang in langs:
-            try:
-                q = _exclusions(_parser(lang).parse(text, normalize=False)).normalize()
-            except Exception as exc:  # whoosh raises many kinds; all mean "bad syntax"
-                raise QueryError(f"cannot parse query syntax ({exc}); use --syntax off to search plain words") from None
-            _check_fuzzy(q, text)
-            if q is not Q.NullQuery:
-                parts.append(_rename_fields(q, lang))
-    else:
-        # A word that is a stopword in any language in play is dropped before analysis, so an
-        # English "and" never matches the German stem of "ändern" in a German index.
-        found = _WORD.findall(text)
-        # The query's own language adds its stoplist too, where two or more of its words say which it is
-        # and never so as to leave no word: "dog" is a Danish stopword and "sea" a Spanish one, and in
-        # an English index they are the words being searched for.
-        own = frozenset().union(*(stopwords(lg) for lg in langs or ["en"]))
-        query_lang = stopword_language(found, prefer=langs, least=2)
-        foreign = stopwords(query_lang) - own if query_lang and query_lang not in langs else frozenset()
-        kept = [w for w in found if w.lower() not in own]
-        words = " ".join([w for w in kept if w.lower() not in foreign] or kept)
-        for lang in langs:
-            analysed = analyze(words, lang)  # a word the query repeats counts as often (search/bm25.py)
-            if analysed:
-                parts.append(Q.Or([Q.Term(f"text_{lang}", t) for t in dict.fromkeys(analysed)]))
-                plain += _plain_keys(words, lang, analysed)
-    if not parts:
-        return ParsedQuery(None, {}, use_syntax)
-    final = parts[0] if len(parts) == 1 else Q.Or(parts)
-    return ParsedQuery(final, {}, use_syntax, None if use_syntax else tuple(plain))
-
-
 def _damaged(folder: Path, exc: Exception, what: str = "") -> IndexFormatError:
     if isinstance(exc, MemoryError):  # not damage: the machine's limit
         raise exc
     index = folder.parent.parent
     what = f"{what} in {index}" if what else f"the keyword index {folder}"
     return IndexFormatError(f"cannot open {what} ({type(exc).__name__}: {exc}); {rebuild_hint(index)}")
-
-
-def _plain_keys(words: str, lang: str, terms: list[str]) -> list[str]:
-    """The BM25 keys of a plain query's words: each word; in German also the word inside compounds
-    (``de+:``), and the parts of a query compound at lower weight (``de~:``, ``de~+:``; search/bm25.py)."""
-    keys = [f"{lang}:{t}" for t in terms]
-    if lang != "de":
-        return keys
-    keys += [f"{lang}+:{t}" for t in terms]
-    whole = set(terms)
-    for p in dict.fromkeys(analyze_parts(words, lang)):
-        if p not in whole:
-            keys += [f"{lang}~:{p}", f"{lang}~+:{p}"]
-    return keys
 
 
 class KeywordIndex:
@@ -376,7 +221,7 @@ class KeywordIndex:
         """Analysed terms per language that count as evidence (wildcards and fuzzy expanded)."""
         reader = self.searcher.reader()
         out: dict[str, set[str]] = {}
-        for leaf in _positive_leaves(q):
+        for leaf in positive_leaves(q):
             try:
                 with self._lock:
                     pairs = leaf.existing_terms(reader, expand=True)

@@ -242,7 +242,9 @@ class SearchParams:
         if self.cutoff is CutoffName.none:
             return self.min_score
         if self.mode is not ModeName.hybrid or self.fusion is not FusionName.convex:
-            raise SearchError("cutoff auto is calibrated for hybrid mode with convex fusion only; use --min-score")
+            raise SearchError(
+                "cutoff auto is calibrated for hybrid mode with convex fusion only; set a min-score instead"
+            )
         return max(KEYWORD_QUERY_CUTOFF if keywords else AUTO_CUTOFF, self.min_score or 0.0)
 
     def as_dict(self) -> dict[str, Any]:

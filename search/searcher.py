@@ -28,9 +28,10 @@ from .feedback import DocumentFeedback
 from .filters import Allowed, Filters, count_facets, known_fields
 from .fusion import NORMS, fuse, get_fusion
 from .highlight import highlight_spans, matched_words
-from .keyword import KeywordIndex, ParsedQuery
+from .keyword import KeywordIndex
 from .manifest import Manifest
 from .params import MAX_CANDIDATES, ModeName, SearchParams
+from .parsing import ParsedQuery
 from .types import Chunk, Document, Evidence, Result
 from .vectors import VectorIndex
 

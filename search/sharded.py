@@ -28,10 +28,10 @@ from .errors import IndexFormatError, rebuild_hint
 from .fanout import Fanout, LocalFanout, ShardSides, SyntaxStats, every
 from .filters import Allowed
 from .index import OPEN_ATTEMPTS, Index
-from .keyword import ParsedQuery, parse_query
 from .locks import pin_generation, unpin
 from .manifest import Analyzer, Counts, Manifest
 from .params import SearchParams
+from .parsing import ParsedQuery, parse_query
 from .searcher import Page
 from .shards import GlobalStats, ShardsManifest, is_sharded, shard_name
 from .store import SHARDS, ChunkTable

@@ -18,7 +18,7 @@ import pytest
 from search import Index, build_index
 from search.analysis import language_analyzer
 from search.errors import QueryError
-from search.keyword import looks_like_syntax
+from search.parsing import looks_like_syntax
 from search.types import Result
 
 from .conftest import FakeEncoder

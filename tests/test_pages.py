@@ -248,5 +248,5 @@ def test_cutoff_auto_drops_below_the_calibrated_score(
         result = CliRunner().invoke(app, args)
         assert result.exit_code == 1, result.output
         assert result.output.strip().splitlines() == [
-            "error: cutoff auto is calibrated for hybrid mode with convex fusion only; use --min-score"
+            "error: cutoff auto is calibrated for hybrid mode with convex fusion only; set a min-score instead"
         ]

@@ -205,13 +205,13 @@ def test_scoring_parameters_are_read_back_from_the_manifest(built: Path, fake_en
 def test_semantic_mode_answers_syntax_whoosh_cannot_parse(
     built: Path, fake_encoder: FakeEncoder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import search.keyword
+    import search.parsing
 
     class Refusing:  # whoosh's parser is lenient; this stands for the inputs it does refuse
         def parse(self, text: str) -> None:
             raise ValueError("unbalanced")
 
-    monkeypatch.setattr(search.keyword, "_parser", lambda lang: Refusing())
+    monkeypatch.setattr(search.parsing, "_parser", lambda lang: Refusing())
     with Index.open(built, encoder=fake_encoder) as ix:
         with pytest.raises(SearchError, match="cannot parse query syntax"):
             ix.search("ocean AND (", mode="keyword", syntax="on")
@@ -222,7 +222,7 @@ def test_semantic_mode_answers_syntax_whoosh_cannot_parse(
 @pytest.mark.parametrize(("word", "langs"), [("dog", ["en"]), ("Meer", ["de"])])
 def test_a_foreign_stopword_alone_is_still_searched(word: str, langs: list[str]) -> None:
     """'dog' is a Danish stopword and 'Meer' a Dutch one; alone in a query they are the words sought."""
-    from search.keyword import parse_query
+    from search.parsing import parse_query
 
     lang = langs[0]
     inside = (f"{lang}+:{word.lower()}",) if lang == "de" else ()  # German: the word inside compounds too

@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from search import Index, build_index
 from search.cli import app
 from search.errors import QueryError
-from search.keyword import looks_like_syntax
+from search.parsing import looks_like_syntax
 from search.searcher import MAX_QUERY_CHARS
 
 from .conftest import FakeEncoder

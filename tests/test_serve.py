@@ -142,6 +142,9 @@ def test_modes_and_fusion_options(client: TestClient) -> None:
         ({"q": "Truppen", "feedback_weight": 11}, 422, "feedback_weight: Input should be less than or equal to 10"),
         ({"q": "   "}, 400, "empty query"),
         ({"q": "\x01\x02"}, 400, "empty query"),
+        # the library's words, not the CLI's flags (--where, --syntax)
+        ({"q": "Truppen", "where": "colour"}, 400, "where takes FIELD=VALUE (e.g. type=pdf), not 'colour'"),
+        ({"q": "Truppen", "after": "gestern"}, 400, "after takes a date like 2024-03-15"),
     ],
 )
 def test_search_errors_are_clear_4xx(client: TestClient, params: dict, status: int, message: str) -> None:
@@ -149,7 +152,7 @@ def test_search_errors_are_clear_4xx(client: TestClient, params: dict, status: i
     assert r.status_code == status
     body = r.json()
     assert message in body["error"]
-    assert "\n" not in body["error"]
+    assert "\n" not in body["error"] and "--" not in body["error"]
 
 
 def test_document_with_the_results_passages_marked(client: TestClient) -> None:
