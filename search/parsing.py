@@ -102,6 +102,27 @@ def _check_fuzzy(q: Q.Query, text: str) -> None:
         raise QueryError(f"a query holds at most {MAX_FUZZY} fuzzy terms (word~), this one {len(fuzzy)}")
 
 
+_BINARY = {"AND", "OR", "ANDNOT"}
+
+
+def _syntax_error(text: str) -> str | None:
+    """What Lucene's parser refuses and whoosh would read as words: an operator with nothing to join
+    (``Truppen AND``, ``OR Ukraine``, ``a AND OR b``, ``a NOT``), and a negative boost or edit distance
+    (``w^-1``, ``w~-1``). Whoosh searched such an operator as a word: a bare AND found "ändern"."""
+    bare = _PHRASE.sub(" _ ", text)  # an operator's name inside "a phrase" is a word
+    if m := re.search(r"[^\s()]+[\^~]-\S*", bare):
+        return f"{m.group()!r}: a boost or an edit distance cannot be negative"
+    tokens = re.findall(r"[()]|[^\s()]+", bare)
+    for i, token in enumerate(tokens):
+        before = tokens[i - 1] if i else "("
+        after = tokens[i + 1] if i + 1 < len(tokens) else ")"
+        if token in _BINARY and (before in _BINARY or before in ("(", "NOT")):
+            return f"{token} has no term before it"
+        if (token in _BINARY or token == "NOT") and (after in _BINARY or after == ")"):
+            return f"{token} has no term after it"
+    return None
+
+
 def _any(queries: list[Q.Query]) -> Q.Query:
     return queries[0] if len(queries) == 1 else Q.Or(queries)
 
@@ -127,6 +148,8 @@ def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) 
     use_syntax = syntax == SyntaxName.on or (syntax == SyntaxName.auto and looks_like_syntax(text))
     parts: list[Q.Query] = []
     plain: list[str] = []
+    if use_syntax and (problem := _syntax_error(text)):
+        raise QueryError(f"cannot parse query syntax ({problem}); set syntax off to search plain words")
     if use_syntax:
         for lang in langs:
             try:

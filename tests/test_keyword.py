@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
 
@@ -184,6 +185,31 @@ def test_field_and_fuzzy(ix: Index) -> None:
     passages(ix, " ".join(f"Heeley{i}~" for i in range(10)))  # ten are allowed
     with pytest.raises(QueryError, match="at most 10 fuzzy terms"):
         passages(ix, " ".join(f"Heeley{i}~" for i in range(11)))
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [
+        ("Truppen AND", "AND has no term after it"),  # whoosh searched a word "and": in German, "ändern"
+        ("AND", "AND has no term before it"),
+        ("OR Healey", "OR has no term before it"),
+        ("Koalition AND OR Healey", "AND has no term after it"),
+        ("Koalition NOT", "NOT has no term after it"),
+        ("(Healey OR) Truppen", "OR has no term after it"),
+        ("Healey^-1 Truppen", "'Healey^-1': a boost or an edit distance cannot be negative"),
+        ("Heeley~-1", "'Heeley~-1': a boost or an edit distance cannot be negative"),
+    ],
+)
+def test_operators_without_terms_and_negative_numbers_are_refused(ix: Index, query: str, problem: str) -> None:
+    with pytest.raises(QueryError, match=re.escape(f"cannot parse query syntax ({problem}); set syntax off")):
+        passages(ix, query, syntax="on")
+    keyword(ix, query, syntax="off")  # plain words: nothing to refuse
+
+
+def test_operator_words_that_join_terms_or_sit_in_a_phrase_are_fine(ix: Index) -> None:
+    assert passages(ix, "NOT Healey AND Truppen") == [S2]
+    assert passages(ix, "Healey^2 AND Koalition") == passages(ix, "Healey AND Koalition")
+    assert passages(ix, '"Koalition der Willigen" AND "Koalition AND"', syntax="on") == []
 
 
 def test_english_sentence_found_by_english_stems(ix: Index) -> None:

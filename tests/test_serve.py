@@ -145,6 +145,7 @@ def test_modes_and_fusion_options(client: TestClient) -> None:
         # the library's words, not the CLI's flags (--where, --syntax)
         ({"q": "Truppen", "where": "colour"}, 400, "where takes FIELD=VALUE (e.g. type=pdf), not 'colour'"),
         ({"q": "Truppen", "after": "gestern"}, 400, "after takes a date like 2024-03-15"),
+        ({"q": "Truppen AND", "syntax": "on"}, 400, "(AND has no term after it); set syntax off to search plain words"),
     ],
 )
 def test_search_errors_are_clear_4xx(client: TestClient, params: dict, status: int, message: str) -> None:
