@@ -32,10 +32,11 @@ from typing import Any
 from .distributed import RayCluster, worker_env
 from .errors import IndexFormatError, SearchError, ServeError
 from .fanout import LocalFanout, ShardSides, SyntaxStats
+from .holder import IndexHolder
 from .index import Index
 from .locks import pin_generation, unpin
 from .manifest import Manifest
-from .serve import IndexHolder, create_app, listen
+from .serve import create_app, listen
 from .sharded import ShardedIndex
 from .shards import GlobalStats, ShardsManifest, is_sharded, shard_name
 

@@ -22,8 +22,10 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from search import build_index, serve
+from search import holder as holder_module
 from search.cli import app as cli_app
-from search.serve import DocumentOut, IndexHolder, SearchOut, create_app
+from search.holder import IndexHolder
+from search.serve import DocumentOut, SearchOut, create_app
 
 from .conftest import EXAMPLE, PAGE_KEYS, RESULT_KEYS, FakeEncoder, assert_result_json
 from .live_server import live_server
@@ -236,7 +238,7 @@ def _until(ask: Callable[[], Any], seconds: float = 20.0) -> Any:  # a TestClien
 
 
 def test_server_picks_up_an_updated_index(tmp_path: Path, tiny_corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(serve, "RELOAD_CHECK_S", 0.0)
+    monkeypatch.setattr(holder_module, "RELOAD_CHECK_S", 0.0)
     enc = FakeEncoder(["cat", "dog", "ocean", "sea", "mountain", "truppen", "soldaten", "volcano"])
     folder = tmp_path / "index"
     build_index(tiny_corpus, folder, encoder=enc)
@@ -291,7 +293,7 @@ def test_create_app_opens_a_folder_and_closes_it_on_shutdown(
 
 
 def test_a_new_generation_is_looked_for_once_a_second(tmp_path: Path, tiny_corpus: Path) -> None:
-    assert serve.RELOAD_CHECK_S == 1.0  # what the README promises
+    assert holder_module.RELOAD_CHECK_S == 1.0  # what the README promises
     enc = FakeEncoder(["cat", "dog", "ocean", "sea", "mountain", "truppen", "soldaten", "volcano"])
     folder, staged = tmp_path / "index", tmp_path / "staged"
     build_index(tiny_corpus, folder, encoder=enc)
