@@ -207,12 +207,23 @@ def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
         )
         return JSONResponse(payload, headers=headers)
 
+    not_found = {**ERRORS, 404: {"model": ErrorOut, "description": "no such document"}}
+
+    # Each document route also takes the id as ?doc_id=, which reaches every id: in the path, an id
+    # ending in "/similar" is taken by the similar route, and a browser drops a ".." segment.
+    @app.get(
+        "/api/similar",
+        summary="Documents like this one (?doc_id=)",
+        tags=["search"],
+        response_model=SearchOut,
+        responses=not_found,
+    )
     @app.get(
         "/api/documents/{doc_id:path}/similar",
         summary="Documents like this one",
         tags=["search"],
         response_model=SearchOut,
-        responses={**ERRORS, 404: {"model": ErrorOut, "description": "no such document"}},
+        responses=not_found,
     )
     def api_similar(
         doc_id: str,
@@ -231,11 +242,18 @@ def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
         return JSONResponse(results_payload(doc_id, "similar", results, shards=shards))
 
     @app.get(
+        "/api/document",
+        summary="One document (?doc_id=)",
+        tags=["search"],
+        response_model=DocumentOut,
+        responses=not_found,
+    )
+    @app.get(
         "/api/documents/{doc_id:path}",
         summary="One document, with a query's passages marked",
         tags=["search"],
         response_model=DocumentOut,
-        responses={**ERRORS, 404: {"model": ErrorOut, "description": "no such document"}},
+        responses=not_found,
     )
     def api_document(
         doc_id: str,

@@ -250,3 +250,30 @@ def test_cutoff_auto_drops_below_the_calibrated_score(
         assert result.output.strip().splitlines() == [
             "error: cutoff auto is calibrated for hybrid mode with convex fusion only; set a min-score instead"
         ]
+
+
+def test_every_document_id_is_reachable_through_the_api_by_parameter(tmp_path: Path) -> None:
+    """In the path, an id ending in "/similar" is taken by the similar route, and a browser drops a ".."
+    segment; ``?doc_id=`` (what the page uses) reaches every id."""
+    ids = ["notes/similar", "notes", "a/../b", "..", "über uns?#1 & more"]
+    lines = [json.dumps({"_id": i, "text": f"Text number {n} is about a cat and a fish."}) for n, i in enumerate(ids)]
+    (tmp_path / "c.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    enc = FakeEncoder(["cat", "dog", "fish"])
+    build_index(tmp_path / "c.jsonl", tmp_path / "idx", encoder=enc)
+    holder = IndexHolder(tmp_path / "idx", encoder=enc)
+    try:
+        client = TestClient(create_app(holder))
+        for n, doc_id in enumerate(ids):
+            doc = client.get("/api/document", params={"doc_id": doc_id, "q": "cat"})
+            assert doc.status_code == 200 and doc.json()["id"] == doc_id, doc.text
+            assert doc.json()["text"].startswith(f"Text number {n} ") and doc.json()["passages"]
+            similar = client.get("/api/similar", params={"doc_id": doc_id, "k": 10})
+            assert similar.status_code == 200 and similar.json()["query"] == doc_id
+            assert sorted(r["doc"] for r in similar.json()["results"]) == sorted(set(ids) - {doc_id})
+        # the path routes cannot tell these apart: the document "notes/similar" is the similar route of "notes"
+        assert client.get("/api/documents/notes/similar").json()["query"] == "notes"
+        missing = client.get("/api/document", params={"doc_id": "nope"})
+        assert missing.status_code == 404 and missing.json() == {"error": "no document 'nope' in the index"}
+        assert client.get("/api/similar").status_code == 422  # doc_id is required
+    finally:
+        holder.close()

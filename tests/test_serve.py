@@ -206,7 +206,9 @@ def test_openapi_and_docs_are_served_locally(client: TestClient) -> None:
     assert search_op["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].endswith("/SearchOut")
     assert {"200", "400", "422"} <= set(search_op["responses"])
     assert set(spec["components"]["schemas"]["ResultOut"]["properties"]) == RESULT_KEYS | PAGE_KEYS | {"explain"}
-    assert "/api/documents/{doc_id}/similar" in spec["paths"]
+    assert {"/api/documents/{doc_id}/similar", "/api/document", "/api/similar"} <= set(spec["paths"])
+    first = spec["paths"]["/api/document"]["get"]["parameters"][0]
+    assert (first["name"], first["in"], first["required"]) == ("doc_id", "query", True)
     params = {p["name"] for p in search_op["parameters"]}
     assert {"q", "mode", "k", "fusion", "alpha"} <= params
     docs = client.get("/docs").text

@@ -304,7 +304,7 @@ async function showSimilar(docId) {
   statusLine.className = "";
   statusLine.textContent = "Searching…";
   try {
-    const url = `/api/documents/${docId.split("/").map(encodeURIComponent).join("/")}/similar?k=${PAGE}`;
+    const url = `/api/similar?doc_id=${encodeURIComponent(docId)}&k=${PAGE}`;
     const response = await fetch(url, { signal: controller.signal });
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || response.statusText);
@@ -327,7 +327,8 @@ async function openDocument(docId, rank) {
   const q = last ? last.q : "";
   const m = last ? last.mode : mode();
   const k = last ? Math.max(last.results.length, PAGE) : PAGE; // every passage shown, on every page
-  const url = `/api/documents/${docId.split("/").map(encodeURIComponent).join("/")}?${params(q, m)}&k=${k}`;
+  // the id as a parameter: in the path a ".." segment would be dropped by the browser
+  const url = `/api/document?doc_id=${encodeURIComponent(docId)}&${params(q, m)}&k=${k}`;
   $("doc-title").textContent = docId;
   $("doc-meta").textContent = "Loading…";
   $("doc-text").replaceChildren();
