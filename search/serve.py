@@ -138,6 +138,7 @@ def create_app(index: str | Path | IndexHolder = DEFAULT_INDEX, model: str | Non
     app.state.holder = holder
     _error_handlers(app)
     _search_routes(app, holder)
+    _document_routes(app, holder)
     _index_routes(app, holder)
     _page(app)
     return app
@@ -180,14 +181,12 @@ def _passages_in(doc: Document, results: list[Result]) -> list[dict[str, Any]]:
     return passages
 
 
+def _run_page(holder: IndexHolder, snap: Snapshot, q: str, params: SearchParams) -> Page:
+    holder.count_query()
+    return snap.index.page(q, params)
+
+
 def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
-    def run_search(snap: Snapshot, q: str, params: SearchParams) -> list[Result]:
-        return run_page(snap, q, params).results
-
-    def run_page(snap: Snapshot, q: str, params: SearchParams) -> Page:
-        holder.count_query()
-        return snap.index.page(q, params)
-
     @app.get("/api/search", summary="Rank passages", tags=["search"], response_model=SearchOut, responses=ERRORS)
     def api_search(q: QueryText, options: SearchOptions) -> JSONResponse:
         """The same JSON as `search query --json`: `{"query", "mode", "results": [...]}` (and in hybrid
@@ -195,7 +194,7 @@ def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
         into `passage`. `offset` pages: ranks offset+1 to offset+k."""
         t0 = time.perf_counter()
         with holder.use() as snap:
-            response = run_page(snap, q, options)
+            response = _run_page(holder, snap, q, options)
             generation = snap.index.manifest.generation
         headers = {
             "X-Index-Generation": generation,
@@ -207,6 +206,8 @@ def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
         )
         return JSONResponse(payload, headers=headers)
 
+
+def _document_routes(app: FastAPI, holder: IndexHolder) -> None:
     not_found = {**ERRORS, 404: {"model": ErrorOut, "description": "no such document"}}
 
     # Each document route also takes the id as ?doc_id=, which reaches every id: in the path, an id
@@ -268,7 +269,7 @@ def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
         every offset is into `text`."""
         with holder.use() as snap:
             doc = _document(snap, doc_id)
-            results = run_search(snap, q, options) if q else []
+            results = _run_page(holder, snap, q, options).results if q else []
         body: dict[str, Any] = {"id": doc.id, "title": doc.title, "lang": doc.lang, "text": doc.text, "query": q}
         body.update(meta=doc.metadata(), page_starts=list(doc.pages))
         return JSONResponse({**body, "mode": options.mode.value, "passages": _passages_in(doc, results)})
