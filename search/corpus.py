@@ -98,7 +98,7 @@ def _decode(data: bytes) -> str:
     """The text of a text file: UTF-8 (with or without a BOM), or UTF-16/UTF-32 with a byte-order mark."""
     wide = _wide_codec(data)
     if wide is None and b"\x00" in data[:8192]:
-        raise ValueError("binary file (NUL bytes; text must be UTF-8, or UTF-16 with a byte-order mark)")
+        raise ValueError("binary file (NUL bytes; text must be UTF-8, or UTF-16/UTF-32 with a byte-order mark)")
     try:
         text = data.decode(wide or "utf-8-sig")
     except UnicodeDecodeError as exc:

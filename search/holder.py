@@ -16,13 +16,15 @@ from .errors import SearchError
 from .index import DEFAULT_INDEX, Index
 from .sharded import RemoteShards, open_index
 
-log = logging.getLogger("search.serve")
+log = logging.getLogger("search.serve")  # the server's log, as before the move
 
 RELOAD_CHECK_S = 1.0  # how often, at most, a request looks for a newer generation
 
 
 @dataclass
 class Snapshot:
+    """One open index and the requests using it; a retired one is closed by its last user."""
+
     index: Index
     users: int = 0
     retired: bool = False

@@ -28,6 +28,7 @@ _WORD = re.compile(r"\w+(?:\.?\w+)*")
 # A star that ends a word is a prefix query ("Koalit*"); inside a word it is a gender form ("Lehrer*innen").
 _SYNTAX = re.compile(r"\b(?:AND|OR|NOT|ANDNOT)\b|\b(?:text|title|doc):\S|\w~\d*(?:\s|$)|\w\*(?!\w)")
 _PHRASE = re.compile(r'"[^"]+"')
+_OPERATOR = re.compile(r"\b(?:AND|OR|NOT|ANDNOT|ANDMAYBE)\b")
 # Past this many words quotation marks are prose, not a phrase query: a pasted paragraph that quotes
 # someone is a long query to be scored word by word (76 of the 240 xquad-en paragraphs quote; as
 # phrase queries whoosh scored them sentence by sentence: benchmarks/results/long_queries.md).
@@ -94,7 +95,8 @@ def _check_fuzzy(q: Q.Query, text: str) -> None:
     slower the more edits it allows (``w~9`` took 2.3 s on 240 documents, 100 of them over two minutes)."""
     fuzzy = [leaf for leaf in q.leaves() if isinstance(leaf, Q.FuzzyTerm)]
     # whoosh reads one digit: "w~10" would be w~1 and a word "0"
-    over = [m.group() for m in re.finditer(r'[^\s"()]+~(\d+)', text) if int(m.group(1)) > MAX_EDITS]
+    fuzzy_words = re.finditer(r'[^\s"()]+~(\d+)', _outside_phrases(text))  # a phrase's "w~9" is a word
+    over = [m.group() for m in fuzzy_words if int(m.group(1)) > MAX_EDITS]
     if over or any(leaf.maxdist > MAX_EDITS for leaf in fuzzy):
         word = over[0] if over else ""
         raise QueryError(f"a fuzzy term allows at most {MAX_EDITS} edits, as in Lucene, not {word!r}")
@@ -102,17 +104,22 @@ def _check_fuzzy(q: Q.Query, text: str) -> None:
         raise QueryError(f"a query holds at most {MAX_FUZZY} fuzzy terms (word~), this one {len(fuzzy)}")
 
 
-_BINARY = {"AND", "OR", "ANDNOT"}
+_BINARY = frozenset({"AND", "OR", "ANDNOT", "ANDMAYBE"})
+
+
+def _outside_phrases(text: str) -> str:
+    """``text`` with each "phrase" reduced to ``"_"``: what a phrase holds is words, not syntax."""
+    return _PHRASE.sub('"_"', text)
 
 
 def _syntax_error(text: str) -> str | None:
     """What Lucene's parser refuses and whoosh would read as words: an operator with nothing to join
     (``Truppen AND``, ``OR Ukraine``, ``a AND OR b``, ``a NOT``), and a negative boost or edit distance
-    (``w^-1``, ``w~-1``). Whoosh searched such an operator as a word: a bare AND found "ändern"."""
-    bare = _PHRASE.sub(" _ ", text)  # an operator's name inside "a phrase" is a word
-    if m := re.search(r"[^\s()]+[\^~]-\S*", bare):
+    (``w^-1``, ``"a b"~-1``, ``(a OR b)^-1``). Whoosh searched such an operator as a word (a bare AND
+    found "ändern"), and the number as another."""
+    if m := re.search(r'(?:"[^"]+"|[^\s()"]+|\))[\^~]-\S*', text):
         return f"{m.group()!r}: a boost or an edit distance cannot be negative"
-    tokens = re.findall(r"[()]|[^\s()]+", bare)
+    tokens = re.findall(r"[()]|[^\s()]+", _outside_phrases(text))
     for i, token in enumerate(tokens):
         before = tokens[i - 1] if i else "("
         after = tokens[i + 1] if i + 1 < len(tokens) else ")"
@@ -146,9 +153,12 @@ def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) 
     langs = list(langs)
     text = unicodedata.normalize("NFC", text)  # "Ko\u0308nigin" is "Königin": _WORD ends a word at a combining mark
     use_syntax = syntax == SyntaxName.on or (syntax == SyntaxName.auto and looks_like_syntax(text))
+    problem = _syntax_error(text) if use_syntax else None
+    if problem and syntax == SyntaxName.auto:  # not syntax clearly meant ("ROCK AND"): plain words, and an
+        use_syntax, text = False, _OPERATOR.sub(" ", text)  # operator is no word ("and" would find "ändern")
     parts: list[Q.Query] = []
     plain: list[str] = []
-    if use_syntax and (problem := _syntax_error(text)):
+    if use_syntax and problem:
         raise QueryError(f"cannot parse query syntax ({problem}); set syntax off to search plain words")
     if use_syntax:
         for lang in langs:

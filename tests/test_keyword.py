@@ -198,6 +198,9 @@ def test_field_and_fuzzy(ix: Index) -> None:
         ("(Healey OR) Truppen", "OR has no term after it"),
         ("Healey^-1 Truppen", "'Healey^-1': a boost or an edit distance cannot be negative"),
         ("Heeley~-1", "'Heeley~-1': a boost or an edit distance cannot be negative"),
+        ('"Koalition der"~-1', "'\"Koalition der\"~-1': a boost or an edit distance cannot be negative"),
+        ("(Healey OR Truppen)^-2", "')^-2': a boost or an edit distance cannot be negative"),
+        ("Koalition ANDMAYBE", "ANDMAYBE has no term after it"),
     ],
 )
 def test_operators_without_terms_and_negative_numbers_are_refused(ix: Index, query: str, problem: str) -> None:
@@ -207,6 +210,9 @@ def test_operators_without_terms_and_negative_numbers_are_refused(ix: Index, que
 
 
 def test_operator_words_that_join_terms_or_sit_in_a_phrase_are_fine(ix: Index) -> None:
+    # --syntax auto: an operator that joins nothing is not syntax clearly meant; the other words are searched
+    assert passages(ix, "Truppen AND") == passages(ix, "TRUPPEN OR") == [S2]
+    assert passages(ix, '"Heeley~9 x" OR Truppen') == [S2]  # in a phrase "~9" is no fuzzy term
     assert passages(ix, "NOT Healey AND Truppen") == [S2]
     assert passages(ix, "Healey^2 AND Koalition") == passages(ix, "Healey AND Koalition")
     assert passages(ix, '"Koalition der Willigen" AND "Koalition AND"', syntax="on") == []
