@@ -45,7 +45,12 @@ from .types import results_payload
 
 @app.command()
 def index(
-    corpus: Annotated[Path, typer.Argument(help="A file or folder of .txt, .md, .html or .jsonl (BEIR) documents.")],
+    corpus: Annotated[
+        Path,
+        typer.Argument(
+            help="A file or folder of .txt, .md, .html, .pdf, .docx, .odt, .epub, .eml or .jsonl (BEIR) documents."
+        ),
+    ],
     index_dir: IndexOpt = DEFAULT_INDEX,
     model: ModelOpt = None,
     lang: Annotated[str, typer.Option(help="Document language: de, en, … or auto (detected per document).")] = "auto",
@@ -77,7 +82,7 @@ def index(
         str | None,
         typer.Option(
             help="Embed and write the shards on a Ray cluster: its address (ray://… or host:port), or 'local' "
-            "for a cluster on 127.0.0.1 started and stopped here. Needs pip install -e '.[distributed]'."
+            "for a cluster on 127.0.0.1 started and stopped here. Needs pip install -e '.\\[distributed]'."
         ),
     ] = None,
 ) -> None:

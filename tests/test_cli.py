@@ -133,9 +133,13 @@ def test_empty_query_exit_code(cli_index: Path) -> None:
 
 
 def test_help_explains_every_option() -> None:
-    for cmd in (["--help"], ["index", "--help"], ["query", "--help"], ["info", "--help"]):
+    commands = ("index", "query", "info", "eval", "serve", "similar", "remove", "compact")
+    for cmd in (["--help"], *([c, "--help"] for c in commands)):
         result = runner.invoke(app, cmd)
         assert result.exit_code == 0
+        # every option's value reads as a word (<float>), not as the type behind it; no markup eaten
+        assert "typing." not in result.output and "Annotated" not in result.output, cmd
+        assert "-e '.'" not in result.output, cmd
     query_help = runner.invoke(app, ["query", "--help"]).output
     for option in ("--index", "--mode", "--fusion", "--alpha", "--json", "--window", "--syntax", "--model"):
         assert option in query_help
