@@ -55,7 +55,7 @@ def spec_option(spec: ParamSpec, *, optional: bool = False, help: str | None = N
     flags = spec.flag_names
     if spec.type is bool:
         flags = (f"{flags[0]}/--no-{flags[0].removeprefix('--')}",)
-    kind = spec.value_type(optional)
+    kind = spec.value_type(optional, bounds=spec.cli_bounds)
     lo, hi = (spec.lo, spec.hi) if spec.cli_bounds else (None, None)  # else SearchParams refuses it: exit 1
     metavar = "<float>" if spec.type is float else None  # not the Annotated type that keeps nan out
     info = typer.Option(*flags, min=lo, max=hi, help=help or spec.help, show_default=not spec.optional, metavar=metavar)

@@ -301,12 +301,18 @@ class ParamSpec:
     def flag_names(self) -> tuple[str, ...]:
         return self.flags or ("--" + self.name.replace("_", "-"),)
 
-    def value_type(self, optional: bool = False) -> Any:
-        """The type the CLI and the API parse a value to. A float must be finite: ``nan`` slips past
-        every bound, so its refusal would otherwise name the wrong one."""
+    def value_type(self, optional: bool = False, hi: float | None = None, bounds: bool = True) -> Any:
+        """The type the CLI and the API parse a value to (``hi``: a lower upper bound than the library's;
+        ``bounds=False``: unchecked, left to :class:`SearchParams`). A float must be finite, since ``nan``
+        slips past every bound, and carries its bounds itself: typer checks none on such a type."""
+        from annotated_types import Ge, Le
         from pydantic import AllowInfNan
 
-        kind = Annotated[float, AllowInfNan(False)] if self.type is float else self.type
+        kind = self.type
+        if self.type is float:
+            top = self.hi if hi is None else hi
+            limits = [Ge(self.lo), Le(top)] if bounds and self.lo is not None and top is not None else []
+            kind = Annotated[float, AllowInfNan(False), *limits]
         return kind | None if (self.optional or optional) else kind
 
 

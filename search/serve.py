@@ -88,7 +88,7 @@ def search_params_dependency() -> Callable[..., SearchParams]:
     for spec in param_specs():
         hi = spec.api_hi if spec.api_hi is not None else spec.hi
         query = Query(ge=spec.lo, le=hi, description=spec.help)
-        kind = spec.value_type()
+        kind = spec.value_type(hi=hi)
         parameters.append(
             inspect.Parameter(
                 spec.name, inspect.Parameter.KEYWORD_ONLY, default=spec.default, annotation=Annotated[kind, query]

@@ -122,6 +122,9 @@ def test_errors_are_one_line_with_exit_codes(tmp_path: Path) -> None:
     for flag in ("--min-score", "--alpha"):  # nan passes no bound, so the message once named the wrong one
         not_a_number = runner.invoke(app, ["query", "x", flag, "nan"])
         assert not_a_number.exit_code == 2 and "Input should be a finite number" in not_a_number.output
+    for flag, value, bound in (("--alpha", "2", "less than or equal to 1"), ("-k", "0", "greater than or equal to 1")):
+        out_of_range = runner.invoke(app, ["query", "x", flag, value])
+        assert out_of_range.exit_code == 2 and f"Input should be {bound}" in out_of_range.output
     bad_lang = runner.invoke(app, ["index", str(EXAMPLE), "--lang", "xx", "--index", str(tmp_path / "j")])
     assert bad_lang.exit_code == 1 and "unsupported language 'xx'; choose one of: auto, da, de," in bad_lang.output
 
