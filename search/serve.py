@@ -210,22 +210,13 @@ def _search_routes(app: FastAPI, holder: IndexHolder) -> None:
 def _document_routes(app: FastAPI, holder: IndexHolder) -> None:
     not_found = {**ERRORS, 404: {"model": ErrorOut, "description": "no such document"}}
 
+    def route(path: str, summary: str, model: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        return app.get(path, summary=summary, tags=["search"], response_model=model, responses=not_found)
+
     # Each document route also takes the id as ?doc_id=, which reaches every id: in the path, an id
     # ending in "/similar" is taken by the similar route, and a browser drops a ".." segment.
-    @app.get(
-        "/api/similar",
-        summary="Documents like this one (?doc_id=)",
-        tags=["search"],
-        response_model=SearchOut,
-        responses=not_found,
-    )
-    @app.get(
-        "/api/documents/{doc_id:path}/similar",
-        summary="Documents like this one",
-        tags=["search"],
-        response_model=SearchOut,
-        responses=not_found,
-    )
+    @route("/api/similar", "Documents like this one (?doc_id=)", SearchOut)
+    @route("/api/documents/{doc_id:path}/similar", "Documents like this one", SearchOut)
     def api_similar(
         doc_id: str,
         k: Annotated[int, Query(ge=1, le=1000, description="Number of documents to return.")] = 10,
@@ -242,20 +233,8 @@ def _document_routes(app: FastAPI, holder: IndexHolder) -> None:
             shards = snap.index.shard_counts()
         return JSONResponse(results_payload(doc_id, "similar", results, shards=shards))
 
-    @app.get(
-        "/api/document",
-        summary="One document (?doc_id=)",
-        tags=["search"],
-        response_model=DocumentOut,
-        responses=not_found,
-    )
-    @app.get(
-        "/api/documents/{doc_id:path}",
-        summary="One document, with a query's passages marked",
-        tags=["search"],
-        response_model=DocumentOut,
-        responses=not_found,
-    )
+    @route("/api/document", "One document (?doc_id=)", DocumentOut)
+    @route("/api/documents/{doc_id:path}", "One document, with a query's passages marked", DocumentOut)
     def api_document(
         doc_id: str,
         options: SearchOptions,
