@@ -197,8 +197,9 @@ def test_the_hand_checked_list_is_the_splitters_and_mostly_right() -> None:
 
 def test_the_default_weights_are_the_ones_tuned_or_measured_beside_them() -> None:
     """The manifest's defaults for part weights are what benchmarks/compounds.py chose on the tuning splits, or,
-    where its last run chose others, the engine's own weights were measured beside them (compounds.md then says
-    why the engine keeps its own), and they tie: within 0.002 mean tuning nDCG@10 of the choice."""
+    where its last run chose others, the engine's own weights were measured beside them and the choice's gain
+    over them is not significant on the tuning queries (its sign-flip test: p ≥ 0.05, the rule its docstring
+    states); the test's difference is the tuning table's, recomputed query by query."""
     import json
 
     from search.manifest import Scoring
@@ -214,7 +215,10 @@ def test_the_default_weights_are_the_ones_tuned_or_measured_beside_them() -> Non
         per = results["tuning"][f"{weights['part_weight']:g}/{weights['query_part_weight']:g}"]
         return sum(v for n in per.values() for k, v in n.items() if k in ("keyword", "hybrid")) / (2 * len(per))
 
-    assert mean(chosen) - mean(engine) <= 0.002
+    tie = results["tie_test"]
+    assert tie["engine"] == list(engine.values()) and tie["chosen"] == list(chosen.values())
+    assert tie["difference"] == pytest.approx(mean(chosen) - mean(engine), abs=1e-9)
+    assert tie["p"] >= 0.05
 
 
 def test_the_word_list_is_kept_in_the_cache_and_a_damaged_one_is_rebuilt(

@@ -207,6 +207,11 @@ FIGURES = [
     Figure(rf"hybrid recall@10 there {N} → {N} \(keyword mode {N}\)", "keyword_queries.json",
            lambda: (results("keyword_queries.json")["grid"]["0.8/4"]["all"]["recall@10"],
                     *json_at("keyword_queries.json", "defaults.all.recall@10", "keyword.all.recall@10")())),
+    # German compound parts: the weights the last tuning preferred, and the test that kept the engine's
+    Figure(rf"latest tuning run preferred {N}/{N} by {N} nDCG@10", "compounds.json",
+           json_at("compounds.json", "chosen.part_weight", "chosen.query_part_weight", "tie_test.difference")),
+    Figure(rf"over the {N} tuning queries does not tell from chance \(p = {N}\)", "compounds.json",
+           json_at("compounds.json", "tie_test.queries", "tie_test.p")),
     # the measured list
     Figure(rf"On this {N}-core machine", "every results file", lambda: (cores(),), named_as="benchmarks/results/"),
     Figure(rf"query latency at {N} sentences", "speed.json", json_at("speed.json", "big_build.chunks"), tolerance=500),
