@@ -1,5 +1,6 @@
 """What every benchmark script shares (bm25s keeps these in ``utils/benchmark.py``): where results
-go, the machine line, a timestamped log, percentiles, and the writer of ``NAME.json`` + ``NAME.md``.
+go, the machine line, a timestamped log, percentiles, per-query nDCG@10 and a paired significance test,
+and the writer of ``NAME.json`` + ``NAME.md``.
 
 Each script holds only its measurement: ``figures = {...}; write_results("speed", figures, lines)``.
 """
@@ -79,3 +80,28 @@ def write_results(name: str, figures: dict[str, Any], markdown: list[str] | str)
     text = markdown if isinstance(markdown, str) else "\n".join(markdown)
     (RESULTS / f"{name}.md").write_text(text.rstrip("\n") + "\n", encoding="utf-8")
     print(text)
+
+
+def per_query_ndcg10(qrels: dict, run: dict, only: set[str] | None = None) -> dict[str, float]:
+    """Each judged query's nDCG@10 (of ``only``, if given), as search.evaluate.evaluate averages them:
+    a query with no result counts 0."""
+    import pytrec_eval
+
+    from search.evaluate import _top
+
+    judged = {q: d for q, d in qrels.items() if (only is None or q in only) and any(g > 0 for g in d.values())}
+    cut = {q: _top(run.get(q, {}), 10) or {"__no_result__": 0.0} for q in judged}
+    scores = pytrec_eval.RelevanceEvaluator(judged, {"ndcg_cut_10"}).evaluate(cut)
+    return {q: s["ndcg_cut_10"] for q, s in scores.items()}
+
+
+def sign_flip_p(diffs: list[float], weights: list[float] | None = None, flips: int = 10_000) -> float:
+    """Two-sided p of a paired sign-flip randomisation test: how often the weighted mean of the per-query
+    differences, each sign flipped at random (seed 0), is at least as far from 0 as observed."""
+    import numpy as np
+
+    d = np.asarray(diffs, dtype=float)
+    w = np.full(len(d), 1 / len(d)) if weights is None else np.asarray(weights, dtype=float)
+    observed = abs(float(d @ w))
+    signs = np.random.default_rng(0).choice([-1.0, 1.0], size=(flips, len(d)))
+    return float((1 + np.sum(np.abs((signs * d) @ w) >= observed - 1e-12)) / (flips + 1))

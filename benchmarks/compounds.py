@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from _common import RESULTS, ROOT, log, stamp, write_results
+from _common import RESULTS, ROOT, log, per_query_ndcg10, sign_flip_p, stamp, write_results
 from relevance import eval_index, ndcg10, split
 
 sys.path.insert(0, str(ROOT / "queries"))  # make_compound_queries.corpus(): the query set's documents
@@ -128,22 +128,8 @@ def tune_all() -> None:
     write_results("compounds", figures, render(figures))
 
 
-def per_query_ndcg10(qrels: dict, run: dict, only: set[str]) -> dict[str, float]:
-    """Each judged tuning query's nDCG@10, as search.evaluate.evaluate averages them (no result: 0)."""
-    import pytrec_eval
-
-    from search.evaluate import _top
-
-    judged = {q: d for q, d in qrels.items() if q in only and any(g > 0 for g in d.values())}
-    cut = {q: _top(run.get(q, {}), 10) or {"__no_result__": 0.0} for q in judged}
-    scores = pytrec_eval.RelevanceEvaluator(judged, {"ndcg_cut_10"}).evaluate(cut)
-    return {q: s["ndcg_cut_10"] for q, s in scores.items()}
-
-
 def tie_test(part: float, qpart: float, flips: int = 10_000) -> dict[str, Any]:
     """The sign-flip test of the docstring: the choice against the engine's weights on the tuning queries."""
-    import numpy as np
-
     from search import Index
     from search.evaluate import run_queries
     from search.manifest import Scoring
@@ -168,13 +154,10 @@ def tie_test(part: float, qpart: float, flips: int = 10_000) -> dict[str, Any]:
             diffs.append(sum(scores[(part, qpart)][m][q] - scores[engine][m][q] for m in MODES) / len(MODES))
             weights.append(1 / (len(queries) * len(COLLECTIONS)))
         log(f"{name}: {len(queries)} tuning queries")
-    d, w = np.array(diffs), np.array(weights)
-    observed = float(d @ w)
-    signs = np.random.default_rng(0).choice([-1.0, 1.0], size=(flips, len(d)))
-    flipped = np.abs((signs * d) @ w)
-    p = float((1 + np.sum(flipped >= abs(observed) - 1e-12)) / (flips + 1))
-    log(f"choice - engine: {observed:+.4f} mean tuning nDCG@10, p = {p:.3f} over {len(d)} queries")
-    return {**out, "difference": observed, "p": p, "queries": len(d)}
+    observed = sum(d * w for d, w in zip(diffs, weights, strict=True))
+    p = sign_flip_p(diffs, weights, flips)
+    log(f"choice - engine: {observed:+.4f} mean tuning nDCG@10, p = {p:.3f} over {len(diffs)} queries")
+    return {**out, "difference": observed, "p": p, "queries": len(diffs)}
 
 
 @contextlib.contextmanager
