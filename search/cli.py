@@ -35,7 +35,7 @@ from .cli_common import (
     progress_bar,
     with_search_params,
 )
-from .cli_render import count, print_facets, print_results
+from .cli_render import count, print_facets, print_results, shown
 from .errors import CorpusError, SearchError
 from .index import DEFAULT_INDEX, DEFAULT_WINDOW
 from .manifest import Scoring
@@ -117,7 +117,7 @@ def index(
 def _print_report(report: Any, quiet: bool, as_json: bool) -> None:
     for s in report.skipped:
         label = "[cyan]note[/]" if s.indexed else "[yellow]skipped[/]"
-        err.print(f"{label} {s.source}: {s.reason}", soft_wrap=True)
+        err.print(f"{label} {shown(s.source)}: {shown(s.reason)}", soft_wrap=True)
     if not as_json and not quiet:
         for kind, f in sorted(report.formats.items()):
             pages = f", {count(f.pages, 'page')}" if f.pages else ""
@@ -132,7 +132,7 @@ def _print_report(report: Any, quiet: bool, as_json: bool) -> None:
         verb = "[green]indexed[/]" if report.committed else "[green]up to date:[/]"
         err.print(
             f"{verb} {count(report.documents, 'document')}, {count(report.chunks, 'sentence')} ({langs}) "
-            f"into {report.folder} in {report.seconds['total']:.1f} s; {changes}"
+            f"into {shown(report.folder)} in {report.seconds['total']:.1f} s; {changes}"
             + (f"; {report.cache_hits} of {report.embedded} sentences from the cache" if report.cache_hits else "")
             + (f"; {report.meta_updated} with new metadata" if report.meta_updated else "")
             + (f"; skipped {len(report.not_indexed)}" if report.not_indexed else ""),
@@ -179,7 +179,7 @@ def remove(
     if missing and not report.removed:  # nothing done: one error line, as every command fails
         fail(CorpusError(f"not in the index: {', '.join(missing)}"))  # exit 2, as before
     for doc_id in missing:
-        err.print(f"[yellow]not in the index:[/] {doc_id}", soft_wrap=True)
+        err.print(f"[yellow]not in the index:[/] {shown(doc_id)}", soft_wrap=True)
     if not quiet:
         left = f"{count(report.documents, 'document')}, {count(report.chunks, 'sentence')} left"
         err.print(f"removed {count(report.removed, 'document')}; {left}")
@@ -201,7 +201,7 @@ def compact(
         fail(exc)
         return
     if not quiet:
-        err.print(f"compacted {index_dir}: {before / 2**20:.1f} MiB → {after / 2**20:.1f} MiB")
+        err.print(f"compacted {shown(index_dir)}: {before / 2**20:.1f} MiB → {after / 2**20:.1f} MiB")
 
 
 @app.command()
@@ -244,7 +244,7 @@ def query(
         past = f" past rank {params.offset}" if params.offset else ""
         lowest = params.floor(keyword_query(text))
         floor = f" with a score of {lowest:g} or more" if lowest is not None else ""
-        out.print(f"no passages match {text!r} in {mode.value} mode{floor}{past}")
+        out.print(f"no passages match {shown(repr(text))} in {mode.value} mode{floor}{past}")
         return
     print_results(results)
 
@@ -278,7 +278,7 @@ def similar(
         sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
         return
     if not results:
-        out.print(f"no other document in the index to compare {doc!r} with")
+        out.print(f"no other document in the index to compare {shown(repr(doc))} with")
         return
     print_results(results, source)
 
@@ -314,13 +314,13 @@ def serve(
     def ready(url: str, holder: Any) -> None:
         ix = holder.index
         err.print(
-            f"[green]serving[/] {index_dir} ({count(len(ix.documents), 'document')}, "
+            f"[green]serving[/] {shown(index_dir)} ({count(len(ix.documents), 'document')}, "
             f"{count(len(ix.chunks), 'sentence')}, "
             f"{ix.manifest.model.name}) at [bold]{url}[/]  ·  API docs {url}docs  ·  Ctrl+C stops",
             soft_wrap=True,
         )
 
-    err.print(f"opening {index_dir} and loading the model …", soft_wrap=True)
+    err.print(f"opening {shown(index_dir)} and loading the model …", soft_wrap=True)
     try:
         run_server(index_dir, host=host, port=port, model=model, log_level=log_level, ready=ready)
     except SearchError as exc:
@@ -330,12 +330,12 @@ def serve(
 def _serve_ray(index_dir: Path, host: str, port: int, model: str | None, address: str, replicas: int) -> None:
     def ready(url: str, shards: int) -> None:
         err.print(
-            f"[green]serving[/] {index_dir} on Ray ({count(shards, 'shard')} x {count(replicas, 'replica')}) "
+            f"[green]serving[/] {shown(index_dir)} on Ray ({count(shards, 'shard')} x {count(replicas, 'replica')}) "
             f"at [bold]{url}[/]  ·  API docs {url}docs  ·  Ctrl+C stops",
             soft_wrap=True,
         )
 
-    err.print(f"deploying {index_dir} on Ray ({address}) …", soft_wrap=True)
+    err.print(f"deploying {shown(index_dir)} on Ray ({shown(address)}) …", soft_wrap=True)
     try:
         from .serve_ray import serve_on_ray
 
@@ -395,7 +395,7 @@ def info(
         ),
     ]
     for key, value in rows:
-        table.add_row(Text(key, style="bold"), value)
+        table.add_row(Text(key, style="bold"), Text(value))  # text, not markup: a folder may hold [brackets]
     out.print(table)
 
 
@@ -411,9 +411,10 @@ def _check(index_dir: Path, as_json: bool) -> None:
     else:
         table = Table(show_header=False, box=None)
         for c in checks:
-            table.add_row(Text("ok" if c.ok else "FAIL", style="green" if c.ok else "bold red"), c.name, c.detail)
+            status = Text("ok" if c.ok else "FAIL", style="green" if c.ok else "bold red")
+            table.add_row(status, Text(c.name), Text(c.detail))
         out.print(table)
-        out.print(f"{index_dir}: " + ("consistent" if ok else f"{sum(not c.ok for c in checks)} checks failed"))
+        out.print(f"{shown(index_dir)}: " + ("consistent" if ok else f"{sum(not c.ok for c in checks)} checks failed"))
     if not ok:
         raise typer.Exit(IndexFormatError.exit_code)
 

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .cli_common import ModelOpt, RichProgress, app, err, fail, out, progress_bar, spec_option, with_search_params
-from .cli_render import count
+from .cli_render import count, shown
 from .errors import CorpusError, SearchError
 from .params import MODES, SearchParams, param_specs
 
@@ -91,7 +91,7 @@ def eval_(
         fail(CorpusError(f"cannot write {exc.filename}: {exc.strerror}"))
         return
     for path in outputs:
-        err.print(f"wrote {path}")
+        err.print(f"wrote {shown(path)}")
 
 
 def _check_outputs(run_out: Path | None, save: Path | None) -> None:

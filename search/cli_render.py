@@ -3,8 +3,10 @@ scores, the "why" line of explain, and facet counts."""
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
 
+from rich.markup import escape
 from rich.text import Text
 
 from .cli_common import out
@@ -58,6 +60,18 @@ def _where(r: Any) -> str:
         return chars
     first, last = r.pages
     return (f"p. {first}" if first == last else f"pp. {first}–{last}") + f", {chars}"
+
+
+def shown(value: object) -> str:
+    """User text (a path, an id, a query, a reason) for a line printed as markup: its brackets escaped
+    ("bericht [entwurf].pdf" lost its "[entwurf]" as a style tag), its control characters and the
+    undecodable bytes of a file name written as escapes, so one line stays one line."""
+    text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    text = "".join(c.encode("unicode_escape").decode() if unicodedata.category(c) in _BREAKS else c for c in text)
+    return escape(text)
+
+
+_BREAKS = {"Cc", "Zl", "Zp"}  # control characters, line and paragraph separators
 
 
 def count(n: int, word: str, plural: str = "") -> str:

@@ -39,6 +39,9 @@ class Skipped:
     reason: str
     indexed: bool = False  # read all the same: a note, not a skip
 
+    def __post_init__(self) -> None:  # a path in another encoding than UTF-8 must still print and save as JSON
+        object.__setattr__(self, "source", _utf8(str(self.source)))
+
 
 @dataclass
 class FormatStats:
@@ -364,6 +367,9 @@ def read_file(file: Path, base: Path) -> FileRead:
     if not stat.S_ISREG(mode):  # a FIFO or device would block or never end
         return FileRead(str(file), [], [Skipped(str(file), "not a regular file")])
     rel = file.relative_to(base).as_posix() if file.is_relative_to(base) else str(file)
+    # a name in another encoding than UTF-8 (Latin-1 "café.txt"): the index stores text, so its id
+    # writes the undecodable bytes as escapes, the same on every run
+    renamed, rel = rel != _utf8(rel), _utf8(rel)
     kind = kind_of(file)
     mtime = _iso_mtime(file)
     t = time.perf_counter()
@@ -372,7 +378,9 @@ def read_file(file: Path, base: Path) -> FileRead:
         docs.extend(_with_file_meta(d, rel, kind, mtime) for d in READERS[file.suffix.lower()](file, rel, sink))
     except OSError as exc:
         sink.append(Skipped(str(file), exc.strerror or str(exc)))
-    return FileRead(str(file), docs, sink, kind, time.perf_counter() - t)
+    if renamed and docs:
+        sink.insert(0, Skipped(str(file), f"file name is not UTF-8; its id is {rel}", indexed=True))
+    return FileRead(_utf8(str(file)), docs, sink, kind, time.perf_counter() - t)
 
 
 def merge_reads(
@@ -412,4 +420,9 @@ def _with_file_meta(doc: Document, rel: str, kind: str, mtime: str | None) -> Do
         meta["size"] = len(doc.text.encode("utf-8", "surrogatepass"))
     if not meta.get("date") and mtime:
         meta["date"] = mtime
-    return Document(doc.id, doc.title, doc.text, doc.lang, meta, doc.pages)
+    return Document(doc.id, _utf8(doc.title), doc.text, doc.lang, meta, doc.pages)  # a title from the file name
+
+
+def _utf8(name: str) -> str:
+    """A file name as text: the bytes of another encoding, which Python keeps as surrogates, as escapes."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -398,3 +398,18 @@ def test_search_cache_dir_receives_embeddings_and_fingerprints(tmp_path: Path, m
     assert not default_home.exists()
     out = _index(str(corpus), "--index", str(tmp_path / "b"), "--model", "all-MiniLM-L6-v2")
     assert "6 of 6 sentences from the cache" in out  # read back from there
+
+
+def test_skip_lines_keep_brackets_and_stay_one_line_each(tmp_path: Path) -> None:
+    """A file name is text, not markup: "[entwurf]" was eaten as a style tag; a newline in a name
+    split its skip line in two; a name in another encoding than UTF-8 stopped the build (exit 70)."""
+    corpus = _write_corpus(tmp_path / "corpus", {"ok.txt": "Ein Satz über Köln.\n", "leer [entwurf].txt": ""})
+    (corpus / "zwei\nzeilen.txt").write_text("", encoding="utf-8")
+    with open(bytes(corpus) + b"/caf\xe9.txt", "wb") as f:
+        f.write("Notizen über Capybaras.".encode())
+    out = _index(str(corpus), "--index", str(tmp_path / "idx"))
+    lines = out.splitlines()
+    assert f"skipped {corpus}/leer [entwurf].txt: empty file" in lines
+    assert f"skipped {corpus}/zwei\\nzeilen.txt: empty file" in lines
+    assert f"note {corpus}/caf\\xe9.txt: file name is not UTF-8; its id is caf\\xe9.txt" in lines
+    assert _docs_found(tmp_path / "idx", "Capybaras", "keyword") == ["caf\\xe9.txt"]

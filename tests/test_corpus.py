@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import codecs
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -132,3 +133,24 @@ def test_utf16_and_utf32_files_with_a_byte_order_mark_are_read(tmp_path: Path) -
     assert why["fake.txt"] == "binary file (NUL characters)"
     assert why["nobom.txt"].startswith("binary file") and "byte-order mark" in why["nobom.txt"]
     assert why["lines.jsonl"] == "UTF-16 file; JSON Lines must be UTF-8"
+
+
+def test_a_file_name_not_in_utf8_is_indexed_under_an_escaped_id(tmp_path: Path) -> None:
+    """A Latin-1 name ("café.txt" as the byte 0xE9) made the whole build fail (exit 70) when the
+    index wrote the id; now its undecodable byte is written as an escape, the same on every read."""
+    folder = os.fsencode(tmp_path)
+    with open(folder + b"/caf\xe9.txt", "wb") as f:
+        f.write("Notizen über Capybaras.".encode())
+    with open(folder + b"/leer\xe9.txt", "wb"):
+        pass
+    (tmp_path / "ok.txt").write_text("Ein Satz.", encoding="utf-8")
+    for _ in range(2):
+        skipped: list[Skipped] = []
+        docs = {d.id: d for d in read_corpus(tmp_path, skipped)}
+        assert set(docs) == {"caf\\xe9.txt", "ok.txt"}
+        assert docs["caf\\xe9.txt"].title == "caf\\xe9" and docs["caf\\xe9.txt"].meta["path"] == "caf\\xe9.txt"
+        assert [(Path(s.source).name, s.reason, s.indexed) for s in skipped] == [
+            ("caf\\xe9.txt", "file name is not UTF-8; its id is caf\\xe9.txt", True),
+            ("leer\\xe9.txt", "empty file", False),
+        ]
+        json.dumps([s.source for s in skipped], ensure_ascii=False).encode()  # printable and storable
