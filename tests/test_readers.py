@@ -238,3 +238,54 @@ def test_api_document_gives_page_starts_and_meta(tmp_path: Path, fake_encoder: F
         assert top["doc"] == "bericht.pdf" and top["page"] == 3 and top["pages"] == [3, 3]
         assert client.get("/api/documents/bericht.docx").json()["page_starts"] == []
     holder.close()
+
+
+def test_a_pdf_with_bad_pages_or_metadata_keeps_its_readable_pages(tmp_path: Path) -> None:
+    """A page count that promises more pages than there are, or a title that does not decode, lost
+    the whole PDF ("cannot read PDF"); now the pages that read are indexed, with one note."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    original = (FIXTURES / "bericht.pdf").read_bytes()
+    (folder / "zu-viele.pdf").write_bytes(original.replace(b"/Count 3", b"/Count 9"))
+    title = original.split(b"/Title <", 1)[1].split(b">", 1)[0]
+    (folder / "titel.pdf").write_bytes(original.replace(title, b"FEFFD800" + b"0" * (len(title) - 8)))
+    docs, skipped, _ = read(folder)
+    whole = docs["zu-viele.pdf"]
+    assert whole.text == docs["titel.pdf"].text and "Haushaltsausschuss" in whole.text
+    assert whole.meta["pages"] == 9 and len(whole.pages) == 9  # pages 4-9 are empty, page numbers still right
+    assert [(Path(s.source).name, s.reason) for s in skipped] == [
+        ("zu-viele.pdf", "6 of 9 pages unreadable (from page 4: Failed to load page.); the rest read")
+    ]
+    assert docs["titel.pdf"].title == "titel"  # the title that did not decode is left out, not the file
+
+
+def test_mail_attachments_without_a_name_alike_or_in_an_unread_format_are_said(tmp_path: Path) -> None:
+    """A PDF attached without a name, two attachments of one name, an attachment in a format not read,
+    a forwarded message, a charset Python cannot decode at all, and a PDF named .eml."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    pdf_part = (FIXTURES / "bericht.pdf").read_bytes()
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["Subject"], msg["From"] = "Anhänge", "a@example.org"
+    msg.set_content("Der Text der Mail.")
+    msg.add_attachment(pdf_part, maintype="application", subtype="pdf")  # no file name
+    msg.add_attachment(pdf_part, maintype="application", subtype="pdf", filename="bericht.pdf")
+    msg.add_attachment(pdf_part, maintype="application", subtype="pdf", filename="bericht.pdf")
+    msg.add_attachment(b"PK\x03\x04", maintype="application", subtype="vnd.ms-excel", filename="tabelle.xlsx")
+    (folder / "anhang.eml").write_bytes(bytes(msg))
+    odd = b"From: a@example.org\r\nSubject: idna\r\nContent-Type: text/plain; charset=idna\r\n\r\nText \xff.\r\n"
+    (folder / "zeichensatz.eml").write_bytes(odd)
+    (folder / "eigentlich.eml").write_bytes(pdf_part)
+    docs, skipped, _ = read(folder)
+    assert sorted(docs) == [
+        "anhang.eml", "anhang.eml#attachment-1.pdf", "anhang.eml#bericht.pdf", "anhang.eml#copy-bericht.pdf",
+        "zeichensatz.eml",
+    ]  # fmt: skip
+    assert docs["anhang.eml#copy-bericht.pdf"].text == docs["anhang.eml#attachment-1.pdf"].text
+    assert "Text" in docs["zeichensatz.eml"].text
+    reasons = sorted((Path(s.source).name, s.reason) for s in skipped)
+    assert reasons[0] == ("anhang.eml#tabelle.xlsx", "attachment in a format not read (.xlsx)")
+    assert reasons[1] == ("eigentlich.eml", "not an e-mail: a PDF (name it .pdf)")
+    assert reasons[2][0] == "zeichensatz.eml" and "replacement characters" in reasons[2][1]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
+import mimetypes
 from email.message import EmailMessage
 from typing import Any
 
@@ -15,6 +16,8 @@ from . import Extracted, ReaderError, clean_text, iso_date
 def extract(data: bytes, name: str = "") -> list[Extracted]:
     from ..corpus import html_to_text
 
+    if data.startswith(b"%PDF-") or b"\x00" in data[:8192]:  # a mail is text; this file is not one
+        raise ReaderError("not an e-mail: " + ("a PDF (name it .pdf)" if data.startswith(b"%PDF-") else "binary data"))
     try:
         msg = email.message_from_bytes(data, policy=email.policy.default)
     except Exception as exc:  # the parser is lenient; this is a last resort
@@ -38,11 +41,17 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
         text = _content(part, notes)
         body = html_to_text(text)[1] if part.get_content_subtype() == "html" else text
     out = [Extracted(clean_text(body), _header(msg, "subject"), meta=meta, notes=notes)]
+    names: set[str] = set()
     for attachment in msg.iter_attachments():
-        filename = attachment.get_filename()
         payload = attachment.get_payload(decode=True)
-        if filename and isinstance(payload, bytes):
-            out.append(Extracted("", name=filename, data=payload))
+        if not isinstance(payload, bytes):  # a forwarded message (message/rfc822): its parts are not bytes
+            notes.append(f"a {attachment.get_content_type()} part is not read (a forwarded message?)")
+        else:
+            name = _attachment_name(attachment, len(out))
+            while name in names:  # two attachments named alike are two documents
+                name = "copy-" + name
+            names.add(name)
+            out.append(Extracted("", name=name, data=payload))
     if not out[0].text and len(out) == 1:
         raise ReaderError("e-mail with no text body and no attachment")
     return out
@@ -56,10 +65,22 @@ def _header(msg: EmailMessage, key: str) -> str:
     return " ".join(str(value).split()) if value is not None else ""
 
 
+def _attachment_name(part: Any, number: int) -> str:
+    """The attachment's file name; without one (or one that does not decode), ``attachment-N`` with the
+    suffix of its content type, so that a PDF sent without a name is still read as a PDF."""
+    try:
+        name = part.get_filename()
+    except (LookupError, UnicodeError, ValueError):
+        name = None
+    if name and name.strip():
+        return str(name)
+    return f"attachment-{number}{mimetypes.guess_extension(part.get_content_type()) or ''}"
+
+
 def _content(part: Any, notes: list[str]) -> str:
     try:
         return str(part.get_content())
-    except (LookupError, UnicodeDecodeError):
+    except (LookupError, UnicodeError):
         charset = part.get_content_charset() or "unknown"
         notes.append(f"charset {charset!r} not decodable; read as UTF-8 with replacement characters")
         raw = part.get_payload(decode=True) or b""

@@ -28,20 +28,34 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
     try:
         total = len(pdf)
         notes = [f"indexed the first {MAX_PAGES:,} of {total:,} pages"] if total > MAX_PAGES else []
-        texts = []
+        texts: list[str] = []
+        bad: list[tuple[int, str]] = []  # one bad page (or a page count promising more) loses that page only
         for i in range(min(total, MAX_PAGES)):
-            page = pdf[i]
+            texts.append("")
+            try:
+                page = pdf[i]
+            except pdfium.PdfiumError as exc:
+                bad.append((i + 1, str(exc)))
+                continue
             try:
                 textpage = page.get_textpage()
-                texts.append(_page_text(textpage.get_text_bounded()))
+                texts[-1] = _page_text(textpage.get_text_bounded())
                 textpage.close()
             except pdfium.PdfiumError as exc:
-                raise ReaderError(f"corrupt PDF: page {i + 1} ({exc})") from None
+                bad.append((i + 1, str(exc)))
             finally:
                 page.close()
-        info = pdf.get_metadata_dict(skip_empty=True)
+        if bad:
+            first, why = bad[0]
+            notes.append(f"{len(bad):,} of {len(texts):,} pages unreadable (from page {first}: {why}); the rest read")
+        try:
+            info = pdf.get_metadata_dict(skip_empty=True)
+        except (pdfium.PdfiumError, UnicodeError):  # metadata that does not decode: the text is what counts
+            info = {}
     finally:
         pdf.close()
+    if not texts:
+        raise ReaderError("PDF without pages")
     if not any(texts):
         raise ReaderError("no text layer (scanned?); OCR is not supported")
     text, pages = "", []
