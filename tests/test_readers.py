@@ -289,3 +289,48 @@ def test_mail_attachments_without_a_name_alike_or_in_an_unread_format_are_said(t
     assert reasons[0] == ("anhang.eml#tabelle.xlsx", "attachment in a format not read (.xlsx)")
     assert reasons[1] == ("eigentlich.eml", "not an e-mail: a PDF (name it .pdf)")
     assert reasons[2][0] == "zeichensatz.eml" and "replacement characters" in reasons[2][1]
+
+
+def _epub(path: Path, spine: list[str], files: dict[str, bytes]) -> None:
+    """An EPUB whose spine lists ``spine`` (hrefs, as written in the manifest) and whose zip holds ``files``."""
+    container = (
+        '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
+        '<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
+        "</rootfiles></container>"
+    )
+    items = "".join(f'<item id="i{n}" href="{h}" media-type="application/xhtml+xml"/>' for n, h in enumerate(spine))
+    opf = (
+        '<?xml version="1.0"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0">'
+        '<metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:title>Buch</dc:title></metadata>'
+        f"<manifest>{items}</manifest><spine>"
+        + "".join(f'<itemref idref="i{n}"/>' for n in range(len(spine)))
+        + "</spine></package>"
+    )
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("mimetype", "application/epub+zip")
+        z.writestr("META-INF/container.xml", container)
+        z.writestr("OEBPS/content.opf", opf)
+        for name, data in files.items():
+            z.writestr(f"OEBPS/{name}", data)
+
+
+def test_epub_chapters_by_url_once_each_in_their_encoding_and_one_missing_is_a_note(tmp_path: Path) -> None:
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    page = "<html><body><p>{}</p></body></html>"
+    latin1 = ('<?xml version="1.0" encoding="iso-8859-1"?>' + page.format("Straße und Müller")).encode("latin-1")
+    files = {"kapitel 1.xhtml": page.format("Erstes Kapitel").encode(), "zwei.xhtml": latin1}
+    # a percent-encoded href with a fragment; one chapter listed three times; one chapter not in the zip
+    _epub(
+        folder / "buch.epub",
+        ["kapitel%201.xhtml#anfang", "zwei.xhtml", "zwei.xhtml", "zwei.xhtml", "fehlt.xhtml"],
+        files,
+    )
+    _epub(folder / "leer.epub", ["fehlt.xhtml"], {})
+    docs, skipped, _ = read(folder)
+    assert list(docs) == ["buch.epub"]
+    assert docs["buch.epub"].text == "Erstes Kapitel\n\nStraße und Müller"
+    assert sorted((Path(s.source).name, s.reason) for s in skipped) == [
+        ("buch.epub", "1 of 3 chapters missing (no OEBPS/fehlt.xhtml); the rest read"),
+        ("leer.epub", "corrupt EPUB: none of its 1 chapters is in the file (no OEBPS/fehlt.xhtml)"),
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 import xml.etree.ElementTree as ET
 from typing import Any
+from urllib.parse import unquote
 
 from . import Extracted, ReaderError, iso_text, join_blocks, open_zip, read_member
 
@@ -16,6 +17,8 @@ _NS = {
 
 
 def extract(data: bytes, name: str = "") -> list[Extracted]:
+    from bs4 import UnicodeDammit
+
     from ..corpus import html_to_text
 
     z = open_zip(data, "EPUB")
@@ -30,14 +33,30 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
         items = {i.get("id"): i for i in opf.iterfind(".//opf:manifest/opf:item", _NS)}
         blocks: list[str] = []
         first_title = ""
+        chapters, missing = [], []
         for ref in opf.iterfind(".//opf:spine/opf:itemref", _NS):
             item = items.get(ref.get("idref"))
             if item is None or "html" not in (item.get("media-type") or ""):
                 continue
-            href = posixpath.normpath(posixpath.join(base, item.get("href") or ""))
-            title, text = html_to_text(read_member(z, href, "EPUB").decode("utf-8", errors="replace"))
+            # an href is a URL: "chapter%201.xhtml#top" is the member "chapter 1.xhtml"
+            href = posixpath.normpath(posixpath.join(base, unquote((item.get("href") or "").split("#")[0])))
+            if href not in chapters:  # a spine that lists one chapter again and again is read once
+                chapters.append(href)
+        for href in chapters:
+            try:
+                raw = read_member(z, href, "EPUB")
+            except ReaderError:  # one missing chapter loses that chapter, not the book
+                missing.append(href)
+                continue
+            # the chapter's own declared encoding (XML declaration or meta charset), else UTF-8
+            title, text = html_to_text(UnicodeDammit(raw, ["utf-8"], is_html=True).unicode_markup or "")
             first_title = first_title or title
             blocks.append(text)
+    if chapters and len(missing) == len(chapters):
+        raise ReaderError(f"corrupt EPUB: none of its {len(chapters)} chapters is in the file (no {missing[0]})")
+    notes = [f"{len(missing)} of {len(chapters)} chapters missing (no {missing[0]}); the rest read"] if missing else []
+    if not chapters:
+        notes.append("its package lists no chapters (no spine): only its metadata is indexed")
     meta: dict[str, Any] = {}
     author = _dc(opf, "creator")
     if author:
@@ -45,7 +64,7 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
     date = iso_text(_dc(opf, "date"))
     if date:
         meta["date"] = date
-    return [Extracted(join_blocks(blocks), _dc(opf, "title") or first_title, meta=meta)]
+    return [Extracted(join_blocks(blocks), _dc(opf, "title") or first_title, meta=meta, notes=notes)]
 
 
 def _xml(data: bytes, what: str) -> ET.Element:
