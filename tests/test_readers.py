@@ -334,3 +334,69 @@ def test_epub_chapters_by_url_once_each_in_their_encoding_and_one_missing_is_a_n
         ("buch.epub", "1 of 3 chapters missing (no OEBPS/fehlt.xhtml); the rest read"),
         ("leer.epub", "corrupt EPUB: none of its 1 chapters is in the file (no OEBPS/fehlt.xhtml)"),
     ]
+
+
+def test_docx_text_in_content_controls_insertions_fields_text_boxes_and_nested_tables(tmp_path: Path) -> None:
+    """python-docx's paragraphs and rows saw only top-level runs: all of this text was lost, and a cell
+    spanning two billion grid columns was repeated that often (3 GB from an 855-byte file)."""
+
+    def p(text: str) -> str:
+        return f'<w:p><w:r><w:t xml:space="preserve">{text}</w:t></w:r></w:p>'
+
+    box = "<w:txbxContent>" + p("Textfeld Axolotl") + "</w:txbxContent>"
+    body = (
+        p("Sichtbarer Okapi")
+        + "<w:sdt><w:sdtContent>" + p("Inhaltssteuerelement Walross") + "</w:sdtContent></w:sdt>"
+        + '<w:p><w:r><w:t xml:space="preserve">davor </w:t></w:r><w:ins w:id="1" w:author="x"><w:r><w:t>eingefügt'
+        + '</w:t></w:r></w:ins><w:del w:id="2" w:author="x"><w:r><w:delText>gelöscht</w:delText></w:r></w:del></w:p>'
+        + '<w:p><w:fldSimple w:instr="TITLE"><w:r><w:t>Feld Capybara</w:t></w:r></w:fldSimple></w:p>'
+        + '<w:p><w:r><w:t>Anker </w:t></w:r><w:r><mc:AlternateContent><mc:Choice Requires="wps"><w:drawing>'
+        + f"<wps:txbx>{box}</wps:txbx></w:drawing></mc:Choice><mc:Fallback><w:pict><v:textbox>{box}</v:textbox>"
+        + "</w:pict></mc:Fallback></mc:AlternateContent></w:r></w:p>"
+        + "<w:tbl><w:tr><w:tc><w:tcPr><w:gridSpan w:val=\"2000000000\"/></w:tcPr>" + p("äußere Zelle")
+        + "<w:tbl><w:tr><w:tc>" + p("innere Zelle") + "</w:tc></w:tr></w:tbl></w:tc><w:tc>" + p("zweite")
+        + "</w:tc></w:tr></w:tbl>"
+    )  # fmt: skip
+    namespaces = " ".join(
+        f'xmlns:{k}="{v}"'
+        for k, v in {
+            "w": "http://schemas.openxmlformats.org/wordprocessingml/2006/main",
+            "mc": "http://schemas.openxmlformats.org/markup-compatibility/2006",
+            "wps": "http://schemas.microsoft.com/office/word/2010/wordprocessingShape",
+            "v": "urn:schemas-microsoft-com:vml",
+        }.items()
+    )
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    with zipfile.ZipFile(FIXTURES / "bericht.docx") as src, zipfile.ZipFile(folder / "teile.docx", "w") as out:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "word/document.xml":
+                data = f"<w:document {namespaces}><w:body>{body}</w:body></w:document>".encode()
+            out.writestr(item, data)
+    docs, skipped, _ = read(folder)
+    assert skipped == []
+    doc = docs["teile.docx"]
+    assert doc.text.split("\n\n") == [
+        "Sichtbarer Okapi", "Inhaltssteuerelement Walross", "davor eingefügt", "Feld Capybara", "Anker",
+        "Textfeld Axolotl", "äußere Zelle innere Zelle | zweite",
+    ]  # fmt: skip
+    assert doc.title == TITLE  # from the core properties
+    # a DOCX without core properties: its file name, not python-docx's made-up "Word Document"
+    types = (
+        '<?xml version="1.0"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+        '<Default Extension="xml" ContentType="application/xml"/><Override PartName="/word/document.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.wordprocessingml.document.main+xml"/></Types>'
+    )
+    rels = (
+        '<?xml version="1.0"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" Target="word/document.xml" '
+        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument"/></Relationships>'
+    )
+    with zipfile.ZipFile(folder / "ohne.docx", "w") as out:
+        out.writestr("[Content_Types].xml", types)
+        out.writestr("_rels/.rels", rels)
+        out.writestr("word/document.xml", f"<w:document {namespaces}><w:body>{p('Nur Text')}</w:body></w:document>")
+    docs, _, _ = read(folder)
+    assert docs["ohne.docx"].title == "ohne" and docs["ohne.docx"].text == "Nur Text"

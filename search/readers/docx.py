@@ -1,40 +1,90 @@
-"""Word (.docx) with python-docx: paragraphs and table rows in document order, headings, core properties."""
+"""Word (.docx): paragraphs and table rows in document order, read from the document's XML, with its
+headings and core properties through python-docx.
+
+The body is walked element by element rather than through python-docx's paragraphs and table rows,
+which see only top-level paragraphs and runs: text in content controls, tracked insertions, fields,
+text boxes and nested tables would be lost, and a row's cells repeat once per grid column they span
+(``gridSpan="2000000000"`` in an 855-byte file took 3 GB)."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
+from typing import Any
 
 from . import Extracted, ReaderError, iso_date, join_blocks, open_zip
+
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
+_FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"  # a copy of the Choice
+_BOX = _W + "txbxContent"  # a text box's paragraphs: blocks of their own, after their anchor's
+HEADING_SEARCH = 50  # paragraphs looked at for a heading (reading a style is slow: 0.3 ms)
 
 
 def extract(data: bytes, name: str = "") -> list[Extracted]:
     import docx
-    from docx.table import Table
     from docx.text.paragraph import Paragraph
 
-    open_zip(data, "DOCX").close()  # refuses a zip bomb before python-docx unpacks anything
+    with open_zip(data, "DOCX") as z:  # refuses a zip bomb before python-docx unpacks anything
+        has_core = "docProps/core.xml" in z.namelist()  # else python-docx makes up "Word Document" as the title
     try:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors… for a broken file
         raise ReaderError(f"corrupt DOCX ({type(exc).__name__}: {exc})") from None
-    blocks: list[str] = []
+    blocks = list(_blocks(document.element.body))
     heading = ""
-    for item in document.iter_inner_content():
-        if isinstance(item, Paragraph):
-            text = item.text.strip()
-            style = (item.style.name if item.style is not None else "") or ""
-            if text and not heading and (style.startswith("Heading") or style == "Title"):
-                heading = text
-            blocks.append(text)
-        elif isinstance(item, Table):
-            for row in item.rows:
-                cells = list(dict.fromkeys(c.text.strip() for c in row.cells))  # merged cells repeat
-                blocks.append(" | ".join(c for c in cells if c))
-    props = document.core_properties
+    for p in document.element.body.iterchildren(_W + "p"):
+        if heading or p.getparent() is None:
+            break
+        style = Paragraph(p, document).style
+        text = _text(p).strip()
+        if text and style is not None and ((style.name or "").startswith("Heading") or style.name == "Title"):
+            heading = text
+        if p.getparent().index(p) >= HEADING_SEARCH:
+            break
     meta = {}
-    if props.author:
-        meta["author"] = props.author.strip()
-    date = iso_date(props.created)
-    if date:
-        meta["date"] = date
-    return [Extracted(join_blocks(blocks), (props.title or "").strip() or heading, meta=meta)]
+    title = ""
+    if has_core:
+        props = document.core_properties
+        title = (props.title or "").strip()
+        if props.author:
+            meta["author"] = props.author.strip()
+        if date := iso_date(props.created):
+            meta["date"] = date
+    return [Extracted(join_blocks(blocks), title or heading, meta=meta)]
+
+
+def _blocks(element: Any) -> Iterator[str]:
+    """The text blocks under ``element`` in document order: a paragraph each, a table row each."""
+    for child in element.iterchildren():
+        tag = child.tag
+        if tag == _W + "p":
+            yield _text(child)
+            for box in child.iter(_BOX):  # a text box anchored in this paragraph (not one inside another)
+                if not _within(box, child):
+                    yield from _blocks(box)
+        elif tag == _W + "tbl":
+            for row in child.iterchildren(_W + "tr"):
+                cells = [" ".join(b for b in _blocks(tc) if b.strip()) for tc in row.iterchildren(_W + "tc")]
+                yield " | ".join(dict.fromkeys(c.strip() for c in cells if c.strip()))
+        elif tag != _FALLBACK and isinstance(tag, str):  # content controls, custom XML, insertions: their contents
+            yield from _blocks(child)
+
+
+def _text(paragraph: Any) -> str:
+    """A paragraph's text: every run's, inside insertions, fields and hyperlinks too, but not its text
+    boxes' (blocks of their own) and not deleted text (``w:delText``)."""
+    parts = []
+    for node in paragraph.iter(_W + "t", _W + "tab", _W + "br"):
+        if not _within(node, paragraph):
+            parts.append(node.text or "" if node.tag == _W + "t" else "\t" if node.tag == _W + "tab" else "\n")
+    return "".join(parts)
+
+
+def _within(node: Any, top: Any) -> bool:
+    """Whether ``node`` sits in a text box or a compatibility fallback below ``top``."""
+    for ancestor in node.iterancestors():
+        if ancestor is top:
+            return False
+        if ancestor.tag in (_BOX, _FALLBACK):
+            return True
+    return False
