@@ -400,3 +400,44 @@ def test_docx_text_in_content_controls_insertions_fields_text_boxes_and_nested_t
         out.writestr("word/document.xml", f"<w:document {namespaces}><w:body>{p('Nur Text')}</w:body></w:document>")
     docs, _, _ = read(folder)
     assert docs["ohne.docx"].title == "ohne" and docs["ohne.docx"].text == "Nur Text"
+
+
+def test_odt_cells_footnotes_spaces_and_deep_lists(tmp_path: Path) -> None:
+    """odfpy's teletype glued a cell's paragraphs ("firstwordsecondword"), spliced a footnote into its
+    sentence, wrote text:c="1500000000" as that many spaces (3 GB from 1 KB), and a bad count or a list
+    nested 500 deep (recursion) lost the file."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    bodies = {
+        "zelle.odt": "<table:table><table:table-row><table:table-cell><text:p>erstes</text:p><text:p>zweites</text:p>"
+        "</table:table-cell><table:table-cell><text:p>andere</text:p></table:table-cell></table:table-row></table:table>",
+        "fussnote.odt": "<text:p>Der Satz hier<text:note><text:note-citation>1</text:note-citation><text:note-body>"
+        "<text:p>Die Fußnote.</text:p></text:note-body></text:note> geht weiter.</text:p>",
+        "leer.odt": '<text:p>viel<text:s text:c="1500000000"/>Raum und<text:s text:c="viele"/>Zahl</text:p>',
+        "tief.odt": "<text:list><text:list-item>" * 500
+        + "<text:p>tief</text:p>"
+        + "</text:list-item></text:list>" * 500,
+    }
+    manifest = (
+        '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0">'
+        '<manifest:file-entry manifest:full-path="/" manifest:media-type="application/vnd.oasis.opendocument.text"/>'
+        '<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/></manifest:manifest>'
+    )
+    for name, body in bodies.items():
+        content = (
+            '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
+            'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+            'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+            'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0">'
+            f"<office:body><office:text>{body}</office:text></office:body></office:document-content>"
+        )
+        with zipfile.ZipFile(folder / name, "w") as z:
+            z.writestr("mimetype", "application/vnd.oasis.opendocument.text")
+            z.writestr("content.xml", content)
+            z.writestr("META-INF/manifest.xml", manifest)
+    docs, skipped, _ = read(folder)
+    assert skipped == []
+    assert docs["zelle.odt"].text == "erstes zweites | andere"
+    assert docs["fussnote.odt"].text == "Der Satz hier geht weiter.\n\nDie Fußnote."
+    assert docs["leer.odt"].text == "viel" + " " * 100 + "Raum und Zahl"
+    assert docs["tief.odt"].text == "tief"
