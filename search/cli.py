@@ -316,7 +316,7 @@ def serve(
         err.print(
             f"[green]serving[/] {shown(index_dir)} ({count(len(ix.documents), 'document')}, "
             f"{count(len(ix.chunks), 'sentence')}, "
-            f"{ix.manifest.model.name}) at [bold]{url}[/]  ·  API docs {url}docs  ·  Ctrl+C stops",
+            f"{ix.manifest.model.name}) at [bold]{shown(url)}[/]  ·  API docs {shown(url)}docs  ·  Ctrl+C stops",
             soft_wrap=True,
         )
 
@@ -331,7 +331,7 @@ def _serve_ray(index_dir: Path, host: str, port: int, model: str | None, address
     def ready(url: str, shards: int) -> None:
         err.print(
             f"[green]serving[/] {shown(index_dir)} on Ray ({count(shards, 'shard')} x {count(replicas, 'replica')}) "
-            f"at [bold]{url}[/]  ·  API docs {url}docs  ·  Ctrl+C stops",
+            f"at [bold]{shown(url)}[/]  ·  API docs {shown(url)}docs  ·  Ctrl+C stops",
             soft_wrap=True,
         )
 

@@ -254,7 +254,7 @@ def test_a_pdf_with_bad_pages_or_metadata_keeps_its_readable_pages(tmp_path: Pat
     assert whole.text == docs["titel.pdf"].text and "Haushaltsausschuss" in whole.text
     assert whole.meta["pages"] == 9 and len(whole.pages) == 9  # pages 4-9 are empty, page numbers still right
     assert [(Path(s.source).name, s.reason) for s in skipped] == [
-        ("zu-viele.pdf", "6 of 9 pages unreadable (from page 4: Failed to load page.); the rest read")
+        ("zu-viele.pdf", "6 of 9 pages unreadable (the first: page 4, Failed to load page.); the rest read")
     ]
     assert docs["titel.pdf"].title == "titel"  # the title that did not decode is left out, not the file
 
@@ -274,6 +274,13 @@ def test_mail_attachments_without_a_name_alike_or_in_an_unread_format_are_said(t
     msg.add_attachment(pdf_part, maintype="application", subtype="pdf", filename="bericht.pdf")
     msg.add_attachment(pdf_part, maintype="application", subtype="pdf", filename="bericht.pdf")
     msg.add_attachment(b"PK\x03\x04", maintype="application", subtype="vnd.ms-excel", filename="tabelle.xlsx")
+    msg.add_attachment(pdf_part, maintype="application", subtype="pdf", filename="a/bericht.pdf")  # same base name
+    msg.add_attachment(b"\x89PNG", maintype="image", subtype="png", filename="logo.png")  # a logo: not said
+    msg.add_attachment("-- \nListe: abmelden unter …", disposition="inline")  # a list footer: not a document
+    inner = EmailMessage()
+    inner["Subject"] = "Weitergeleitet"
+    inner.set_content("Der weitergeleitete Text.")
+    msg.add_attachment(inner)  # message/rfc822
     (folder / "anhang.eml").write_bytes(bytes(msg))
     odd = b"From: a@example.org\r\nSubject: idna\r\nContent-Type: text/plain; charset=idna\r\n\r\nText \xff.\r\n"
     (folder / "zeichensatz.eml").write_bytes(odd)
@@ -281,14 +288,16 @@ def test_mail_attachments_without_a_name_alike_or_in_an_unread_format_are_said(t
     docs, skipped, _ = read(folder)
     assert sorted(docs) == [
         "anhang.eml", "anhang.eml#attachment-1.pdf", "anhang.eml#bericht.pdf", "anhang.eml#copy-bericht.pdf",
-        "zeichensatz.eml",
+        "anhang.eml#copy-copy-bericht.pdf", "zeichensatz.eml",
     ]  # fmt: skip
     assert docs["anhang.eml#copy-bericht.pdf"].text == docs["anhang.eml#attachment-1.pdf"].text
     assert "Text" in docs["zeichensatz.eml"].text
     reasons = sorted((Path(s.source).name, s.reason) for s in skipped)
-    assert reasons[0] == ("anhang.eml#tabelle.xlsx", "attachment in a format not read (.xlsx)")
-    assert reasons[1] == ("eigentlich.eml", "not an e-mail: a PDF (name it .pdf)")
-    assert reasons[2][0] == "zeichensatz.eml" and "replacement characters" in reasons[2][1]
+    assert reasons[0] == ("anhang.eml", "a message/rfc822 part is not read (a forwarded message?)")
+    assert reasons[1] == ("anhang.eml#tabelle.xlsx", "attachment in a format not read (.xlsx)")
+    assert reasons[2] == ("eigentlich.eml", "not an e-mail: a PDF (name it .pdf)")
+    assert reasons[3][0] == "zeichensatz.eml" and "replacement characters" in reasons[3][1]
+    assert len(reasons) == 4
 
 
 def _epub(path: Path, spine: list[str], files: dict[str, bytes]) -> None:
@@ -319,7 +328,9 @@ def test_epub_chapters_by_url_once_each_in_their_encoding_and_one_missing_is_a_n
     folder.mkdir()
     page = "<html><body><p>{}</p></body></html>"
     latin1 = ('<?xml version="1.0" encoding="iso-8859-1"?>' + page.format("Straße und Müller")).encode("latin-1")
-    files = {"kapitel 1.xhtml": page.format("Erstes Kapitel").encode(), "zwei.xhtml": latin1}
+    # UTF-8 with one bad byte and no declaration: replacement characters, not a guessed encoding's mojibake
+    first = page.format("Erstes Kapitel: Grüße aus München").encode().replace(b"aus", b"aus\xff")
+    files = {"kapitel 1.xhtml": first, "zwei.xhtml": latin1}
     # a percent-encoded href with a fragment; one chapter listed three times; one chapter not in the zip
     _epub(
         folder / "buch.epub",
@@ -327,12 +338,14 @@ def test_epub_chapters_by_url_once_each_in_their_encoding_and_one_missing_is_a_n
         files,
     )
     _epub(folder / "leer.epub", ["fehlt.xhtml"], {})
+    _epub(folder / "ohne.epub", [], {})  # a package without chapters: its title, and a note
     docs, skipped, _ = read(folder)
-    assert list(docs) == ["buch.epub"]
-    assert docs["buch.epub"].text == "Erstes Kapitel\n\nStraße und Müller"
+    assert list(docs) == ["buch.epub", "ohne.epub"] and docs["ohne.epub"].title == "Buch"
+    assert docs["buch.epub"].text == "Erstes Kapitel: Grüße aus\ufffd München\n\nStraße und Müller"
     assert sorted((Path(s.source).name, s.reason) for s in skipped) == [
         ("buch.epub", "1 of 3 chapters missing (no OEBPS/fehlt.xhtml); the rest read"),
         ("leer.epub", "corrupt EPUB: none of its 1 chapters is in the file (no OEBPS/fehlt.xhtml)"),
+        ("ohne.epub", "its package lists no chapters (no spine): only its metadata is indexed"),
     ]
 
 
@@ -355,7 +368,14 @@ def test_docx_text_in_content_controls_insertions_fields_text_boxes_and_nested_t
         + "</w:pict></mc:Fallback></mc:AlternateContent></w:r></w:p>"
         + "<w:tbl><w:tr><w:tc><w:tcPr><w:gridSpan w:val=\"2000000000\"/></w:tcPr>" + p("äußere Zelle")
         + "<w:tbl><w:tr><w:tc>" + p("innere Zelle") + "</w:tc></w:tr></w:tbl></w:tc><w:tc>" + p("zweite")
-        + "</w:tc></w:tr></w:tbl>"
+        + "</w:tc></w:tr><w:sdt><w:sdtContent><w:tr><w:tc>" + p("Wiederholte Zeile") + "</w:tc></w:tr>"
+        + "</w:sdtContent></w:sdt></w:tbl>"
+        + "<w:sdt><w:sdtPr><w:showingPlcHdr/></w:sdtPr><w:sdtContent>" + p("Klicken Sie hier")
+        + "</w:sdtContent></w:sdt>"
+        + '<w:p><w:pPr><w:tabs><w:tab w:val="left" w:pos="720"/></w:tabs></w:pPr><w:r><w:t>E</w:t><w:noBreakHyphen/>'
+        + "<w:t>Mail</w:t><w:cr/><w:t>links</w:t><w:ptab/><w:t>rechts</w:t></w:r></w:p>"
+        + "".join(p(f"Absatz {n}") for n in range(60))
+        + '<w:p><w:pPr><w:pStyle w:val="Heading1"/></w:pPr><w:r><w:t>Späte Überschrift</w:t></w:r></w:p>'
     )  # fmt: skip
     namespaces = " ".join(
         f'xmlns:{k}="{v}"'
@@ -379,7 +399,8 @@ def test_docx_text_in_content_controls_insertions_fields_text_boxes_and_nested_t
     doc = docs["teile.docx"]
     assert doc.text.split("\n\n") == [
         "Sichtbarer Okapi", "Inhaltssteuerelement Walross", "davor eingefügt", "Feld Capybara", "Anker",
-        "Textfeld Axolotl", "äußere Zelle innere Zelle | zweite",
+        "Textfeld Axolotl", "äußere Zelle innere Zelle | zweite", "Wiederholte Zeile", "E-Mail\nlinks\trechts",
+        *(f"Absatz {n}" for n in range(60)), "Späte Überschrift",
     ]  # fmt: skip
     assert doc.title == TITLE  # from the core properties
     # a DOCX without core properties: its file name, not python-docx's made-up "Word Document"
@@ -400,6 +421,18 @@ def test_docx_text_in_content_controls_insertions_fields_text_boxes_and_nested_t
         out.writestr("word/document.xml", f"<w:document {namespaces}><w:body>{p('Nur Text')}</w:body></w:document>")
     docs, _, _ = read(folder)
     assert docs["ohne.docx"].title == "ohne" and docs["ohne.docx"].text == "Nur Text"
+    # without core properties the first heading is the title, however late it comes
+    (folder / "teile.docx").rename(folder / "teile.zip")
+    with zipfile.ZipFile(folder / "teile.zip") as src, zipfile.ZipFile(folder / "spaet.docx", "w") as out:
+        for item in src.infolist():
+            if item.filename == "docProps/core.xml":
+                core = src.read(item).decode()
+                core = core.replace(TITLE, "")
+                out.writestr(item, core)
+            else:
+                out.writestr(item, src.read(item))
+    docs, _, _ = read(folder)
+    assert docs["spaet.docx"].title == "Späte Überschrift"
 
 
 def test_odt_cells_footnotes_spaces_and_deep_lists(tmp_path: Path) -> None:
@@ -417,6 +450,11 @@ def test_odt_cells_footnotes_spaces_and_deep_lists(tmp_path: Path) -> None:
         "tief.odt": "<text:list><text:list-item>" * 500
         + "<text:p>tief</text:p>"
         + "</text:list-item></text:list>" * 500,
+        "rest.odt": "<text:tracked-changes><text:changed-region><text:deletion><text:p>gelöscht</text:p>"
+        "</text:deletion></text:changed-region></text:tracked-changes><text:p>Der Vertrag<office:annotation>"
+        "<dc:creator>Max</dc:creator><dc:date>2024-01-02T03:04:05</dc:date><text:p>bitte prüfen</text:p>"
+        "</office:annotation> gilt.<draw:frame><draw:text-box><text:p>Kasten eins</text:p><text:p>Kasten zwei"
+        "</text:p></draw:text-box></draw:frame></text:p>",
     }
     manifest = (
         '<manifest:manifest xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0">'
@@ -428,7 +466,8 @@ def test_odt_cells_footnotes_spaces_and_deep_lists(tmp_path: Path) -> None:
             '<?xml version="1.0" encoding="UTF-8"?><office:document-content '
             'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
             'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
-            'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0">'
+            'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+            'xmlns:draw="urn:oasis:names:tc:opendocument:xmlns:drawing:1.0" xmlns:dc="http://purl.org/dc/elements/1.1/">'
             f"<office:body><office:text>{body}</office:text></office:body></office:document-content>"
         )
         with zipfile.ZipFile(folder / name, "w") as z:
@@ -441,3 +480,5 @@ def test_odt_cells_footnotes_spaces_and_deep_lists(tmp_path: Path) -> None:
     assert docs["fussnote.odt"].text == "Der Satz hier geht weiter.\n\nDie Fußnote."
     assert docs["leer.odt"].text == "viel" + " " * 100 + "Raum und Zahl"
     assert docs["tief.odt"].text == "tief"
+    # a comment and deleted text are not the document's text; a text box's paragraphs follow their anchor's
+    assert docs["rest.odt"].text == "Der Vertrag gilt.\n\nKasten eins\n\nKasten zwei"

@@ -8,6 +8,7 @@ import email.policy
 import email.utils
 import mimetypes
 from email.message import EmailMessage
+from pathlib import PurePosixPath
 from typing import Any
 
 from . import Extracted, ReaderError, clean_text, iso_date
@@ -16,7 +17,8 @@ from . import Extracted, ReaderError, clean_text, iso_date
 def extract(data: bytes, name: str = "") -> list[Extracted]:
     from ..corpus import html_to_text
 
-    if data.startswith(b"%PDF-") or b"\x00" in data[:8192]:  # a mail is text; this file is not one
+    head = data.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0][:8192]  # a body may be 8-bit binary, headers not
+    if data.startswith(b"%PDF-") or b"\x00" in head:  # a mail's headers are text; this file's are not
         raise ReaderError("not an e-mail: " + ("a PDF (name it .pdf)" if data.startswith(b"%PDF-") else "binary data"))
     try:
         msg = email.message_from_bytes(data, policy=email.policy.default)
@@ -44,14 +46,19 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
     names: set[str] = set()
     for attachment in msg.iter_attachments():
         payload = attachment.get_payload(decode=True)
+        kind = attachment.get_content_type()
         if not isinstance(payload, bytes):  # a forwarded message (message/rfc822): its parts are not bytes
-            notes.append(f"a {attachment.get_content_type()} part is not read (a forwarded message?)")
-        else:
-            name = _attachment_name(attachment, len(out))
-            while name in names:  # two attachments named alike are two documents
-                name = "copy-" + name
-            names.add(name)
-            out.append(Extracted("", name=name, data=payload))
+            notes.append(f"a {kind} part is not read (a forwarded message?)")
+            continue
+        if kind.startswith("image/") or kind in _SIGNATURES:  # a logo or a signature: not text to search
+            continue
+        filename = _attachment_name(attachment, len(out))
+        if filename is None:  # a nameless text part inside the mail (a list's footer): the body's, not a document
+            continue
+        while PurePosixPath(filename).name in names:  # two attachments named alike are two documents
+            filename = "copy-" + PurePosixPath(filename).name
+        names.add(PurePosixPath(filename).name)
+        out.append(Extracted("", name=filename, data=payload))
     if not out[0].text and len(out) == 1:
         raise ReaderError("e-mail with no text body and no attachment")
     return out
@@ -65,16 +72,22 @@ def _header(msg: EmailMessage, key: str) -> str:
     return " ".join(str(value).split()) if value is not None else ""
 
 
-def _attachment_name(part: Any, number: int) -> str:
+def _attachment_name(part: Any, number: int) -> str | None:
     """The attachment's file name; without one (or one that does not decode), ``attachment-N`` with the
-    suffix of its content type, so that a PDF sent without a name is still read as a PDF."""
+    suffix of its content type, so that a PDF sent without a name is still read as a PDF; None for a
+    nameless inline text part."""
     try:
         name = part.get_filename()
     except (LookupError, UnicodeError, ValueError):
         name = None
     if name and name.strip():
         return str(name)
+    if part.get_content_maintype() == "text" and part.get_content_disposition() != "attachment":
+        return None
     return f"attachment-{number}{mimetypes.guess_extension(part.get_content_type()) or ''}"
+
+
+_SIGNATURES = {"application/pgp-signature", "application/pkcs7-signature", "application/x-pkcs7-signature"}
 
 
 def _content(part: Any, notes: list[str]) -> str:

@@ -17,8 +17,6 @@ _NS = {
 
 
 def extract(data: bytes, name: str = "") -> list[Extracted]:
-    from bs4 import UnicodeDammit
-
     from ..corpus import html_to_text
 
     z = open_zip(data, "EPUB")
@@ -48,8 +46,7 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
             except ReaderError:  # one missing chapter loses that chapter, not the book
                 missing.append(href)
                 continue
-            # the chapter's own declared encoding (XML declaration or meta charset), else UTF-8
-            title, text = html_to_text(UnicodeDammit(raw, ["utf-8"], is_html=True).unicode_markup or "")
+            title, text = html_to_text(_decode(raw))
             first_title = first_title or title
             blocks.append(text)
     if chapters and len(missing) == len(chapters):
@@ -65,6 +62,21 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
     if date:
         meta["date"] = date
     return [Extracted(join_blocks(blocks), _dc(opf, "title") or first_title, meta=meta, notes=notes)]
+
+
+def _decode(raw: bytes) -> str:
+    """A chapter's text: UTF-8, else the encoding it declares (XML declaration or meta charset), else UTF-8
+    with replacement characters. Never a guess: one bad byte must not turn the chapter into mojibake."""
+    from bs4.dammit import EncodingDetector
+
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        declared = EncodingDetector.find_declared_encoding(raw, is_html=True, search_entire_document=False)
+        try:
+            return raw.decode(declared or "utf-8", errors="replace")
+        except LookupError:  # an encoding Python does not know
+            return raw.decode("utf-8", errors="replace")
 
 
 def _xml(data: bytes, what: str) -> ET.Element:

@@ -1,8 +1,10 @@
 """OpenDocument text (.odt) with odfpy: headings, paragraphs, lists and table rows in order, and its meta.
 
-The text is walked without recursion and without odfpy's ``teletype``, which writes ``<text:s
-text:c="1500000000"/>`` as that many spaces (3 GB from a 1 KB file), glues a cell's paragraphs
-together and splices a footnote's text into its sentence."""
+The text is walked with a stack (lists nest to any depth; a table inside a cell is read by a call of
+its own) and without odfpy's ``teletype``, which writes ``<text:s text:c="1500000000"/>`` as that many
+spaces (3 GB from a 1 KB file), glues a cell's paragraphs together and splices footnotes, comments and
+text boxes into their sentence. Comments and deleted text (tracked changes) are not the document's text
+and are left out, as in DOCX."""
 
 from __future__ import annotations
 
@@ -13,6 +15,9 @@ from typing import Any
 from . import Extracted, ReaderError, iso_text, join_blocks, open_zip
 
 MAX_SPACES = 100  # what one <text:s text:c="N"/> may write
+_OFFICE = "urn:oasis:names:tc:opendocument:xmlns:office:1.0"
+_TEXT = "urn:oasis:names:tc:opendocument:xmlns:text:1.0"
+_LEFT_OUT = {(_OFFICE, "annotation"), (_OFFICE, "annotation-end"), (_TEXT, "tracked-changes")}  # not its text
 
 
 def extract(data: bytes, name: str = "") -> list[Extracted]:
@@ -64,13 +69,13 @@ def _blocks(body: Any) -> Iterator[tuple[str, str]]:
                 if getattr(cell, "qname", None) is not None:
                     cells.append(" ".join(t.strip() for _, t in _blocks(cell) if t.strip()))
             yield "row", " | ".join(c for c in cells if c)
-        elif qname is not None:
+        elif qname is not None and qname not in _LEFT_OUT:
             stack.append(iter(child.childNodes))
 
 
 def _text(node: Any, notes: list[str]) -> str:
     """A paragraph's text: spaces, tabs and line breaks as written; a footnote's text goes to ``notes``."""
-    from odf.namespaces import TEXTNS
+    from odf.namespaces import DRAWNS, TEXTNS
 
     out: list[str] = []
     stack = [iter(node.childNodes)]
@@ -96,7 +101,9 @@ def _text(node: Any, notes: list[str]) -> str:
             for part in child.childNodes:
                 if getattr(part, "qname", None) == (TEXTNS, "note-body"):
                     notes.append(" ".join(t.strip() for _, t in _blocks(part) if t.strip()))
-        elif qname is not None:
+        elif qname == (DRAWNS, "text-box"):  # a text box's paragraphs: blocks of their own, after this one
+            notes.extend(t for _, t in _blocks(child) if t.strip())
+        elif qname is not None and qname not in _LEFT_OUT:
             stack.append(iter(child.childNodes))
     return "".join(out)
 

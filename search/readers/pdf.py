@@ -45,9 +45,13 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
                 bad.append((i + 1, str(exc)))
             finally:
                 page.close()
+        if bad and len(bad) == len(texts):
+            raise ReaderError(f"corrupt PDF: no page loads ({bad[0][1]})")
         if bad:
             first, why = bad[0]
-            notes.append(f"{len(bad):,} of {len(texts):,} pages unreadable (from page {first}: {why}); the rest read")
+            notes.append(
+                f"{len(bad):,} of {len(texts):,} pages unreadable (the first: page {first}, {why}); the rest read"
+            )
         try:
             info = pdf.get_metadata_dict(skip_empty=True)
         except (pdfium.PdfiumError, UnicodeError):  # metadata that does not decode: the text is what counts
