@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import re
 import stat
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -166,6 +167,11 @@ def _read_jsonl(path: Path, _path_id: str, skipped: list[Skipped]) -> Iterator[D
             except json.JSONDecodeError as exc:
                 skipped.append(Skipped(where, f"malformed JSON ({exc.msg})"))
                 continue
+            escaped = "\\ud" in line or "\\uD" in line  # the only way a surrogate gets in: raw UTF-8 has none
+            if escaped and _SURROGATE.search(line_text := json.dumps(obj, ensure_ascii=False)):
+                # JSON may escape half a surrogate pair ("\ud83d"): no text can hold one, so U+FFFD stands in
+                obj = json.loads(_SURROGATE.sub("\ufffd", line_text))
+                skipped.append(Skipped(where, "half a surrogate pair (a lone \\uD83D) read as U+FFFD", True))
             if not isinstance(obj, dict):
                 skipped.append(Skipped(where, "line is not a JSON object"))
                 continue
@@ -190,6 +196,9 @@ def _read_jsonl(path: Path, _path_id: str, skipped: list[Skipped]) -> Iterator[D
             body = body.replace("\r\n", "\n")
             own = {k: v for k, v in meta.items() if k not in ("path", "type")}
             yield Document(id=str(doc_id), title=title, text=body, meta={"size": len(body.encode()), **own})
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")  # after json.loads, a pair is one character: any left is half a pair
 
 
 def _scalar(value: Any) -> bool:
@@ -427,4 +436,7 @@ def _with_file_meta(doc: Document, rel: str, kind: str, mtime: str | None) -> Do
 
 def _utf8(name: str) -> str:
     """A file name as text: the bytes of another encoding, which Python keeps as surrogates, as escapes."""
-    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    try:
+        return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate no byte stands for ("\ud83d" from a JSON escape)
+        return name.encode("utf-8", "backslashreplace").decode("utf-8")

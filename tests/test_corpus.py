@@ -154,3 +154,19 @@ def test_a_file_name_not_in_utf8_is_indexed_under_an_escaped_id(tmp_path: Path) 
             ("leer\\xe9.txt", "empty file", False),
         ]
         json.dumps([s.source for s in skipped], ensure_ascii=False).encode()  # printable and storable
+
+
+def test_jsonl_with_half_a_surrogate_pair_is_read_with_a_replacement_character(tmp_path: Path) -> None:
+    """JSON may escape half a surrogate pair ("\\ud83d"); no text can hold one, and the build stopped (exit 70)."""
+    path = tmp_path / "c.jsonl"
+    lines = [
+        '{"_id": "a", "title": "T\\ud800x", "text": "Ein \\ud83d Satz."}',
+        '{"_id": "b", "text": "\\ud83d\\ude00"}',
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    skipped: list[Skipped] = []
+    docs = {d.id: d for d in read_corpus(path, skipped)}
+    assert docs["a"].title == "T\ufffdx" and docs["a"].text == "Ein \ufffd Satz."
+    assert docs["b"].text == "\U0001f600"  # a whole pair is one character, kept
+    assert [(s.source.rsplit(":", 1)[1], s.indexed) for s in skipped] == [("1", True)]
+    json.dumps([d.text for d in docs.values()], ensure_ascii=False).encode()  # storable as UTF-8
