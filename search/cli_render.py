@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from .cli_common import out
+from .corpus import escaped_text
 
 
 def _render(result: Any) -> Text:
@@ -66,8 +67,10 @@ def shown(value: object) -> str:
     """User text (a path, an id, a query, a reason) for a line printed as markup: its brackets escaped
     ("bericht [entwurf].pdf" lost its "[entwurf]" as a style tag), its control characters and the
     undecodable bytes of a file name written as escapes, so one line stays one line."""
-    text = str(value).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    text = "".join(c.encode("unicode_escape").decode() if unicodedata.category(c) in _BREAKS else c for c in text)
+    text = "".join(
+        c.encode("unicode_escape").decode() if unicodedata.category(c) in _BREAKS else c
+        for c in escaped_text(str(value))
+    )
     return escape(text)
 
 

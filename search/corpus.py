@@ -41,7 +41,7 @@ class Skipped:
     indexed: bool = False  # read all the same: a note, not a skip
 
     def __post_init__(self) -> None:  # a path in another encoding than UTF-8 must still print and save as JSON
-        object.__setattr__(self, "source", _utf8(str(self.source)))
+        object.__setattr__(self, "source", escaped_text(str(self.source)))
 
 
 @dataclass
@@ -380,7 +380,8 @@ def read_file(file: Path, base: Path) -> FileRead:
     rel = file.relative_to(base).as_posix() if file.is_relative_to(base) else str(file)
     # a name in another encoding than UTF-8 (Latin-1 "café.txt"): the index stores text, so its id
     # writes the undecodable bytes as escapes, the same on every run
-    renamed, rel = rel != _utf8(rel), _utf8(rel)
+    safe = escaped_text(rel)
+    renamed, rel = safe != rel, safe
     kind = kind_of(file)
     mtime = _iso_mtime(file)
     t = time.perf_counter()
@@ -391,7 +392,7 @@ def read_file(file: Path, base: Path) -> FileRead:
         sink.append(Skipped(str(file), exc.strerror or str(exc)))
     if renamed and docs:
         sink.insert(0, Skipped(str(file), f"file name is not UTF-8; its id is {rel}", indexed=True))
-    return FileRead(_utf8(str(file)), docs, sink, kind, time.perf_counter() - t)
+    return FileRead(escaped_text(str(file)), docs, sink, kind, time.perf_counter() - t)
 
 
 def merge_reads(
@@ -431,11 +432,12 @@ def _with_file_meta(doc: Document, rel: str, kind: str, mtime: str | None) -> Do
         meta["size"] = len(doc.text.encode("utf-8", "surrogatepass"))
     if not meta.get("date") and mtime:
         meta["date"] = mtime
-    return Document(doc.id, _utf8(doc.title), doc.text, doc.lang, meta, doc.pages)  # a title from the file name
+    return Document(doc.id, escaped_text(doc.title), doc.text, doc.lang, meta, doc.pages)  # a title from the file name
 
 
-def _utf8(name: str) -> str:
-    """A file name as text: the bytes of another encoding, which Python keeps as surrogates, as escapes."""
+def escaped_text(name: str) -> str:
+    """A file name (or any text from outside) as text that can be printed and stored: the bytes of another
+    encoding, which Python keeps as surrogates, as escapes (``caf\\xe9.txt``)."""
     try:
         return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a surrogate no byte stands for ("\ud83d" from a JSON escape)

@@ -9,7 +9,7 @@ and are left out, as in DOCX."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from . import Extracted, ReaderError, iso_text, join_blocks, open_zip
@@ -47,48 +47,50 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
     return [Extracted(join_blocks(blocks), title or heading, meta=meta)]
 
 
+def _walk(node: Any, taken: Callable[[Any], bool]) -> Iterator[Any]:
+    """The nodes under ``node``, in document order, that ``taken`` picks; the walk goes into every other
+    element but those left out, with a stack instead of recursion (lists nest without limit)."""
+    stack = [iter(node.childNodes)]
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+        elif taken(child):
+            yield child
+        elif getattr(child, "qname", None) is not None and child.qname not in _LEFT_OUT:
+            stack.append(iter(child.childNodes))
+
+
 def _blocks(body: Any) -> Iterator[tuple[str, str]]:
     """("h" or "p", text) for each heading and paragraph, ("row", text) for each table row, in order; a
     paragraph's footnotes follow it as paragraphs of their own."""
     from odf.namespaces import TABLENS, TEXTNS
 
-    stack = [iter(body.childNodes)]
-    while stack:
-        child = next(stack[-1], None)
-        if child is None:
-            stack.pop()
-            continue
-        qname = getattr(child, "qname", None)
-        if qname in ((TEXTNS, "h"), (TEXTNS, "p")):
-            notes: list[str] = []
-            yield qname[1], _text(child, notes)
-            yield from (("p", n) for n in notes)
-        elif qname == (TABLENS, "table-row"):
+    kinds = {(TEXTNS, "h"), (TEXTNS, "p"), (TABLENS, "table-row")}
+    for child in _walk(body, lambda c: getattr(c, "qname", None) in kinds):
+        if child.qname == (TABLENS, "table-row"):
             cells = []
             for cell in child.childNodes:
                 if getattr(cell, "qname", None) is not None:
                     cells.append(" ".join(t.strip() for _, t in _blocks(cell) if t.strip()))
             yield "row", " | ".join(c for c in cells if c)
-        elif qname is not None and qname not in _LEFT_OUT:
-            stack.append(iter(child.childNodes))
+        else:
+            notes: list[str] = []
+            yield child.qname[1], _text(child, notes)
+            yield from (("p", n) for n in notes)
 
 
 def _text(node: Any, notes: list[str]) -> str:
     """A paragraph's text: spaces, tabs and line breaks as written; a footnote's text goes to ``notes``."""
     from odf.namespaces import DRAWNS, TEXTNS
 
+    marks = {(TEXTNS, "s"), (TEXTNS, "tab"), (TEXTNS, "line-break"), (TEXTNS, "note"), (DRAWNS, "text-box")}
     out: list[str] = []
-    stack = [iter(node.childNodes)]
-    while stack:
-        child = next(stack[-1], None)
-        if child is None:
-            stack.pop()
-            continue
+    for child in _walk(node, lambda c: c.nodeType == c.TEXT_NODE or getattr(c, "qname", None) in marks):
+        qname = getattr(child, "qname", None)
         if child.nodeType == child.TEXT_NODE:
             out.append(child.data)
-            continue
-        qname = getattr(child, "qname", None)
-        if qname == (TEXTNS, "s"):
+        elif qname == (TEXTNS, "s"):
             try:
                 out.append(" " * max(1, min(int(child.getAttribute("c") or 1), MAX_SPACES)))
             except ValueError:  # text:c="lots"
@@ -101,10 +103,8 @@ def _text(node: Any, notes: list[str]) -> str:
             for part in child.childNodes:
                 if getattr(part, "qname", None) == (TEXTNS, "note-body"):
                     notes.append(" ".join(t.strip() for _, t in _blocks(part) if t.strip()))
-        elif qname == (DRAWNS, "text-box"):  # a text box's paragraphs: blocks of their own, after this one
+        else:  # a text box's paragraphs: blocks of their own, after this one
             notes.extend(t for _, t in _blocks(child) if t.strip())
-        elif qname is not None and qname not in _LEFT_OUT:
-            stack.append(iter(child.childNodes))
     return "".join(out)
 
 
