@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from .errors import CorpusError
-from .readers import Extracted, ReaderError, docx, eml, epub, odt, pdf
+from .readers import ReaderError
+from .readers.worker import KINDS, READER  # KINDS: the binary formats
 from .types import Document
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
@@ -244,14 +245,6 @@ def _read_html(file: Path, doc_id: str, skipped: list[Skipped]) -> Iterator[Docu
     yield Document(id=doc_id, title=title or file.stem, text=text)
 
 
-Extractor = Callable[[bytes, str], list[Extracted]]
-EXTRACTORS: dict[str, Extractor] = {
-    "pdf": pdf.extract,
-    "docx": docx.extract,
-    "odt": odt.extract,
-    "epub": epub.extract,
-    "eml": eml.extract,
-}
 TEXT_KINDS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
 
 
@@ -277,13 +270,10 @@ def _extracted(
     kind: str, data: bytes, doc_id: str, stem: str, source: str, skipped: list[Skipped]
 ) -> Iterator[Document]:
     """The documents of one binary file (or attachment): itself, then its attachments as ``doc_id#name``."""
-    try:
-        parts = EXTRACTORS[kind](data, stem)
+    try:  # in a child process with a memory and a time limit: a crafted file costs only itself
+        parts = READER.extract(kind, data, stem)
     except ReaderError as exc:
         skipped.append(Skipped(source, str(exc)))
-        return
-    except Exception as exc:  # a library's own failure on a file it cannot handle: this file only
-        skipped.append(Skipped(source, f"cannot read {kind.upper()} ({type(exc).__name__}: {exc})"))
         return
     main, attachments = parts[0], parts[1:]
     for note in main.notes:
@@ -297,7 +287,7 @@ def _extracted(
         name = Path(part.name).name or "attachment"
         sub_id, sub_source, suffix = f"{doc_id}#{name}", f"{source}#{name}", Path(name).suffix.lower()
         sub_kind = suffix.lstrip(".")
-        if sub_kind in EXTRACTORS and sub_kind != "eml":
+        if sub_kind in KINDS and sub_kind != "eml":
             yield from _extracted(sub_kind, part.data, sub_id, Path(name).stem, sub_source, skipped)
         elif suffix in TEXT_KINDS:
             try:
@@ -324,7 +314,7 @@ READERS: dict[str, Reader] = {
     ".html": _read_html,
     ".htm": _read_html,
     ".jsonl": _read_jsonl,
-    **{f".{kind}": _binary_reader(kind) for kind in EXTRACTORS},
+    **{f".{kind}": _binary_reader(kind) for kind in KINDS},
 }
 SUFFIXES = frozenset(READERS)
 

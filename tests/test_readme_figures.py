@@ -252,6 +252,8 @@ NOT_MEASURED = {
     "0.5": "the manifest's scoring example: a sentence's own share, a constant (and --feedback-weight's default)",
     "0.01": "issue 16's bar for keyword mode against whole-document BM25 (benchmarks/long_queries.py WITHIN)",
     "30 s": "how long the Ray Serve router waits for a shard, a constant (search/serve_ray.py SHARD_TIMEOUT_S)",
+    "4096 MiB": "the reader process's memory limit, a default (search/readers/worker.py DEFAULT_MEMORY_MIB)",
+    "300 s": "the reader process's time limit per file, a default (search/readers/worker.py DEFAULT_TIMEOUT_S)",
     "2.60": "the pinned Ray version (pyproject.toml), whose Serve binds replicas' internal servers on every interface",
 }
 FIGURE_LIKE = re.compile(
