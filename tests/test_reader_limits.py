@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import search.readers
 from search.cli import app
 from search.corpus import Skipped, read_corpus
-from search.readers.worker import READER
+from search.readers.worker import READER, _extract
 
 FIXTURES = Path(__file__).parent / "fixtures" / "documents"
 
@@ -122,3 +123,15 @@ def test_a_bad_limit_is_one_line_and_no_index(tmp_path: Path, env: str, value: s
     assert result.exit_code == 1, result.output
     assert result.output.strip() == f"error: {env} must be {wanted}, not {value!r}"
     assert not (tmp_path / "idx").exists()
+
+
+def test_a_document_holds_at_most_max_text_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the reader process runs: each document's text cut at a space before MAX_TEXT characters,
+    page starts past the cut dropped, and a note (a few KB of nested forms give millions a page)."""
+    whole = _extract("pdf", (FIXTURES / "bericht.pdf").read_bytes(), "bericht")[1][0]
+    limit = whole.pages[1] + 20  # into the second of three pages
+    monkeypatch.setattr(search.readers, "MAX_TEXT", limit)
+    status, (part,) = _extract("pdf", (FIXTURES / "bericht.pdf").read_bytes(), "bericht")
+    assert status == "ok" and whole.text.startswith(part.text) and len(part.text) <= limit
+    assert whole.text[len(part.text)] in " \n" and part.pages == whole.pages[:2]
+    assert part.notes == [f"indexed the first {len(part.text):,} of {len(whole.text):,} characters of its text"]

@@ -10,11 +10,12 @@ from __future__ import annotations
 import re
 import unicodedata
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
 from typing import Any
 
 MAX_UNZIPPED = 200 * 2**20  # a DOCX, ODT or EPUB that would expand beyond this is refused (zip bomb)
+MAX_TEXT = 50 * 2**20  # characters one document of a file may hold, as a text file may hold 50 MiB
 _LIGATURES = re.compile("[\ufb00-\ufb06]")  # ﬀ ﬁ ﬂ ﬃ ﬄ ﬅ ﬆ: typesetting, not spelling
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f\ufeff\ufffe\uffff]")
 _BLANK_LINES = re.compile(r"\n{3,}")
@@ -36,6 +37,18 @@ class Extracted:
     notes: list[str] = field(default_factory=list)
     name: str = ""  # an attachment's file name ("" for the file itself)
     data: bytes = b""  # an attachment's bytes, read by the reader its name's suffix picks
+
+
+def capped(part: Extracted) -> Extracted:
+    """``part`` with its text cut at a space before :data:`MAX_TEXT` characters, and a note. A few KB
+    of PDF can draw a form inside a form inside a form and give 2 million characters a page."""
+    total = len(part.text)
+    if total <= MAX_TEXT:
+        return part
+    cut = max(part.text.rfind(" ", 0, MAX_TEXT), part.text.rfind("\n", 0, MAX_TEXT))
+    cut = cut if cut > 0 else MAX_TEXT
+    note = f"indexed the first {cut:,} of {total:,} characters of its text"
+    return replace(part, text=part.text[:cut], pages=[p for p in part.pages if p < cut], notes=[*part.notes, note])
 
 
 def clean_text(text: str) -> str:

@@ -25,7 +25,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from ..errors import SearchError
-from . import Extracted, ReaderError
+from . import Extracted, ReaderError, capped
 
 MEMORY_ENV, TIMEOUT_ENV = "SEARCH_READER_MEMORY", "SEARCH_READER_TIMEOUT"
 DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S = 4096, 300.0
@@ -82,9 +82,10 @@ def _serve(conn: Connection, memory_mib: int) -> None:
 
 
 def _extract(kind: str, data: bytes, stem: str) -> tuple[str, Any]:
-    """``search.readers.<kind>.extract(data, stem)``: ("ok", parts), or what went wrong."""
+    """``search.readers.<kind>.extract(data, stem)``: ("ok", parts, each text held to MAX_TEXT
+    characters), or what went wrong."""
     try:
-        return "ok", importlib.import_module(f"{__package__}.{kind}").extract(data, stem)
+        return "ok", [capped(p) for p in importlib.import_module(f"{__package__}.{kind}").extract(data, stem)]
     except ReaderError as exc:
         return "reader", str(exc)
     except MemoryError:
