@@ -26,7 +26,7 @@ from .encoder import Encoder, openings
 from .keyword import KeywordIndex, KeywordRecord
 from .store import BM25_DOCS_FILE, BM25_FILE, DOC_VECTORS, KEYWORD, VECTORS, ChunkTable, StoredDoc, link_tree
 from .types import Check, Document
-from .vectors import HNSW_FILE, HNSW_MIN, VectorIndex
+from .vectors import HNSW_FILE, HNSW_MIN, VectorIndex, hnsw_min
 
 PARALLEL_KEYWORD_MIN = 5000  # below this many new sentences, starting writer processes costs more than it saves
 MAIN_LANE = "vectors"  # the lane the writer's own thread runs (the others run beside it)
@@ -299,7 +299,7 @@ class HNSWGraph(Component):
 
     def build(self, change: Change) -> None:
         vectors = change.made.get("vectors") or VectorIndex.load(change.target / VECTORS, change.encoder.dim)
-        if vectors.count >= HNSW_MIN:
+        if vectors.count >= hnsw_min(HNSW_MIN):
             change.progress.start("building the HNSW graph", 0)
             vectors.build_ann()
             vectors.save_ann(change.target / VECTORS)

@@ -194,7 +194,7 @@ def _read_jsonl(path: Path, _path_id: str, skipped: list[Skipped]) -> Iterator[D
             if not isinstance(meta, dict) or not all(_scalar(v) for v in meta.values()):
                 skipped.append(Skipped(where, '"meta" must be an object of strings, numbers and dates'))
                 continue
-            body = body.replace("\r\n", "\n")
+            body = body.replace("\r\n", "\n") if body.strip() else title.strip()  # a title alone is found
             own = {k: v for k, v in meta.items() if k not in ("path", "type")}
             yield Document(id=str(doc_id), title=title, text=body, meta={"size": len(body.encode()), **own})
 
@@ -239,10 +239,10 @@ def _read_html(file: Path, doc_id: str, skipped: list[Skipped]) -> Iterator[Docu
     if html is None:
         return
     title, text = html_to_text(html)
-    if not text.strip():
+    if not text.strip() and not title.strip():
         skipped.append(Skipped(str(file), "empty file"))
         return
-    yield Document(id=doc_id, title=title or file.stem, text=text)
+    yield Document(id=doc_id, title=title or file.stem, text=text if text.strip() else title.strip())
 
 
 TEXT_KINDS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
@@ -280,7 +280,8 @@ def _extracted(
         skipped.append(Skipped(source, note, indexed=True))
     if main.text.strip() or main.title.strip():
         meta = {"type": kind, "size": len(data), **main.meta}
-        yield Document(doc_id, main.title or stem, main.text, meta=meta, pages=tuple(main.pages))
+        text = main.text if main.text.strip() else main.title.strip()  # a title alone (a mail's subject) is found
+        yield Document(doc_id, main.title or stem, text, meta=meta, pages=tuple(main.pages))
     elif not attachments:
         skipped.append(Skipped(source, "no text"))
     for part in attachments:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexFormatError, rebuild_hint
+from .errors import IndexFormatError, SearchError, rebuild_hint
 from .types import Hit
 
 # Below this many vectors search is exact: it streams every vector (about 19 ms at 100,000 on one
@@ -20,11 +20,23 @@ from .types import Hit
 # answers in ~4 ms but its recall@10 against exact search was 0.99 on scifact and only 0.87-0.93 on a
 # mixed German/English 100,000-sentence corpus (benchmarks/results/speed.md), so the graph is built
 # only where exact search gets too slow.
-HNSW_MIN = int(os.environ.get("SEARCH_HNSW_MIN", "250000"))
+HNSW_MIN = 250_000  # SEARCH_HNSW_MIN sets another (hnsw_min)
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_FILE = "vectors.hnsw"  # beside vectors.faiss in a generation
 HNSW_EF_SEARCH = 512  # recall@10 on scifact ×2: 256 → 0.990, 512 → 0.996; on the mixed corpus 0.894 → 0.909
+
+
+def hnsw_min(default: int = HNSW_MIN) -> int:
+    """From how many vectors on a build adds the HNSW graph: ``SEARCH_HNSW_MIN``, else ``default``."""
+    raw = os.environ.get("SEARCH_HNSW_MIN", "").strip()
+    try:
+        value = int(raw) if raw else default
+        if value < 1:
+            raise ValueError
+    except ValueError:
+        raise SearchError(f"SEARCH_HNSW_MIN must be a whole number of sentences from 1 on, not {raw!r}") from None
+    return value
 
 
 FEW_ALLOWED = 5_000  # a filter that lets this many vectors through (or a twentieth) is scored directly

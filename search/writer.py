@@ -28,8 +28,10 @@ from .generation import State, collect_garbage, committed_generation, load_state
 from .locks import WriterLock
 from .manifest import Manifest
 from .prepare import HERE, Prepare, language_text
+from .readers.worker import limits as reader_limits
 from .store import CHUNKS, DOCS, LOCK, MANIFEST, SHARDS, StoredDoc, content_hash, read_manifest, write_json
 from .types import Document
+from .vectors import hnsw_min
 
 DEFAULT_INDEX = Path("indexes/default")
 DEFAULT_WINDOW = 1
@@ -235,6 +237,7 @@ def read_plan(
     """Read ``corpus`` and plan the write against the ``indexed`` documents (see :func:`_plan`); new
     documents are numbered from ``next_num`` in corpus order. An empty corpus is a :class:`CorpusError`.
     ``prepare`` reads the files and detects languages (here, or on a Ray cluster)."""
+    reader_limits(), hnsw_min()  # the settings the environment gives, checked before any work
     skipped: list[Skipped] = []
     stats = ReadStats()
     progress = progress or _NoProgress()

@@ -104,6 +104,7 @@ def test_the_readers_run_in_one_child_process_kept_between_files(tmp_path: Path)
 
 
 MIB, SECONDS = "a whole number of MiB (0: no limit)", "a number of seconds above 0"
+SENTENCES = "a whole number of sentences from 1 on"
 
 
 @pytest.mark.parametrize(
@@ -113,12 +114,15 @@ MIB, SECONDS = "a whole number of MiB (0: no limit)", "a number of seconds above
         ("SEARCH_READER_MEMORY", "-1", MIB),
         ("SEARCH_READER_TIMEOUT", "nan", SECONDS),
         ("SEARCH_READER_TIMEOUT", "0", SECONDS),
+        ("SEARCH_HNSW_MIN", "abc", SENTENCES),
     ],
 )
-def test_a_bad_limit_is_one_line_and_no_index(tmp_path: Path, env: str, value: str, wanted: str) -> None:
+def test_a_bad_setting_is_one_line_before_any_work(tmp_path: Path, env: str, value: str, wanted: str) -> None:
+    """Checked when a write starts, so a corpus without a binary file (whose reading would not need
+    the limits) is refused too, and nothing is written."""
     folder = tmp_path / "corpus"
     folder.mkdir()
-    shutil.copy(FIXTURES / "bericht.pdf", folder / "bericht.pdf")
+    shutil.copy(FIXTURES / "bericht.md", folder / "bericht.md")
     result = CliRunner().invoke(app, ["index", str(folder), "--index", str(tmp_path / "idx")], env={env: value})
     assert result.exit_code == 1, result.output
     assert result.output.strip() == f"error: {env} must be {wanted}, not {value!r}"

@@ -481,3 +481,22 @@ def test_odt_cells_footnotes_spaces_and_deep_lists(tmp_path: Path) -> None:
     assert docs["tief.odt"].text == "tief"
     # a comment and deleted text are not the document's text; a text box's paragraphs follow their anchor's
     assert docs["rest.odt"].text == "Der Vertrag gilt.\n\nKasten eins\n\nKasten zwei"
+
+
+def test_a_title_alone_is_a_document_that_is_found(tmp_path: Path, fake_encoder: FakeEncoder) -> None:
+    """A mail with a subject and no body, a JSONL line or an HTML page with a title and no text: each
+    was indexed without a sentence (or skipped), so nothing could find it. The title is now its text."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    (folder / "kurz.eml").write_text("From: a@example.org\nSubject: Treffen im Rathaus\n\n")
+    (folder / "leer.eml").write_text("From: a@example.org\n\n")
+    (folder / "t.jsonl").write_text(json.dumps({"_id": "j", "title": "Protokoll Rathaus", "text": " "}) + "\n")
+    (folder / "s.html").write_text("<html><head><title>Rathaus Plan</title></head><body> </body></html>")
+    build_index(folder, tmp_path / "idx", encoder=fake_encoder)
+    with Index.open(tmp_path / "idx", encoder=fake_encoder) as ix:
+        found = {r.doc: r.passage for r in ix.search("Rathaus", mode="keyword")}
+    assert found == {"kurz.eml": "Treffen im Rathaus", "j": "Protokoll Rathaus", "s.html": "Rathaus Plan"}
+    _, skipped, _ = read(folder)
+    assert [(Path(s.source).name, s.reason) for s in skipped] == [
+        ("leer.eml", "e-mail with no subject, no text body and no attachment")
+    ]

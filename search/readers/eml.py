@@ -59,8 +59,8 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
             filename = "copy-" + PurePosixPath(filename).name
         names.add(PurePosixPath(filename).name)
         out.append(Extracted("", name=filename, data=payload))
-    if not out[0].text and len(out) == 1:
-        raise ReaderError("e-mail with no text body and no attachment")
+    if not out[0].text and not out[0].title and len(out) == 1:  # a subject alone is a document, as a title is
+        raise ReaderError("e-mail with no subject, no text body and no attachment")
     return out
 
 
