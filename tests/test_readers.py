@@ -500,3 +500,57 @@ def test_a_title_alone_is_a_document_that_is_found(tmp_path: Path, fake_encoder:
     assert [(Path(s.source).name, s.reason) for s in skipped] == [
         ("leer.eml", "e-mail with no subject, no text body and no attachment")
     ]
+
+
+def test_docx_footnotes_and_endnotes_follow_the_paragraph_that_refers_to_them(tmp_path: Path) -> None:
+    """A DOCX's footnotes and endnotes were not read at all; now each follows its paragraph, as in ODT,
+    and a notes part that does not parse is a note, not a lost file."""
+    w = 'xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"'
+
+    def p(text: str, ref: str = "") -> str:
+        return f"<w:p><w:r><w:t>{text}</w:t></w:r>{ref}</w:p>"
+
+    body = (
+        p("Erster Absatz", '<w:r><w:footnoteReference w:id="1"/></w:r>')
+        + p("Zweiter Absatz", '<w:r><w:endnoteReference w:id="2"/></w:r>')
+        + p("Dritter Absatz")
+    )
+    separators = '<w:footnote w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:footnote>'
+    parts = {
+        "word/document.xml": f"<w:document {w}><w:body>{body}</w:body></w:document>",
+        "word/footnotes.xml": f'<w:footnotes {w}>{separators}<w:footnote w:id="1">{p("Fußnote Okapi")}</w:footnote>'
+        "</w:footnotes>",
+        "word/endnotes.xml": f'<w:endnotes {w}><w:endnote w:id="2">{p("Endnote Walross")}</w:endnote></w:endnotes>',
+    }
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+
+    def write(name: str, endnotes: str) -> None:
+        with zipfile.ZipFile(FIXTURES / "bericht.docx") as src, zipfile.ZipFile(folder / name, "w") as out:
+            for item in src.infolist():
+                data = src.read(item).decode() if item.filename.endswith((".xml", ".rels")) else src.read(item)
+                if item.filename == "word/_rels/document.xml.rels":
+                    data = str(data).replace(
+                        "</Relationships>",
+                        '<Relationship Id="rId99" Target="endnotes.xml" Type="http://schemas.openxmlformats.org/'
+                        'officeDocument/2006/relationships/endnotes"/></Relationships>',
+                    )
+                elif item.filename == "[Content_Types].xml":
+                    data = str(data).replace(
+                        "</Types>",
+                        '<Override PartName="/word/endnotes.xml" ContentType="application/vnd.openxmlformats-'
+                        'officedocument.wordprocessingml.endnotes+xml"/></Types>',
+                    )
+                out.writestr(item, parts.get(item.filename, data))
+            out.writestr("word/endnotes.xml", endnotes)
+
+    write("noten.docx", parts["word/endnotes.xml"])
+    write("kaputt.docx", "<w:endnotes")
+    docs, skipped, _ = read(folder)
+    assert docs["noten.docx"].text.split("\n\n") == [
+        "Erster Absatz", "Fußnote Okapi", "Zweiter Absatz", "Endnote Walross", "Dritter Absatz"
+    ]  # fmt: skip
+    broken = docs["kaputt.docx"].text.split("\n\n")
+    assert broken == ["Erster Absatz", "Fußnote Okapi", "Zweiter Absatz", "Dritter Absatz"]
+    ((source, reason),) = [(Path(s.source).name, s.reason) for s in skipped]
+    assert source == "kaputt.docx" and reason.startswith("its endnotes are not read (") and "\n" not in reason

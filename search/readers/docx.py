@@ -1,5 +1,6 @@
 """Word (.docx): paragraphs and table rows in document order, read from the document's XML, with its
-headings and core properties through python-docx.
+headings and core properties through python-docx. A footnote or endnote follows the paragraph that
+refers to it, as a paragraph of its own (as in ODT); headers, footers and comments are left out.
 
 The body is walked element by element rather than through python-docx's paragraphs and table rows,
 which see only top-level paragraphs and runs: text in content controls, tracked insertions, fields,
@@ -17,6 +18,8 @@ from . import Extracted, ReaderError, iso_date, join_blocks, open_zip
 _W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallback"  # a copy of the Choice
 _BOX = _W + "txbxContent"  # a text box's paragraphs: blocks of their own, after their anchor's
+_NOTES = {"footnotes": "footnote", "endnotes": "endnote"}  # relationship type → note element
+_NOTE_REFS = (_W + "footnoteReference", _W + "endnoteReference")
 # a run's characters: text, and the special characters Word writes as elements of their own
 _CHARS = {
     _W + "t": None,
@@ -37,7 +40,8 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
         document = docx.Document(io.BytesIO(data))
     except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors… for a broken file
         raise ReaderError(f"corrupt DOCX ({type(exc).__name__}: {exc})") from None
-    blocks = list(_blocks(document.element.body))
+    notes: list[str] = []
+    blocks = list(_blocks(document.element.body, _notes(document, notes)))
     # the first heading: a paragraph's style looked up by its id (python-docx's Paragraph.style took 0.3 ms)
     names = {s.style_id: s.name or "" for s in document.styles}
     heading = ""
@@ -56,26 +60,53 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
             meta["author"] = props.author.strip()
         if date := iso_date(props.created):
             meta["date"] = date
-    return [Extracted(join_blocks(blocks), title or heading, meta=meta)]
+    return [Extracted(join_blocks(blocks), title or heading, meta=meta, notes=notes)]
 
 
-def _blocks(element: Any) -> Iterator[str]:
-    """The text blocks under ``element`` in document order: a paragraph each, a table row each."""
+Notes = dict[tuple[str, str], list[str]]  # (reference tag, id) → the note's text blocks
+
+
+def _notes(document: Any, said: list[str]) -> Notes:
+    """The document's footnotes and endnotes (not the separators Word keeps among them). A notes part
+    that does not parse loses its notes, said in ``said``, not the document."""
+    from docx.oxml.parser import parse_xml
+
+    out: Notes = {}
+    for rel in document.part.rels.values():
+        kind = rel.reltype.rsplit("/", 1)[-1]
+        if kind not in _NOTES or rel.is_external:
+            continue
+        try:
+            root = parse_xml(rel.target_part.blob)
+        except Exception as exc:  # lxml's errors for a broken part
+            said.append(f"its {kind} are not read ({type(exc).__name__}: {exc})")
+            continue
+        for note in root.iterchildren(_W + _NOTES[kind]):
+            if note.get(_W + "type") in (None, "normal"):
+                out[(f"{_W}{_NOTES[kind]}Reference", note.get(_W + "id"))] = list(_blocks(note, {}))
+    return out
+
+
+def _blocks(element: Any, notes: Notes) -> Iterator[str]:
+    """The text blocks under ``element`` in document order: a paragraph each (then its text boxes and
+    the notes it refers to), a table row each."""
     for child in element.iterchildren():
         tag = child.tag
         if tag == _W + "p":
             yield _text(child)
             for box in child.iter(_BOX):  # a text box anchored in this paragraph (not one inside another)
                 if not _within(box, child):
-                    yield from _blocks(box)
+                    yield from _blocks(box, notes)
+            for ref in child.iter(*_NOTE_REFS) if notes else ():
+                yield from notes.pop((ref.tag, ref.get(_W + "id")), ())  # each note once
         elif tag == _W + "tbl":
             for row in _wrapped(child, _W + "tr"):
-                cells = [" ".join(b for b in _blocks(tc) if b.strip()) for tc in _wrapped(row, _W + "tc")]
+                cells = [" ".join(b for b in _blocks(tc, notes) if b.strip()) for tc in _wrapped(row, _W + "tc")]
                 yield " | ".join(dict.fromkeys(c.strip() for c in cells if c.strip()))
         elif tag == _W + "sdt" and child.find(f"{_W}sdtPr/{_W}showingPlcHdr") is not None:
             continue  # a content control still showing its placeholder ("Klicken Sie hier …")
         elif tag != _FALLBACK and isinstance(tag, str):  # content controls, custom XML, insertions: their contents
-            yield from _blocks(child)
+            yield from _blocks(child, notes)
 
 
 def _wrapped(element: Any, tag: str) -> Iterator[Any]:
