@@ -169,7 +169,10 @@ class RayRunner(RayCluster):
         size = min(MAX_PER_TASK[stage], -(-len(items) // (cpus * TASKS_PER_WORKER)))
         groups = [pickle.dumps(items[lo : lo + size]) for lo in range(0, len(items), size)]
         ds = ray.data.from_items([{"i": i, "items": g} for i, g in enumerate(groups)], override_num_blocks=len(groups))
-        run = ds.map_batches(functools.partial(_stage, stage=stage), batch_size=1, batch_format="numpy")
+        env = {"env_vars": worker_env()}  # the engine's settings (the readers' limits) on every node
+        run = ds.map_batches(
+            functools.partial(_stage, stage=stage), batch_size=1, batch_format="numpy", runtime_env=env
+        )
         done: dict[int, list[Any]] = {}
         for row in run.iter_rows():  # as each task finishes, for the progress bar
             done[int(row["i"])] = part = pickle.loads(row["out"])

@@ -492,10 +492,16 @@ def test_a_title_alone_is_a_document_that_is_found(tmp_path: Path, fake_encoder:
     (folder / "leer.eml").write_text("From: a@example.org\n\n")
     (folder / "t.jsonl").write_text(json.dumps({"_id": "j", "title": "Protokoll Rathaus", "text": " "}) + "\n")
     (folder / "s.html").write_text("<html><head><title>Rathaus Plan</title></head><body> </body></html>")
+    with zipfile.ZipFile(FIXTURES / "bericht.docx") as src, zipfile.ZipFile(folder / "d.docx", "w") as out:
+        for item in src.infolist():  # no paragraph, its title "… Koalition der Willigen" in the core properties
+            empty = '<w:document xmlns:w="http://schemas.openxmlformats.org/wordprocessingml/2006/main"><w:body/>'
+            out.writestr(item, empty + "</w:document>" if item.filename == "word/document.xml" else src.read(item))
     build_index(folder, tmp_path / "idx", encoder=fake_encoder)
     with Index.open(tmp_path / "idx", encoder=fake_encoder) as ix:
         found = {r.doc: r.passage for r in ix.search("Rathaus", mode="keyword")}
+        (willige,) = ix.search("Willigen", mode="keyword")
     assert found == {"kurz.eml": "Treffen im Rathaus", "j": "Protokoll Rathaus", "s.html": "Rathaus Plan"}
+    assert willige.doc == "d.docx" and willige.passage == TITLE
     _, skipped, _ = read(folder)
     assert [(Path(s.source).name, s.reason) for s in skipped] == [
         ("leer.eml", "e-mail with no subject, no text body and no attachment")
@@ -513,13 +519,13 @@ def test_docx_footnotes_and_endnotes_follow_the_paragraph_that_refers_to_them(tm
     body = (
         p("Erster Absatz", '<w:r><w:footnoteReference w:id="1"/></w:r>')
         + p("Zweiter Absatz", '<w:r><w:endnoteReference w:id="2"/></w:r>')
-        + p("Dritter Absatz")
-    )
+        + p("Dritter Absatz", '<w:del w:id="9" w:author="x"><w:r><w:footnoteReference w:id="3"/></w:r></w:del>')
+    )  # the third paragraph's reference is a tracked deletion: its note is gone with it
     separators = '<w:footnote w:type="separator" w:id="-1"><w:p><w:r><w:separator/></w:r></w:p></w:footnote>'
     parts = {
         "word/document.xml": f"<w:document {w}><w:body>{body}</w:body></w:document>",
         "word/footnotes.xml": f'<w:footnotes {w}>{separators}<w:footnote w:id="1">{p("Fußnote Okapi")}</w:footnote>'
-        "</w:footnotes>",
+        f'<w:footnote w:id="3">{p("Gelöschte Fußnote")}</w:footnote></w:footnotes>',
         "word/endnotes.xml": f'<w:endnotes {w}><w:endnote w:id="2">{p("Endnote Walross")}</w:endnote></w:endnotes>',
     }
     folder = tmp_path / "corpus"

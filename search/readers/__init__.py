@@ -45,7 +45,8 @@ def capped(part: Extracted) -> Extracted:
     total = len(part.text)
     if total <= MAX_TEXT:
         return part
-    cut = max(part.text.rfind(" ", 0, MAX_TEXT), part.text.rfind("\n", 0, MAX_TEXT))
+    window = MAX_TEXT - 1000  # a space near the limit, else the limit itself (text without spaces)
+    cut = max(part.text.rfind(" ", window, MAX_TEXT), part.text.rfind("\n", window, MAX_TEXT))
     cut = cut if cut > 0 else MAX_TEXT
     note = f"indexed the first {cut:,} of {total:,} characters of its text"
     return replace(part, text=part.text[:cut], pages=[p for p in part.pages if p < cut], notes=[*part.notes, note])

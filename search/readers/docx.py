@@ -20,6 +20,7 @@ _FALLBACK = "{http://schemas.openxmlformats.org/markup-compatibility/2006}Fallba
 _BOX = _W + "txbxContent"  # a text box's paragraphs: blocks of their own, after their anchor's
 _NOTES = {"footnotes": "footnote", "endnotes": "endnote"}  # relationship type → note element
 _NOTE_REFS = (_W + "footnoteReference", _W + "endnoteReference")
+_GONE = (_W + "del", _W + "moveFrom")  # tracked deletions, and the old place of moved text
 # a run's characters: text, and the special characters Word writes as elements of their own
 _CHARS = {
     _W + "t": None,
@@ -38,6 +39,8 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
         has_core = "docProps/core.xml" in z.namelist()  # else python-docx makes up "Word Document" as the title
     try:
         document = docx.Document(io.BytesIO(data))
+    except MemoryError:  # the reader process's limit, not a broken file
+        raise
     except Exception as exc:  # python-docx raises KeyError, ValueError, lxml errors… for a broken file
         raise ReaderError(f"corrupt DOCX ({type(exc).__name__}: {exc})") from None
     notes: list[str] = []
@@ -78,6 +81,8 @@ def _notes(document: Any, said: list[str]) -> Notes:
             continue
         try:
             root = parse_xml(rel.target_part.blob)
+        except MemoryError:  # the reader process's limit, not a broken file
+            raise
         except Exception as exc:  # lxml's errors for a broken part
             said.append(f"its {kind} are not read ({type(exc).__name__}: {exc})")
             continue
@@ -98,7 +103,8 @@ def _blocks(element: Any, notes: Notes) -> Iterator[str]:
                 if not _within(box, child):
                     yield from _blocks(box, notes)
             for ref in child.iter(*_NOTE_REFS) if notes else ():
-                yield from notes.pop((ref.tag, ref.get(_W + "id")), ())  # each note once
+                if not any(a.tag in _GONE for a in ref.iterancestors()):  # a deleted reference's note is gone too
+                    yield from notes.pop((ref.tag, ref.get(_W + "id")), ())  # each note once
         elif tag == _W + "tbl":
             for row in _wrapped(child, _W + "tr"):
                 cells = [" ".join(b for b in _blocks(tc, notes) if b.strip()) for tc in _wrapped(row, _W + "tc")]

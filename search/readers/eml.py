@@ -22,6 +22,8 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
         raise ReaderError("not an e-mail: " + ("a PDF (name it .pdf)" if data.startswith(b"%PDF-") else "binary data"))
     try:
         msg = email.message_from_bytes(data, policy=email.policy.default)
+    except MemoryError:  # the reader process's limit, not a broken file
+        raise
     except Exception as exc:  # the parser is lenient; this is a last resort
         raise ReaderError(f"unreadable e-mail ({exc})") from None
     assert isinstance(msg, EmailMessage)
@@ -67,6 +69,8 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
 def _header(msg: EmailMessage, key: str) -> str:
     try:
         value = msg[key]
+    except MemoryError:  # the reader process's limit, not a broken file
+        raise
     except Exception:  # a header that does not decode
         return ""
     return " ".join(str(value).split()) if value is not None else ""

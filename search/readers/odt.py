@@ -27,6 +27,8 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
     open_zip(data, "ODT").close()
     try:
         document = load(io.BytesIO(data))
+    except MemoryError:  # the reader process's limit, not a broken file
+        raise
     except Exception as exc:  # odfpy raises KeyError, xml errors… for a broken file
         raise ReaderError(f"corrupt ODT ({type(exc).__name__}: {exc})") from None
     blocks: list[str] = []

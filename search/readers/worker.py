@@ -7,21 +7,29 @@ file costs only itself: it is skipped with its reason and the build goes on, and
 library's native code ends the child, not the build. The child is started on the first binary file,
 kept for the next ones, and started anew after a file it could not finish.
 
-``SEARCH_READER_MEMORY`` (MiB of address space, default 4096) and ``SEARCH_READER_TIMEOUT`` (seconds
-per file, default 300) set the limits. The memory limit is the child's ``RLIMIT_AS``, where the system
-has one to set (Linux does); the time limit holds everywhere.
+``SEARCH_READER_MEMORY`` (MiB a file may take beyond the loaded libraries, default 4096) and
+``SEARCH_READER_TIMEOUT`` (seconds per file, default 300) set the limits. The memory limit is the
+child's ``RLIMIT_AS`` where the system enforces one (Linux does). The child is a fresh interpreter
+(``python -c``), not a multiprocessing child, so a caller's script without a ``__main__`` guard is not
+run again in it. Where no child can be had (not POSIX, or inside a daemonic multiprocessing worker),
+files are read in the calling process, without the limits.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import math
 import multiprocessing
 import os
 import signal
+import socket
+import subprocess
+import sys
 import threading
 from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 from ..errors import SearchError
@@ -29,8 +37,15 @@ from . import Extracted, ReaderError, capped
 
 MEMORY_ENV, TIMEOUT_ENV = "SEARCH_READER_MEMORY", "SEARCH_READER_TIMEOUT"
 DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S = 4096, 300.0
+MAX_MEMORY_MIB = 2**30  # a petabyte: beyond it the byte count would not fit the system's limit
 START_TIMEOUT_S = 120.0  # the child's own start (imports), not counted against a file
 KINDS = ("pdf", "docx", "odt", "epub", "eml")  # each read by search/readers/<kind>.py
+# what the readers import, loaded before the limits and the first file's clock start
+_PRELOAD = (
+    *(f"{__package__}.{kind}" for kind in KINDS),
+    "pypdfium2", "docx", "docx.oxml.parser", "odf.opendocument", "odf.namespaces", "bs4", "bs4.dammit",
+)  # fmt: skip
+_ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # numpy's pools
 
 
 def limits() -> tuple[int, float]:
@@ -38,7 +53,7 @@ def limits() -> tuple[int, float]:
     memory, timeout = (os.environ.get(env, "").strip() for env in (MEMORY_ENV, TIMEOUT_ENV))
     try:
         mib = int(memory) if memory else DEFAULT_MEMORY_MIB
-        if mib < 0:
+        if not 0 <= mib <= MAX_MEMORY_MIB:
             raise ValueError
     except ValueError:
         raise SearchError(f"{MEMORY_ENV} must be a whole number of MiB (0: no limit), not {memory!r}") from None
@@ -51,34 +66,81 @@ def limits() -> tuple[int, float]:
     return mib, seconds
 
 
-def _serve(conn: Connection, memory_mib: int) -> None:
-    """The child: limit its memory, say it is ready, then read each (kind, data, stem) it is sent."""
+def serve(args: list[str]) -> None:
+    """The child (``python -c``): load the readers, limit its memory, say it is ready, then read each
+    (kind, data, stem) it is sent on the socket ``args[0]``, within ``args[1]`` MiB and ``args[2]`` s,
+    for as long as its parent ``args[3]`` lives."""
+    conn = Connection(int(args[0]))
+    memory_mib, timeout, parent = int(args[1]), float(args[2]), int(args[3])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends this child
-    if memory_mib:
-        try:
-            import resource
-
-            limit = memory_mib * 2**20
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-        except (ImportError, ValueError, OSError):  # no such limit here (Windows), or one not to be lowered
-            pass
-    for kind in KINDS:  # imported before the clock of a file starts
-        importlib.import_module(f"{__package__}.{kind}")
+    _end_with(parent)
+    for module in _PRELOAD:
+        importlib.import_module(module)
+    _limit_memory(memory_mib)
     conn.send("ready")
+    alarm = getattr(signal, "alarm", None)
     while True:
         try:
             kind, data, stem = conn.recv()
         except EOFError:  # the parent is gone
             return
-        except MemoryError:
-            reply: tuple[str, Any] = ("memory", "")
-        else:
-            reply = _extract(kind, data, stem)
+        except MemoryError:  # the rest of the request is still in the socket: this child is done
+            _send(conn, ("memory", ""))
+            return
+        if alarm:  # should the parent die, a file that never ends still ends this child
+            alarm(math.ceil(timeout) + 5)
+        reply = _extract(kind, data, stem)
         data = b""
+        if not _send(conn, reply):
+            return
+        reply = ("", None)  # not held while the next file is read
+        if alarm:
+            alarm(0)
+
+
+def _end_with(parent: int) -> None:
+    """End this child when ``parent`` ends, even in the middle of a file (Linux: PR_SET_PDEATHSIG).
+    Elsewhere a file's alarm ends it at the latest, and the closed socket between files."""
+    if sys.platform.startswith("linux"):
         try:
-            conn.send(reply)
-        except MemoryError:  # the result itself does not fit
-            conn.send(("memory", ""))
+            import ctypes
+
+            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            return
+        if os.getppid() != parent:  # it ended before that was set
+            os._exit(0)
+
+
+def _limit_memory(memory_mib: int) -> None:
+    """Address space for ``memory_mib`` MiB beyond what the child holds now (its libraries loaded)."""
+    if not memory_mib:
+        return
+    try:
+        import resource
+
+        held = 0
+        status = Path("/proc/self/status")
+        if status.exists():
+            line = next(x for x in status.read_text().splitlines() if x.startswith("VmSize:"))
+            held = int(line.split()[1]) * 1024
+        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        limit = held + memory_mib * 2**20
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
+    except (ImportError, ValueError, OSError, StopIteration):  # no such limit here, or none to be set
+        pass
+
+
+def _send(conn: Connection, reply: tuple[str, Any]) -> bool:
+    try:
+        conn.send(reply)
+    except MemoryError:  # the result itself does not fit
+        conn.send(("memory", ""))
+    except OSError:  # the parent is gone
+        return False
+    return True
 
 
 def _extract(kind: str, data: bytes, stem: str) -> tuple[str, Any]:
@@ -99,72 +161,106 @@ class ReaderProcess:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._proc: BaseProcess | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
-        self._memory_mib = -1  # the limit the running child has
+        self._limits: tuple[int, float] = (-1, 0.0)  # those the running child has
 
     @property
     def pid(self) -> int | None:
         """The child's process id; None while none runs."""
-        return self._proc.pid if self._proc is not None and self._proc.is_alive() else None
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
 
     def extract(self, kind: str, data: bytes, stem: str) -> list[Extracted]:
         """``search.readers.<kind>.extract(data, stem)`` in the child, within the limits; a file that
         breaks them raises :class:`ReaderError` with the reason."""
         memory_mib, timeout = limits()
-        if multiprocessing.current_process().daemon:  # a daemon process may not start one: read here
+        if os.name != "posix" or multiprocessing.current_process().daemon:  # no child to be had: read here
             return _parts(kind, _extract(kind, data, stem), 0)
         with self._lock:
-            conn = self._started(memory_mib)
+            conn = self._started(memory_mib, timeout)
             try:
                 conn.send((kind, data, stem))
                 reply = conn.recv() if conn.poll(timeout) else None
             except (EOFError, OSError):  # it died on this file
                 raise ReaderError(self._death(kind, memory_mib)) from None
+            except BaseException:  # interrupted (Ctrl-C, a cancelled task): its reply must not go to the next file
+                self.close()
+                raise
             if reply is None or reply[0] == "memory":  # a child that met its limit may keep what it got
                 self.close()
             if reply is None:
                 raise ReaderError(f"reading took longer than {timeout:g} s (the limit; {TIMEOUT_ENV} sets it)")
         return _parts(kind, reply, memory_mib)
 
-    def _started(self, memory_mib: int) -> Connection:
-        alive = self._conn is not None and self._proc is not None and self._proc.is_alive()
-        if alive and self._conn is not None and self._memory_mib == memory_mib:  # the limit it started with
+    def _started(self, memory_mib: int, timeout: float) -> Connection:
+        if self._conn is not None and self.pid is not None and self._limits == (memory_mib, timeout):
             return self._conn
         self.close()
-        ctx = multiprocessing.get_context("spawn")  # never fork a process that may run ONNX threads
-        parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_serve, args=(child, memory_mib), name="search-reader", daemon=True)
+        mine, theirs = socket.socketpair()
+        root = str(Path(__file__).resolve().parents[2])  # where this package is imported from
+        # not the working folder first (python -c puts it there): a folder named "search" in it is not ours
+        code = "import sys; del sys.path[0]; sys.path.append(sys.argv[1]); import search.readers.worker as w; "
+        code += "w.serve(sys.argv[2:])"
+        quiet = None if os.environ.get("SEARCH_DEBUG") else subprocess.DEVNULL  # its tracebacks are not the user's
         try:
-            proc.start()
-            child.close()
-            if not parent.poll(START_TIMEOUT_S) or parent.recv() != "ready":
-                raise OSError("it did not get ready")
-        except (OSError, EOFError) as exc:
-            if proc.pid is not None:
-                proc.kill()
+            proc = subprocess.Popen(
+                [sys.executable, "-c", code, root, *map(str, (theirs.fileno(), memory_mib, timeout, os.getpid()))],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=quiet, stderr=quiet,
+                env={**os.environ, **_ONE_THREAD},
+            )  # fmt: skip
+        except OSError as exc:
+            mine.close()
             raise SearchError(f"cannot start the process that reads PDF, Office, EPUB and mail files ({exc})") from None
-        self._proc, self._conn, self._memory_mib = proc, parent, memory_mib
-        return parent
+        finally:
+            theirs.close()
+        conn = Connection(mine.detach())
+        try:
+            ready = conn.poll(START_TIMEOUT_S) and conn.recv() == "ready"
+        except (EOFError, OSError):
+            ready = False
+        except BaseException:  # interrupted while it starts
+            conn.close()
+            proc.kill()
+            proc.wait()
+            raise
+        if not ready:
+            conn.close()
+            exited = proc.poll()
+            if exited is None:
+                proc.kill()
+                proc.wait()
+            why = f"not ready after {START_TIMEOUT_S:g} s" if exited is None else f"exit code {exited}"
+            raise SearchError(
+                f"cannot start the process that reads PDF, Office, EPUB and mail files ({why}); "
+                "SEARCH_DEBUG=1 shows why"
+            )
+        self._proc, self._conn, self._limits = proc, conn, (memory_mib, timeout)
+        return conn
 
     def _death(self, kind: str, memory_mib: int) -> str:
         code = None
         if self._proc is not None:
-            self._proc.join(5)
-            code = self._proc.exitcode
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                code = self._proc.wait(5)
         self.close()
-        how = signal.Signals(-code).name if code is not None and code < 0 else f"exit code {code}"
+        how = "" if code is None else f" (exit code {code})"
+        if code is not None and code < 0:
+            try:
+                how = f" ({signal.Signals(-code).name})"
+            except ValueError:
+                how = f" (signal {-code})"
         over = f"{_over_memory(memory_mib)}, or " if memory_mib else ""
-        return f"the {kind.upper()} reader stopped ({how}): {over}a crash in its library"
+        return f"the {kind.upper()} reader stopped{how}: {over}a crash in its library"
 
     def close(self) -> None:
         """Stop the child (it is started again when next needed)."""
         if self._conn is not None:
             self._conn.close()
         if self._proc is not None:
-            if self._proc.is_alive():
+            if self._proc.poll() is None:
                 self._proc.kill()
-            self._proc.join(5)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._proc.wait(5)
         self._proc = self._conn = None
 
 
@@ -182,3 +278,4 @@ def _over_memory(memory_mib: int) -> str:
 
 
 READER = ReaderProcess()
+atexit.register(READER.close)
