@@ -31,6 +31,7 @@ from .readers.worker import KINDS, READER  # KINDS: the binary formats
 from .types import Document
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
+MAX_FORWARDS = 3  # a mail in a mail in a mail: deeper ones are said, not read
 
 
 @dataclass(frozen=True)
@@ -267,9 +268,10 @@ def _binary_reader(kind: str) -> Reader:
 
 
 def _extracted(
-    kind: str, data: bytes, doc_id: str, stem: str, source: str, skipped: list[Skipped]
+    kind: str, data: bytes, doc_id: str, stem: str, source: str, skipped: list[Skipped], depth: int = 0
 ) -> Iterator[Document]:
-    """The documents of one binary file (or attachment): itself, then its attachments as ``doc_id#name``."""
+    """The documents of one binary file (or attachment): itself, then its attachments as ``doc_id#name``
+    (a forwarded mail's own attachments too, down to MAX_FORWARDS mails deep)."""
     try:  # in a child process with a memory and a time limit: a crafted file costs only itself
         parts = READER.extract(kind, data, stem)
     except ReaderError as exc:
@@ -288,8 +290,10 @@ def _extracted(
         name = Path(part.name).name or "attachment"
         sub_id, sub_source, suffix = f"{doc_id}#{name}", f"{source}#{name}", Path(name).suffix.lower()
         sub_kind = suffix.lstrip(".")
-        if sub_kind in KINDS and sub_kind != "eml":
-            yield from _extracted(sub_kind, part.data, sub_id, Path(name).stem, sub_source, skipped)
+        if sub_kind == "eml" and depth >= MAX_FORWARDS:
+            skipped.append(Skipped(sub_source, f"a mail forwarded more than {MAX_FORWARDS} deep is not read"))
+        elif sub_kind in KINDS:
+            yield from _extracted(sub_kind, part.data, sub_id, Path(name).stem, sub_source, skipped, depth + 1)
         elif suffix in TEXT_KINDS:
             try:
                 text = _decode(part.data)

@@ -260,7 +260,8 @@ def test_a_pdf_with_bad_pages_or_metadata_keeps_its_readable_pages(tmp_path: Pat
 
 def test_mail_attachments_without_a_name_alike_or_in_an_unread_format_are_said(tmp_path: Path) -> None:
     """A PDF attached without a name, two attachments of one name, an attachment in a format not read,
-    a forwarded message, a charset Python cannot decode at all, and a PDF named .eml."""
+    a forwarded message (and one forwarded four deep), a charset Python cannot decode at all, and a
+    PDF named .eml."""
     folder = tmp_path / "corpus"
     folder.mkdir()
     pdf_part = (FIXTURES / "bericht.pdf").read_bytes()
@@ -281,20 +282,34 @@ def test_mail_attachments_without_a_name_alike_or_in_an_unread_format_are_said(t
     inner.set_content("Der weitergeleitete Text.")
     msg.add_attachment(inner)  # message/rfc822
     (folder / "anhang.eml").write_bytes(bytes(msg))
+    deep = inner
+    for level in range(4):  # a mail forwarded in a mail, in a mail, in a mail, in a mail
+        outer = EmailMessage()
+        outer["Subject"] = f"Ebene {level}"
+        outer.set_content(f"Text der Ebene {level}.")
+        outer.add_attachment(deep)
+        deep = outer
+    (folder / "tief.eml").write_bytes(bytes(deep))
     odd = b"From: a@example.org\r\nSubject: idna\r\nContent-Type: text/plain; charset=idna\r\n\r\nText \xff.\r\n"
     (folder / "zeichensatz.eml").write_bytes(odd)
     (folder / "eigentlich.eml").write_bytes(pdf_part)
     docs, skipped, _ = read(folder)
     assert sorted(docs) == [
         "anhang.eml", "anhang.eml#attachment-1.pdf", "anhang.eml#bericht.pdf", "anhang.eml#copy-bericht.pdf",
-        "anhang.eml#copy-copy-bericht.pdf", "zeichensatz.eml",
+        "anhang.eml#copy-copy-bericht.pdf", "anhang.eml#forwarded-6.eml", "tief.eml", "tief.eml#forwarded-1.eml",
+        "tief.eml#forwarded-1.eml#forwarded-1.eml", "tief.eml#forwarded-1.eml#forwarded-1.eml#forwarded-1.eml",
+        "zeichensatz.eml",
     ]  # fmt: skip
+    forwarded = docs["anhang.eml#forwarded-6.eml"]  # before: "a message/rfc822 part is not read"
+    assert forwarded.title == "Weitergeleitet" and forwarded.text == "Der weitergeleitete Text."
+    assert forwarded.meta["path"] == "anhang.eml" and forwarded.meta["type"] == "eml"
     assert docs["anhang.eml#copy-bericht.pdf"].text == docs["anhang.eml#attachment-1.pdf"].text
     assert "Text" in docs["zeichensatz.eml"].text
     reasons = sorted((Path(s.source).name, s.reason) for s in skipped)
-    assert reasons[0] == ("anhang.eml", "a message/rfc822 part is not read (a forwarded message?)")
-    assert reasons[1] == ("anhang.eml#tabelle.xlsx", "attachment in a format not read (.xlsx)")
-    assert reasons[2] == ("eigentlich.eml", "not an e-mail: a PDF (name it .pdf)")
+    assert reasons[0] == ("anhang.eml#tabelle.xlsx", "attachment in a format not read (.xlsx)")
+    assert reasons[1] == ("eigentlich.eml", "not an e-mail: a PDF (name it .pdf)")
+    fourth = "tief.eml#forwarded-1.eml#forwarded-1.eml#forwarded-1.eml#forwarded-1.eml"
+    assert reasons[2] == (fourth, "a mail forwarded more than 3 deep is not read")
     assert reasons[3][0] == "zeichensatz.eml" and "replacement characters" in reasons[3][1]
     assert len(reasons) == 4
 

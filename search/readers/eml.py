@@ -49,9 +49,11 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
     for attachment in msg.iter_attachments():
         payload = attachment.get_payload(decode=True)
         kind = attachment.get_content_type()
-        if not isinstance(payload, bytes):  # a forwarded message (message/rfc822): its parts are not bytes
-            notes.append(f"a {kind} part is not read (a forwarded message?)")
-            continue
+        if not isinstance(payload, bytes):  # a forwarded message (message/rfc822): read as a mail of its own
+            payload = _forwarded(attachment)
+            if payload is None:
+                notes.append(f"a {kind} part is not read")
+                continue
         if kind.startswith("image/") or kind in _SIGNATURES:  # a logo or a signature: not text to search
             continue
         filename = _attachment_name(attachment, len(out))
@@ -64,6 +66,20 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
     if not out[0].text and not out[0].title and len(out) == 1:  # a subject alone is a document, as a title is
         raise ReaderError("e-mail with no subject, no text body and no attachment")
     return out
+
+
+def _forwarded(part: Any) -> bytes | None:
+    """The bytes of a message/rfc822 part's message (a mail forwarded as an attachment)."""
+    inner = part.get_payload()
+    message = inner[0] if isinstance(inner, list) and inner else None
+    if not isinstance(message, email.message.Message):
+        return None
+    try:
+        return message.as_bytes()
+    except MemoryError:  # the reader process's limit, not a broken file
+        raise
+    except Exception:  # a header or part the generator cannot write back
+        return None
 
 
 def _header(msg: EmailMessage, key: str) -> str:
@@ -86,6 +102,8 @@ def _attachment_name(part: Any, number: int) -> str | None:
         name = None
     if name and name.strip():
         return str(name)
+    if part.get_content_type() == "message/rfc822":
+        return f"forwarded-{number}.eml"
     if part.get_content_maintype() == "text" and part.get_content_disposition() != "attachment":
         return None
     return f"attachment-{number}{mimetypes.guess_extension(part.get_content_type()) or ''}"
