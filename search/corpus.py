@@ -304,7 +304,7 @@ def _extracted(
             if body.strip():
                 meta = {"type": TEXT_KINDS[suffix], "size": len(part.data), **main.meta}
                 yield Document(sub_id, title or Path(name).stem, body, meta=meta)
-        else:  # said, not dropped in silence: a spreadsheet, an image, a mail forwarded as an attachment
+        else:  # said, not dropped in silence: a spreadsheet, an image, an archive
             skipped.append(Skipped(sub_source, f"attachment in a format not read ({suffix or 'no suffix'})"))
 
 

@@ -281,6 +281,7 @@ def test_mail_attachments_without_a_name_alike_or_in_an_unread_format_are_said(t
     inner["Subject"] = "Weitergeleitet"
     inner.set_content("Der weitergeleitete Text.")
     msg.add_attachment(inner)  # message/rfc822
+    msg.add_attachment(inner, filename="Re: v1.2")  # named by its subject: still read as a mail
     (folder / "anhang.eml").write_bytes(bytes(msg))
     deep = inner
     for level in range(4):  # a mail forwarded in a mail, in a mail, in a mail, in a mail
@@ -295,8 +296,9 @@ def test_mail_attachments_without_a_name_alike_or_in_an_unread_format_are_said(t
     (folder / "eigentlich.eml").write_bytes(pdf_part)
     docs, skipped, _ = read(folder)
     assert sorted(docs) == [
-        "anhang.eml", "anhang.eml#attachment-1.pdf", "anhang.eml#bericht.pdf", "anhang.eml#copy-bericht.pdf",
-        "anhang.eml#copy-copy-bericht.pdf", "anhang.eml#forwarded-6.eml", "tief.eml", "tief.eml#forwarded-1.eml",
+        "anhang.eml", "anhang.eml#Re: v1.2.eml", "anhang.eml#attachment-1.pdf", "anhang.eml#bericht.pdf",
+        "anhang.eml#copy-bericht.pdf", "anhang.eml#copy-copy-bericht.pdf", "anhang.eml#forwarded-6.eml",
+        "tief.eml", "tief.eml#forwarded-1.eml",
         "tief.eml#forwarded-1.eml#forwarded-1.eml", "tief.eml#forwarded-1.eml#forwarded-1.eml#forwarded-1.eml",
         "zeichensatz.eml",
     ]  # fmt: skip

@@ -50,7 +50,7 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
         payload = attachment.get_payload(decode=True)
         kind = attachment.get_content_type()
         if not isinstance(payload, bytes):  # a forwarded message (message/rfc822): read as a mail of its own
-            payload = _forwarded(attachment)
+            payload = _forwarded(attachment) if kind in _FORWARDED else None
             if payload is None:
                 notes.append(f"a {kind} part is not read")
                 continue
@@ -68,8 +68,14 @@ def extract(data: bytes, name: str = "") -> list[Extracted]:
     return out
 
 
+_FORWARDED = ("message/rfc822", "message/global")
+
+
 def _forwarded(part: Any) -> bytes | None:
-    """The bytes of a message/rfc822 part's message (a mail forwarded as an attachment)."""
+    """The bytes of a message/rfc822 part's message (a mail forwarded as an attachment); None for one
+    sent in base64 or quoted-printable, which the parser does not undo (RFC 2046 forbids it)."""
+    if part.get("content-transfer-encoding", "").strip().lower() in ("base64", "quoted-printable"):
+        return None
     inner = part.get_payload()
     message = inner[0] if isinstance(inner, list) and inner else None
     if not isinstance(message, email.message.Message):
@@ -100,9 +106,10 @@ def _attachment_name(part: Any, number: int) -> str | None:
         name = part.get_filename()
     except (LookupError, UnicodeError, ValueError):
         name = None
-    if name and name.strip():
-        return str(name)
-    if part.get_content_type() == "message/rfc822":
+    forwarded = part.get_content_type() in _FORWARDED
+    if name and name.strip():  # a forwarded mail named by its subject ("Re: v1.2") is still read as a mail
+        return str(name) if not forwarded or str(name).lower().endswith(".eml") else f"{name}.eml"
+    if forwarded:
         return f"forwarded-{number}.eml"
     if part.get_content_maintype() == "text" and part.get_content_disposition() != "attachment":
         return None

@@ -10,9 +10,10 @@ kept for the next ones, and started anew after a file it could not finish.
 ``SEARCH_READER_MEMORY`` (MiB a file may take beyond the loaded libraries, default 4096) and
 ``SEARCH_READER_TIMEOUT`` (seconds per file, default 300) set the limits. The memory limit is the
 child's ``RLIMIT_AS`` where the system enforces one (Linux does). The child is a fresh interpreter
-(``python -c``), not a multiprocessing child, so a caller's script without a ``__main__`` guard is not
-run again in it. Where no child can be had (not POSIX, or inside a daemonic multiprocessing worker),
-files are read in the calling process, without the limits.
+(``python -c`` on this process's import path), not a multiprocessing child, so a caller's script
+without a ``__main__`` guard is not run again in it; it ends within half a second of its parent.
+Where no child can be had (not POSIX, or a frozen application), files are read in the calling
+process, without the limits.
 """
 
 from __future__ import annotations
@@ -20,14 +21,15 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
+import json
 import math
-import multiprocessing
 import os
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -38,6 +40,7 @@ from . import Extracted, ReaderError, capped
 MEMORY_ENV, TIMEOUT_ENV = "SEARCH_READER_MEMORY", "SEARCH_READER_TIMEOUT"
 DEFAULT_MEMORY_MIB, DEFAULT_TIMEOUT_S = 4096, 300.0
 MAX_MEMORY_MIB = 2**30  # a petabyte: beyond it the byte count would not fit the system's limit
+MAX_TIMEOUT_S = 1e6  # eleven days: beyond 2**31 ms a wait on the socket overflows
 START_TIMEOUT_S = 120.0  # the child's own start (imports), not counted against a file
 KINDS = ("pdf", "docx", "odt", "epub", "eml")  # each read by search/readers/<kind>.py
 # what the readers import, loaded before the limits and the first file's clock start
@@ -59,10 +62,10 @@ def limits() -> tuple[int, float]:
         raise SearchError(f"{MEMORY_ENV} must be a whole number of MiB (0: no limit), not {memory!r}") from None
     try:
         seconds = float(timeout) if timeout else DEFAULT_TIMEOUT_S
-        if not 0 < seconds < math.inf:  # nan and inf too
+        if not 0 < seconds <= MAX_TIMEOUT_S:  # nan and inf too
             raise ValueError
     except ValueError:
-        raise SearchError(f"{TIMEOUT_ENV} must be a number of seconds above 0, not {timeout!r}") from None
+        raise SearchError(f"{TIMEOUT_ENV} must be a number of seconds above 0 (up to 1e6), not {timeout!r}") from None
     return mib, seconds
 
 
@@ -73,6 +76,8 @@ def serve(args: list[str]) -> None:
     conn = Connection(int(args[0]))
     memory_mib, timeout, parent = int(args[1]), float(args[2]), int(args[3])
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it ends this child
+    if hasattr(signal, "SIGALRM"):  # the backstop below must end it, whatever the parent ignored
+        signal.signal(signal.SIGALRM, signal.SIG_DFL)
     _end_with(parent)
     for module in _PRELOAD:
         importlib.import_module(module)
@@ -99,17 +104,16 @@ def serve(args: list[str]) -> None:
 
 
 def _end_with(parent: int) -> None:
-    """End this child when ``parent`` ends, even in the middle of a file (Linux: PR_SET_PDEATHSIG).
-    Elsewhere a file's alarm ends it at the latest, and the closed socket between files."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
+    """End this child within half a second of ``parent``, even in the middle of a file: a thread
+    watches who its parent is (the readers' native code lets it run). PR_SET_PDEATHSIG would follow
+    the parent's *thread* that started the child, which may end long before the parent does."""
 
-            ctypes.CDLL(None).prctl(1, signal.SIGKILL)  # 1: PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            return
-        if os.getppid() != parent:  # it ended before that was set
-            os._exit(0)
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _limit_memory(memory_mib: int) -> None:
@@ -124,10 +128,11 @@ def _limit_memory(memory_mib: int) -> None:
         if status.exists():
             line = next(x for x in status.read_text().splitlines() if x.startswith("VmSize:"))
             held = int(line.split()[1]) * 1024
-        _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+        soft, hard = resource.getrlimit(resource.RLIMIT_AS)
         limit = held + memory_mib * 2**20
-        if hard != resource.RLIM_INFINITY:
-            limit = min(limit, hard)
+        for tighter in (soft, hard):  # a limit the caller set already still holds
+            if tighter != resource.RLIM_INFINITY:
+                limit = min(limit, tighter)
         resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     except (ImportError, ValueError, OSError, StopIteration):  # no such limit here, or none to be set
         pass
@@ -174,7 +179,7 @@ class ReaderProcess:
         """``search.readers.<kind>.extract(data, stem)`` in the child, within the limits; a file that
         breaks them raises :class:`ReaderError` with the reason."""
         memory_mib, timeout = limits()
-        if os.name != "posix" or multiprocessing.current_process().daemon:  # no child to be had: read here
+        if os.name != "posix" or getattr(sys, "frozen", False) or not sys.executable:  # no child: read here
             return _parts(kind, _extract(kind, data, stem), 0)
         with self._lock:
             conn = self._started(memory_mib, timeout)
@@ -197,18 +202,18 @@ class ReaderProcess:
             return self._conn
         self.close()
         mine, theirs = socket.socketpair()
-        root = str(Path(__file__).resolve().parents[2])  # where this package is imported from
-        # not the working folder first (python -c puts it there): a folder named "search" in it is not ours
-        code = "import sys; del sys.path[0]; sys.path.append(sys.argv[1]); import search.readers.worker as w; "
+        # this process's import path, so the child imports the same search and the same libraries
+        path = json.dumps([p or os.getcwd() for p in sys.path])
+        code = "import sys, json; sys.path[:] = json.loads(sys.argv[1]); import search.readers.worker as w; "
         code += "w.serve(sys.argv[2:])"
         quiet = None if os.environ.get("SEARCH_DEBUG") else subprocess.DEVNULL  # its tracebacks are not the user's
         try:
             proc = subprocess.Popen(
-                [sys.executable, "-c", code, root, *map(str, (theirs.fileno(), memory_mib, timeout, os.getpid()))],
+                [sys.executable, "-c", code, path, *map(str, (theirs.fileno(), memory_mib, timeout, os.getpid()))],
                 pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, stdout=quiet, stderr=quiet,
                 env={**os.environ, **_ONE_THREAD},
             )  # fmt: skip
-        except OSError as exc:
+        except Exception as exc:  # OSError, or a sys.executable that is no program at all
             mine.close()
             raise SearchError(f"cannot start the process that reads PDF, Office, EPUB and mail files ({exc})") from None
         finally:
@@ -225,8 +230,10 @@ class ReaderProcess:
             raise
         if not ready:
             conn.close()
-            exited = proc.poll()
-            if exited is None:
+            try:  # on an early end of the socket the process is ending too
+                exited: int | None = proc.wait(5)
+            except subprocess.TimeoutExpired:
+                exited = None
                 proc.kill()
                 proc.wait()
             why = f"not ready after {START_TIMEOUT_S:g} s" if exited is None else f"exit code {exited}"
