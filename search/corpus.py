@@ -195,12 +195,17 @@ def _read_jsonl(path: Path, _path_id: str, skipped: list[Skipped]) -> Iterator[D
             if not isinstance(meta, dict) or not all(_scalar(v) for v in meta.values()):
                 skipped.append(Skipped(where, '"meta" must be an object of strings, numbers and dates'))
                 continue
-            body = body.replace("\r\n", "\n") if body.strip() else title.strip()  # a title alone is found
+            body = _or_title(body.replace("\r\n", "\n"), title)
             own = {k: v for k, v in meta.items() if k not in ("path", "type")}
             yield Document(id=str(doc_id), title=title, text=body, meta={"size": len(body.encode()), **own})
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")  # after json.loads, a pair is one character: any left is half a pair
+
+
+def _or_title(text: str, title: str) -> str:
+    """A document's text, or its title where it has no text (a mail's subject alone), so a search finds it."""
+    return text if text.strip() else title.strip()
 
 
 def _scalar(value: Any) -> bool:
@@ -243,7 +248,7 @@ def _read_html(file: Path, doc_id: str, skipped: list[Skipped]) -> Iterator[Docu
     if not text.strip() and not title.strip():
         skipped.append(Skipped(str(file), "empty file"))
         return
-    yield Document(id=doc_id, title=title or file.stem, text=text if text.strip() else title.strip())
+    yield Document(id=doc_id, title=title or file.stem, text=_or_title(text, title))
 
 
 TEXT_KINDS = {".txt": "txt", ".text": "txt", ".md": "md", ".markdown": "md", ".html": "html", ".htm": "html"}
@@ -282,8 +287,7 @@ def _extracted(
         skipped.append(Skipped(source, note, indexed=True))
     if main.text.strip() or main.title.strip():
         meta = {"type": kind, "size": len(data), **main.meta}
-        text = main.text if main.text.strip() else main.title.strip()  # a title alone (a mail's subject) is found
-        yield Document(doc_id, main.title or stem, text, meta=meta, pages=tuple(main.pages))
+        yield Document(doc_id, main.title or stem, _or_title(main.text, main.title), meta=meta, pages=tuple(main.pages))
     elif not attachments:
         skipped.append(Skipped(source, "no text"))
     for part in attachments:

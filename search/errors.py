@@ -7,11 +7,30 @@ else escaping is a bug.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T", int, float)
+
 
 class SearchError(Exception):
     """Base class of the engine's own errors."""
 
     exit_code = 1
+
+
+def env_setting(name: str, default: T, parse: Callable[[str], T], ok: Callable[[T], bool], wanted: str) -> T:
+    """A number the environment variable ``name`` sets (``default`` where it is unset or blank); one that
+    does not parse or is not ``ok`` is a :class:`SearchError`: "NAME must be WANTED, not 'VALUE'"."""
+    raw = os.environ.get(name, "").strip()
+    try:
+        value = parse(raw) if raw else default
+        if not ok(value):
+            raise ValueError
+    except ValueError:
+        raise SearchError(f"{name} must be {wanted}, not {raw!r}") from None
+    return value
 
 
 class CorpusError(SearchError):

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexFormatError, SearchError, rebuild_hint
+from .errors import IndexFormatError, env_setting, rebuild_hint
 from .types import Hit
 
 # Below this many vectors search is exact: it streams every vector (about 19 ms at 100,000 on one
@@ -29,14 +29,7 @@ HNSW_EF_SEARCH = 512  # recall@10 on scifact ×2: 256 → 0.990, 512 → 0.996; 
 
 def hnsw_min(default: int = HNSW_MIN) -> int:
     """From how many vectors on a build adds the HNSW graph: ``SEARCH_HNSW_MIN``, else ``default``."""
-    raw = os.environ.get("SEARCH_HNSW_MIN", "").strip()
-    try:
-        value = int(raw) if raw else default
-        if value < 1:
-            raise ValueError
-    except ValueError:
-        raise SearchError(f"SEARCH_HNSW_MIN must be a whole number of sentences from 1 on, not {raw!r}") from None
-    return value
+    return env_setting("SEARCH_HNSW_MIN", default, int, lambda v: v >= 1, "a whole number of sentences from 1 on")
 
 
 FEW_ALLOWED = 5_000  # a filter that lets this many vectors through (or a twentieth) is scored directly

@@ -34,7 +34,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from ..errors import SearchError
+from ..errors import SearchError, env_setting
 from . import Extracted, ReaderError, capped
 
 MEMORY_ENV, TIMEOUT_ENV = "SEARCH_READER_MEMORY", "SEARCH_READER_TIMEOUT"
@@ -48,24 +48,22 @@ _PRELOAD = (
     *(f"{__package__}.{kind}" for kind in KINDS),
     "pypdfium2", "docx", "docx.oxml.parser", "odf.opendocument", "odf.namespaces", "bs4", "bs4.dammit",
 )  # fmt: skip
+_NO_START = "cannot start the process that reads PDF, Office, EPUB and mail files"
 _ONE_THREAD = {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}  # numpy's pools
 
 
 def limits() -> tuple[int, float]:
     """The memory limit (MiB, 0: none) and the time limit (seconds) that the environment sets."""
-    memory, timeout = (os.environ.get(env, "").strip() for env in (MEMORY_ENV, TIMEOUT_ENV))
-    try:
-        mib = int(memory) if memory else DEFAULT_MEMORY_MIB
-        if not 0 <= mib <= MAX_MEMORY_MIB:
-            raise ValueError
-    except ValueError:
-        raise SearchError(f"{MEMORY_ENV} must be a whole number of MiB (0: no limit), not {memory!r}") from None
-    try:
-        seconds = float(timeout) if timeout else DEFAULT_TIMEOUT_S
-        if not 0 < seconds <= MAX_TIMEOUT_S:  # nan and inf too
-            raise ValueError
-    except ValueError:
-        raise SearchError(f"{TIMEOUT_ENV} must be a number of seconds above 0 (up to 1e6), not {timeout!r}") from None
+    mib = env_setting(
+        MEMORY_ENV, DEFAULT_MEMORY_MIB, int, lambda v: 0 <= v <= MAX_MEMORY_MIB, "a whole number of MiB (0: no limit)"
+    )
+    seconds = env_setting(  # nan and inf fail the bound too
+        TIMEOUT_ENV,
+        DEFAULT_TIMEOUT_S,
+        float,
+        lambda v: 0 < v <= MAX_TIMEOUT_S,
+        "a number of seconds above 0 (up to 1e6)",
+    )
     return mib, seconds
 
 
@@ -215,7 +213,7 @@ class ReaderProcess:
             )  # fmt: skip
         except Exception as exc:  # OSError, or a sys.executable that is no program at all
             mine.close()
-            raise SearchError(f"cannot start the process that reads PDF, Office, EPUB and mail files ({exc})") from None
+            raise SearchError(f"{_NO_START} ({exc})") from None
         finally:
             theirs.close()
         conn = Connection(mine.detach())
@@ -237,10 +235,7 @@ class ReaderProcess:
                 proc.kill()
                 proc.wait()
             why = f"not ready after {START_TIMEOUT_S:g} s" if exited is None else f"exit code {exited}"
-            raise SearchError(
-                f"cannot start the process that reads PDF, Office, EPUB and mail files ({why}); "
-                "SEARCH_DEBUG=1 shows why"
-            )
+            raise SearchError(f"{_NO_START} ({why}); SEARCH_DEBUG=1 shows why")
         self._proc, self._conn, self._limits = proc, conn, (memory_mib, timeout)
         return conn
 
