@@ -189,6 +189,9 @@ def test_an_interrupted_read_leaves_no_reply_for_the_next_file(tmp_path: Path, b
     (folder / "a-bombe.pdf").unlink()
     read(folder)  # the child is up
     first = READER.pid
+    # Ctrl-C raises KeyboardInterrupt here even where the runner started with SIGINT ignored (a
+    # background job of a non-interactive shell is; see conftest.interruptible)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
     try:
@@ -196,6 +199,7 @@ def test_an_interrupted_read_leaves_no_reply_for_the_next_file(tmp_path: Path, b
             READER.extract("pdf", nested_forms_pdf(20), "formen")  # some 30 s of reading, little memory
     finally:
         timer.cancel()
+        signal.signal(signal.SIGINT, previous)
     assert READER.pid is None and first is not None
     docs = {d.id: d for d in read_corpus(folder)}
     assert sorted(docs) == ["bericht.docx", "bericht.pdf"]
