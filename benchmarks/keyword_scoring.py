@@ -1,7 +1,8 @@
 """Why a sentence's keyword score adds its document's BM25: keyword nDCG@10 of four scorings.
 
 The engine ranks sentences. Its keyword score for a sentence that holds a query word is its
-document's BM25 (title and text) plus half its own BM25 (search/bm25.py, ``PassageBM25``). This
+document's BM25 (title and text) plus half its own BM25, and a document whose title alone holds one is
+found through its first sentence, with its document's BM25 (search/bm25.py, ``PassageBM25``). This
 measures that choice against its parts on the three collections where it was chosen, with the
 engine's own index (chunking, language detection, analysis, term matrices) and `search eval`'s
 evaluation (1,000 sentences, a document scored by its best sentence, pytrec_eval):
@@ -9,7 +10,8 @@ evaluation (1,000 sentences, a document scored by its best sentence, pytrec_eval
 - sentence alone: each sentence's own BM25;
 - document alone: whole-document BM25 over the document matrix (title and text), no sentences;
 - document + ½ sentence: the engine's composition, every query read as plain words;
-- keyword mode: `search eval --mode keyword` itself (query syntax where a query clearly writes it).
+- keyword mode: `search eval --mode keyword` itself (query syntax where a query clearly writes it, and
+  a query of more than 20 words ranked by documents: benchmarks/results/long_rule.md).
 
 Only the keyword side is measured, so the index is built with a stand-in embedding model (a
 constant vector): nothing here depends on it.

@@ -32,6 +32,10 @@ class KeywordExplainOut(BaseModel):
     rank: int | None = Field(description="place among the keyword side's candidates (null: not scored there)")
     document_bm25: float | None = Field(description="the document's BM25 (null for query syntax)")
     sentence_bm25: float | None
+    document_share: float | None = Field(description="the document's share (null for query syntax)")
+    sentence_share: float | None = Field(
+        description="the sentence's share: the index's, or its long-query share past its long_words words"
+    )
     terms: dict[str, float] = Field(description='each "lang:term" part of raw')
     scoring: str = Field(description='"bm25" (plain words) or "whoosh bm25f" (query syntax)')
 

@@ -225,8 +225,9 @@ class BM25:
         avgdl = stats.length / n if n else 1.0  # lengths are whole numbers: the float64 sum is exact
         self.norm = (self.k1 * (1.0 - self.b + self.b * m.doclen / max(avgdl, 1e-9))).astype(np.float32)
 
-    def column(self, key: str) -> tuple[int | None, float]:
-        """The column a query key reads and the weight it reads it at (see the module's docstring)."""
+    def column(self, key: str, part_weight: float | None = None) -> tuple[int | None, float]:
+        """The column a query key reads and the weight it reads it at (see the module's docstring);
+        ``part_weight`` replaces the matrix's own for one query (a long one, :class:`PassageBM25`)."""
         lang, colon, term = key.partition(":")
         if not colon:
             return self.col.get(key), 1.0
@@ -234,23 +235,23 @@ class BM25:
         if "~" in lang:
             lang, weight = lang.replace("~", ""), self.query_part_weight
         if lang.endswith("+"):
-            weight *= self.part_weight
+            weight *= self.part_weight if part_weight is None else part_weight
         return self.col.get(f"{lang}:{term}"), weight
 
-    def _weighted(self, terms: Iterable[str]) -> dict[int, tuple[float, str]]:
+    def _weighted(self, terms: Iterable[str], part_weight: float | None = None) -> dict[int, tuple[float, str]]:
         """Columns to read, each once, in the order of the query's keys: the highest weight a key asks
         for it (times the number of times the query holds that key), and that key."""
         out: dict[int, tuple[float, str]] = {}
         for t, n in Counter(terms).items():
-            c, w = self.column(t)
+            c, w = self.column(t, part_weight)
             if c is not None and w * n > out.get(c, (0.0, ""))[0]:
                 out[c] = (w * n, t)
         return out
 
-    def scores(self, terms: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
+    def scores(self, terms: Iterable[str], part_weight: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Rows that hold any of ``terms`` and their BM25 scores."""
         m = self.m
-        cols = self._weighted(terms)
+        cols = self._weighted(terms, part_weight)
         if not cols:
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
         acc = np.zeros(len(m.row_ids), dtype=np.float32)
@@ -265,7 +266,9 @@ class BM25:
     def search(self, terms: Iterable[str], k: int) -> list[Hit]:
         return _top(self.m.row_ids, *self.scores(terms), k)
 
-    def term_scores(self, terms: Iterable[str], row_ids: Sequence[int]) -> list[dict[str, float]]:
+    def term_scores(
+        self, terms: Iterable[str], row_ids: Sequence[int], part_weight: float | None = None
+    ) -> list[dict[str, float]]:
         """For each row id, each term's part of that row's score (terms it does not hold are left out):
         they sum to what :meth:`scores` gives that row. One binary search per term for all the rows."""
         m = self.m
@@ -275,7 +278,7 @@ class BM25:
         wanted = np.asarray(row_ids, dtype=np.int64)
         pos = np.minimum(np.searchsorted(m.row_ids, wanted), len(m.row_ids) - 1)
         held = m.row_ids[pos] == wanted
-        for c, (w, term) in self._weighted(terms).items():  # each column once, named by its key
+        for c, (w, term) in self._weighted(terms, part_weight).items():  # each column once, named by its key
             lo, hi = int(m.indptr[c]), int(m.indptr[c + 1])
             col = m.rows[lo:hi]  # a column's rows ascend (update and by_group keep them so)
             at = np.minimum(np.searchsorted(col, pos), max(hi - lo - 1, 0))
@@ -310,8 +313,16 @@ class PassageBM25:
     on mlqa-de-dev, scifact and cranfield: one sentence rarely holds every query word its document
     holds. Adding the document's score ranks the best documents first and, inside each, its best
     sentences. The document's terms include its title (+0.012 nDCG@10 keyword on mlqa-de-dev,
-    +0.006 on scifact). Only sentences that hold a query word score at all, so evidence stays
-    visible. (benchmarks/results/relevance.md)
+    +0.006 on scifact). (benchmarks/results/relevance.md)
+
+    A sentence that holds a query word scores, so evidence stays visible; a document whose title alone
+    holds them is found through its first sentence (its sentence score 0): before, the paragraphs of an
+    article titled "Steve Austin" that do not repeat the name were not found by it.
+
+    A query of more than ``long_words`` words is a paragraph pasted in: no sentence holds it, so
+    documents rank it (the sentence share drops to ``long_sentence_share``, which only
+    orders a document's own sentences) and a word inside a compound counts ``long_part_weight``: a long
+    German paragraph's common words sit inside many compounds (benchmarks/results/long_rule.md).
     """
 
     def __init__(
@@ -321,12 +332,15 @@ class PassageBM25:
         row_docs: np.ndarray,
         doc_weight: float = DOC_WEIGHT,
         sentence_weight: float = SENTENCE_WEIGHT,
+        long: tuple[int, float, float] = (Scoring.long_words, Scoring.long_sentence_share, Scoring.long_part_weight),
     ) -> None:
         self.sent = sentences
         self.docs = documents
         self.row_docs = row_docs
         self.doc_weight = doc_weight
         self.sentence_weight = sentence_weight
+        self.long_words, self.long_sentence_weight, self.long_part_weight = long
+        self._first_row = _first_rows(row_docs, documents.m.row_ids)
         # hybrid search asks twice for the same query (its candidates, then the semantic side's);
         # one memo per thread, so concurrent queries (a server) do not overwrite each other's
         self._memo = threading.local()
@@ -345,6 +359,7 @@ class PassageBM25:
             row_docs,
             params.document_share,
             params.sentence_share,
+            (params.long_words, params.long_sentence_share, params.long_part_weight),
         )
 
     def use_stats(self, sentences: Stats, documents: Stats) -> None:
@@ -353,58 +368,95 @@ class PassageBM25:
         self.docs.use_stats(documents)
         self._memo = threading.local()
 
-    def scores(self, terms: Iterable[str]) -> tuple[np.ndarray, np.ndarray]:
-        key = tuple(terms)
+    def weights(self, words: int) -> tuple[float, float, float | None]:
+        """Document share, sentence share and part weight (None: the matrices' own) for a query of ``words`` words."""
+        if words > self.long_words:
+            return self.doc_weight, self.long_sentence_weight, self.long_part_weight
+        return self.doc_weight, self.sentence_weight, None
+
+    def scores(self, terms: Iterable[str], words: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Rows that score for a query of ``words`` words whose keys are ``terms``, and their scores."""
+        key = (tuple(terms), self.weights(words))
         last = getattr(self._memo, "last", None)
         if last is not None and last[0] == key:
             return last[1], last[2]
-        rows, scores = self._scores(list(key))
+        rows, scores = self._scores(list(key[0]), *key[1])
         self._memo.last = (key, rows, scores)
         return rows, scores
 
-    def _scores(self, terms: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        rows, sent = self.sent.scores(terms)
-        if len(rows) == 0:
-            return rows, sent
-        drows, dscores = self.docs.scores(terms)
+    def _scores(
+        self, terms: list[str], doc_weight: float, sentence_weight: float, part: float | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        rows, sent = self.sent.scores(terms, part)
+        drows, dscores = self.docs.scores(terms, part)
         doc_score = np.zeros(len(self.docs.m.row_ids), dtype=np.float32)
         doc_score[drows] = dscores
         pos = np.searchsorted(self.docs.m.row_ids, self.row_docs[rows])
-        return rows, self.doc_weight * doc_score[pos] + self.sentence_weight * sent
+        held = np.zeros(len(doc_score), dtype=bool)
+        held[pos] = True
+        first = self._first_row[drows[~held[drows]]]  # documents matched by their title alone
+        first = first[first >= 0]
+        if len(first):
+            rows = np.concatenate([rows, first])
+            sent = np.concatenate([sent, np.zeros(len(first), dtype=np.float32)])
+            pos = np.searchsorted(self.docs.m.row_ids, self.row_docs[rows])
+        return rows, doc_weight * doc_score[pos] + sentence_weight * sent
 
-    def search(self, terms: Iterable[str], k: int, allowed: np.ndarray | None = None) -> list[Hit]:
+    def search(self, terms: Iterable[str], k: int, allowed: np.ndarray | None = None, words: int = 0) -> list[Hit]:
         """The ``k`` best chunks, among ``allowed`` (sorted chunk ids) where given."""
-        rows, scores = self.scores(terms)
+        rows, scores = self.scores(terms, words)
         if allowed is not None:
             keep = np.isin(self.sent.m.row_ids[rows], allowed, assume_unique=True)
             rows, scores = rows[keep], scores[keep]
         return _top(self.sent.m.row_ids, rows, scores, k)
 
-    def matching(self, terms: Iterable[str]) -> np.ndarray:
-        """Every chunk that holds a query term (its document's terms alone do not make it match)."""
-        rows, _ = self.scores(terms)
+    def matching(self, terms: Iterable[str], words: int = 0) -> np.ndarray:
+        """Every chunk that scores: each that holds a query term, and the first of a document whose title
+        alone holds one."""
+        rows, _ = self.scores(terms, words)
         return self.sent.m.row_ids[rows]
 
-    def explain(self, terms: Iterable[str], chunk_ids: Sequence[int], docs: Sequence[int]) -> list[dict[str, Any]]:
+    def explain(
+        self, terms: Iterable[str], chunk_ids: Sequence[int], docs: Sequence[int], words: int = 0
+    ) -> list[dict[str, Any]]:
         """How each chunk (of the document beside it) got its score: its document's BM25, its own, and
         each term's part of ``document_share · document + sentence_share · sentence``."""
         terms = list(terms)
+        doc_weight, sentence_weight, part = self.weights(words)
         out = []
         for sent, whole in zip(
-            self.sent.term_scores(terms, chunk_ids), self.docs.term_scores(terms, docs), strict=True
+            self.sent.term_scores(terms, chunk_ids, part), self.docs.term_scores(terms, docs, part), strict=True
         ):
             parts = {
-                t: self.doc_weight * whole.get(t, 0.0) + self.sentence_weight * sent.get(t, 0.0)
+                t: doc_weight * whole.get(t, 0.0) + sentence_weight * sent.get(t, 0.0)
                 for t in terms
                 if t in sent or t in whole
             }
-            out.append({"document_bm25": sum(whole.values()), "sentence_bm25": sum(sent.values()), "terms": parts})
+            out.append(
+                {
+                    "document_bm25": float(sum(whole.values())),
+                    "sentence_bm25": float(sum(sent.values())),
+                    "document_share": doc_weight,
+                    "sentence_share": sentence_weight,
+                    "terms": parts,
+                }
+            )
         return out
 
-    def scores_for(self, terms: Iterable[str], chunk_ids: Iterable[int]) -> dict[int, float]:
-        rows, scores = self.scores(terms)
+    def scores_for(self, terms: Iterable[str], chunk_ids: Iterable[int], words: int = 0) -> dict[int, float]:
+        rows, scores = self.scores(terms, words)
         found = dict(zip(self.sent.m.row_ids[rows].tolist(), scores.tolist(), strict=True))
         return {c: found[c] for c in chunk_ids if c in found}
+
+
+def _first_rows(row_docs: np.ndarray, doc_row_ids: np.ndarray) -> np.ndarray:
+    """For each document row, the first of its sentence rows (rows ascend by chunk id), or -1."""
+    first = np.full(len(doc_row_ids), -1, dtype=np.int64)
+    docs, at = np.unique(row_docs, return_index=True)
+    pos = np.minimum(np.searchsorted(doc_row_ids, docs), max(len(doc_row_ids) - 1, 0))
+    known = doc_row_ids[pos] == docs if len(doc_row_ids) else np.zeros(len(docs), dtype=bool)
+    first[pos[known]] = at[known]
+    return first
 
 
 def _top(row_ids: np.ndarray, rows: np.ndarray, scores: np.ndarray, k: int) -> list[Hit]:

@@ -31,7 +31,10 @@ def _why(e: dict[str, Any]) -> str:
         line = f"keyword {k['raw']:.3f} (rank {k['rank'] or '–'}, normalised {k['normalised']:.3f}"
         if k["document_bm25"] is not None:
             terms = ", ".join(f"{t.split(':', 1)[-1]} {v:.2f}" for t, v in k["terms"].items())
-            line += f"; document BM25 {k['document_bm25']:.2f}, sentence {k['sentence_bm25']:.2f}; {terms}"
+            line += (
+                f"; document BM25 {k['document_bm25']:.2f} × {k['document_share']:g}, sentence "
+                f"{k['sentence_bm25']:.2f} × {k['sentence_share']:g}; {terms}"
+            )
         parts.append(line + ")")
     if e["semantic"]:
         m = e["semantic"]

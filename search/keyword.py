@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +196,7 @@ class KeywordIndex:
         parsed = parse_query(text, self.langs, syntax)
         if parsed.query is None:
             return parsed
-        return ParsedQuery(parsed.query, self.terms(parsed), parsed.syntax, parsed.plain)
+        return replace(parsed, terms=self.terms(parsed))
 
     def terms(self, parsed: ParsedQuery) -> dict[str, frozenset[str]]:
         """The words of this index a parsed query matches, per language (what is highlighted)."""
@@ -239,7 +239,7 @@ class KeywordIndex:
         if parsed.query is None or k <= 0 or (allowed is not None and not allowed.docs):
             return []
         if parsed.plain is not None and self.bm25 is not None:
-            return self.bm25.search(parsed.plain, k, None if allowed is None else allowed.chunks)
+            return self.bm25.search(parsed.plain, k, None if allowed is None else allowed.chunks, parsed.words)
         with self._lock:
             results = self.searcher.search(parsed.query, limit=k, **_doc_filter(allowed))
             return [Hit(int(hit["chunk"]), float(hit.score)) for hit in results]
@@ -249,7 +249,7 @@ class KeywordIndex:
         if parsed.query is None or (allowed is not None and not allowed.docs):
             return np.zeros(0, dtype=np.int64)
         if parsed.plain is not None and self.bm25 is not None:
-            ids = self.bm25.matching(parsed.plain)
+            ids = self.bm25.matching(parsed.plain, parsed.words)
             return ids if allowed is None else ids[np.isin(ids, allowed.chunks, assume_unique=True)]
         with self._lock:
             results = self.searcher.search(parsed.query, limit=None, **_doc_filter(allowed))
@@ -261,7 +261,7 @@ class KeywordIndex:
         if parsed.query is None or not ids:
             return {}
         if parsed.plain is not None and self.bm25 is not None:
-            return self.bm25.scores_for(parsed.plain, ids)
+            return self.bm25.scores_for(parsed.plain, ids, parsed.words)
         with self._lock:
             docnums = set()
             for cid in ids:
@@ -280,7 +280,7 @@ class KeywordIndex:
         scores those as one number)."""
         if parsed.plain is None or self.bm25 is None:
             return None
-        return self.bm25.explain(parsed.plain, chunk_ids, docs)
+        return self.bm25.explain(parsed.plain, chunk_ids, docs, parsed.words)
 
     def stored(self) -> list[tuple[int, str]]:
         """(chunk id, document id) of every live chunk, for consistency checks."""

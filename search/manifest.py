@@ -42,12 +42,21 @@ class Scoring:
     # chosen on the German collections' tuning splits (benchmarks/results/compounds.md)
     part_weight: float = 0.5
     query_part_weight: float = 1.0
+    # A plain query of more than long_words words (a paragraph pasted in) is ranked by whole documents: a
+    # sentence's own BM25 counts long_sentence_share (enough to show a document's best sentence first) and a
+    # query word inside a compound long_part_weight; chosen on the tuning splits of the long and the own
+    # query sets (benchmarks/results/long_rule.md)
+    long_words: int = 20
+    long_sentence_share: float = 0.01
+    long_part_weight: float = 0.25
 
     def describe(self) -> str:
         return (
             f"BM25 k1={self.k1:g} b={self.b:g}, {self.idf} idf; sentence = {self.document_share:g}·document "
             f"+ {self.sentence_share:g}·sentence; titles in the {self.titles}; German compound parts "
-            f"{self.part_weight:g}, query compound parts {self.query_part_weight:g}; query syntax: whoosh BM25F"
+            f"{self.part_weight:g}, query compound parts {self.query_part_weight:g}; past {self.long_words} "
+            f"words {self.document_share:g}·document + {self.long_sentence_share:g}·sentence, compound parts "
+            f"{self.long_part_weight:g}; query syntax: whoosh BM25F"
         )
 
 

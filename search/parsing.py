@@ -45,6 +45,7 @@ class ParsedQuery:
     terms: dict[str, frozenset[str]]
     syntax: bool
     plain: tuple[str, ...] | None = None  # "lang:term" keys of a plain-word query, for BM25
+    words: int = 0  # a plain query's words as written (a long one ranks by documents: search/bm25.py)
 
 
 @cache
@@ -189,7 +190,9 @@ def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) 
     if not parts:
         return ParsedQuery(None, {}, use_syntax)
     final = parts[0] if len(parts) == 1 else Q.Or(parts)
-    return ParsedQuery(final, {}, use_syntax, None if use_syntax else tuple(plain))
+    if use_syntax:
+        return ParsedQuery(final, {}, True)
+    return ParsedQuery(final, {}, False, tuple(plain), len(found))
 
 
 def _plain_keys(words: str, lang: str, terms: list[str]) -> list[str]:

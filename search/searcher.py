@@ -370,7 +370,8 @@ class Explainer:
             normalised, rank = self.keyword.at(cid)
             side: dict[str, Any] = {"raw": raw if raw is not None else 0.0, "normalised": normalised or 0.0}
             side["rank"] = rank
-            side.update(parts or {"document_bm25": None, "sentence_bm25": None, "terms": {}})
+            side.update(parts or dict.fromkeys(("document_bm25", "sentence_bm25", "document_share", "sentence_share")))
+            side.setdefault("terms", {})
             side["scoring"] = "bm25" if s.parsed.plain is not None else "whoosh bm25f"
             out["keyword"] = side
         if self.semantic is not None:

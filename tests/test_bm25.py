@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.bm25 import BM25, K1, B, PassageBM25, TermMatrix
+from search.bm25 import BM25, K1, B, PassageBM25, TermMatrix, is_part
 
 DOCS = {10: ["cat", "sat", "cat"], 11: ["dog", "sat"], 12: ["bird"], 13: ["cat", "dog", "bird", "fish"]}
 
@@ -19,7 +19,8 @@ def _matrix(docs: dict[int, list[str]]) -> TermMatrix:
 
 def _by_hand(docs: dict[int, list[str]], query: list[str]) -> dict[int, float]:
     n = len(docs)
-    avgdl = sum(len(t) for t in docs.values()) / n
+    length = {cid: sum(not is_part(t) for t in terms) for cid, terms in docs.items()}  # parts: no length
+    avgdl = sum(length.values()) / n
     out: dict[int, float] = {}
     for cid, terms in docs.items():
         score = 0.0
@@ -29,7 +30,7 @@ def _by_hand(docs: dict[int, list[str]], query: list[str]) -> dict[int, float]:
                 continue
             df = sum(q in t for t in docs.values())
             idf = math.log(1 + (n - df + 0.5) / (df + 0.5))
-            score += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * len(terms) / avgdl))
+            score += idf * tf * (K1 + 1) / (tf + K1 * (1 - B + B * length[cid] / avgdl))
         if score:
             out[cid] = score
     return out
@@ -88,8 +89,10 @@ def test_titles_count_in_their_document() -> None:
     for q in (["cat"], ["emu", "dog"], ["cat", "fish", "sat"]):
         got = {h.chunk_id: h.score for h in BM25(docs).search(q, 5)}
         assert got == pytest.approx(_by_hand(whole, q), rel=1e-5)
-    # the sentence matrix is untouched: a title word alone finds no sentence to show
-    assert PassageBM25(BM25(sentences), BM25(docs), groups).search(["emu"], 5) == []
+    # the sentence matrix is untouched: a title word alone finds its document's first sentence (row 12),
+    # scored by the document alone
+    found = PassageBM25(BM25(sentences), BM25(docs), groups).search(["emu"], 5)
+    assert [(h.chunk_id, h.score) for h in found] == [(12, pytest.approx(_by_hand(whole, ["emu"])[1], rel=1e-5))]
 
 
 def test_each_column_lists_its_rows_in_ascending_order_after_updates() -> None:
@@ -118,3 +121,30 @@ def test_each_column_lists_its_rows_in_ascending_order_after_updates() -> None:
             assert sum(bm.term_scores(vocab, [row_id])[0].values()) == pytest.approx(expected, rel=1e-5)
         ids = m.row_ids[:20].tolist()
         assert bm.term_scores(vocab, [*ids, 10**9]) == [*(bm.term_scores(vocab, [i])[0] for i in ids), {}]
+
+
+def test_a_long_query_ranks_by_documents_with_its_own_part_weight() -> None:
+    """Past ``long_words`` words a sentence's own BM25 counts ``long_sentence_share``, and a compound-part
+    column (``de+:``) ``long_part_weight`` instead of the matrix's ``part_weight`` (here 0.5 and 0.25)."""
+    docs = {10: ["de:katz", "de+:katz"], 11: ["de:hund"], 12: ["de:katz"], 13: ["de:hund", "de+:katz", "de:vogel"]}
+    sentences = _matrix(docs)
+    groups = np.array([0, 0, 1, 1])
+    whole = sentences.by_group(groups)
+    passage = PassageBM25(BM25(sentences), BM25(whole), groups, 1.0, 0.5, (3, 0.01, 0.25))
+    query = ["de:katz", "de+:katz", "de:hund"]
+
+    def by_hand(words: int) -> dict[int, float]:
+        share, part = (0.01, 0.25) if words > 3 else (0.5, 0.5)
+        plain = [t for t in query if "+" not in t]
+
+        def scored(rows: dict[int, list[str]]) -> dict[int, float]:
+            whole_words, parts = _by_hand(rows, plain), _by_hand(rows, ["de+:katz"])
+            return {r: whole_words.get(r, 0.0) + part * parts.get(r, 0.0) for r in rows}
+
+        doc, own = scored({0: docs[10] + docs[11], 1: docs[12] + docs[13]}), scored(docs)
+        return {c: doc[int(groups[i])] + share * own[c] for i, c in enumerate(docs)}
+
+    for words in (3, 4):  # three words: the short rule; four: the long one
+        got = {h.chunk_id: h.score for h in passage.search(query, 10, words=words)}
+        assert got == pytest.approx(by_hand(words), rel=1e-5)
+    assert by_hand(3) != pytest.approx(by_hand(4), rel=1e-3)  # the two rules give other scores

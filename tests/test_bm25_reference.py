@@ -11,7 +11,10 @@ language detection, titles, the document matrix summed from the sentence matrix)
   bm25s's "lucene" drops the constant (k1 + 1); the idf, ``log(1 + (N − df + 0.5) / (df + 0.5))``,
   is the same;
 * a sentence that holds a query word scores its document's BM25 plus half its own (README, "Keyword
-  side"), both parts computed here by bm25s, and only such sentences score;
+  side"), both parts computed here by bm25s, and only such sentences score, but for the first sentence
+  of a document whose title alone holds a query word (its document's BM25 alone);
+* a query of more than 20 words (a paragraph pasted in) scores its document's BM25 plus a hundredth of
+  its own, and a German word inside compounds counts a quarter;
 * keyword mode's first results carry exactly those scores;
 * a word the query repeats counts as often, as bm25s counts a repeated query token (query term frequency).
 
@@ -42,6 +45,7 @@ from .conftest import FakeEncoder
 ROOT = Path(__file__).resolve().parent.parent
 K1, B = 1.2, 0.75  # what the README promises; deliberately not imported from search.bm25
 SENTENCE_SHARE = 0.5  # "plus half its own"
+LONG_WORDS, LONG_SENTENCE_SHARE, LONG_PART_WEIGHT = 20, 0.01, 0.25  # README, "Keyword side": past 20 words
 RTOL = 1e-4
 
 # an English vocabulary drawn with Zipf weights: a few words in most documents, most words in few
@@ -69,6 +73,7 @@ ENGLISH_QUERIES = (
 )
 
 
+LONG_ENGLISH = " ".join(ENGLISH_QUERIES[:4])  # 25 words
 REPEATING = ENGLISH_QUERIES[5]  # a longer query that repeats words (no stopword of any language, so all count)
 
 
@@ -122,7 +127,8 @@ def ref(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-de
     build_index(corpus, tmp / "idx", encoder=encoder)
 
     german = [json.loads(line)["text"] for line in (ROOT / "queries" / "koalition.jsonl").read_text().splitlines()]
-    queries = german[:10] + list(ENGLISH_QUERIES)
+    paragraph = next(p for p in _german_docs(random.Random(1), 1)[0]["text"].split("\n\n") if len(p.split()) > 40)
+    queries = [*german[:10], *ENGLISH_QUERIES, LONG_ENGLISH, " ".join(paragraph.split()[:60])]
 
     with Index.open(tmp / "idx", encoder=encoder) as ix:
         doc_tokens: dict[int, list[str]] = {}
@@ -165,9 +171,9 @@ def _bm25s_scores(retriever, terms: tuple[str, ...], n: int) -> np.ndarray:  # t
     return np.asarray(retriever.get_scores(known), dtype=np.float64)
 
 
-def _dense(bm: BM25, terms: tuple[str, ...], ids: list[int]) -> np.ndarray:
+def _dense(bm: BM25, terms: tuple[str, ...], ids: list[int], part_weight: float | None = None) -> np.ndarray:
     """``bm``'s score of each row id in ``ids`` (0 where the query does not match)."""
-    rows, scores = bm.scores(terms)
+    rows, scores = bm.scores(terms, part_weight)
     found = dict(zip(bm.m.row_ids[rows].tolist(), scores.tolist(), strict=True))
     return np.array([found.get(i, 0.0) for i in ids])
 
@@ -229,21 +235,47 @@ def test_a_repeated_query_word_counts_as_often(ref: Reference) -> None:
         assert (ours > once + 1e-6).sum() > 10, query
 
 
+def _words(ref: Reference, query: str) -> int:
+    """The query's words as the engine counts them (the whole words the README's "20 words" means)."""
+    words = ref.ix.keyword.parse(query).words
+    assert abs(words - len(query.split())) <= 3, query  # the count is the words a reader sees
+    return words
+
+
+def _long(ref: Reference, query: str) -> bool:
+    return _words(ref, query) > LONG_WORDS
+
+
+def _expected(ref: Reference, doc: np.ndarray, own: np.ndarray, share: float) -> dict[int, float]:
+    """Chunk id → score: document + ``share`` · sentence for each sentence holding a query word, and the
+    document's score for the first sentence of a document that scores without such a sentence (its title)."""
+    expected = {cid: doc[ref.sent_doc[i]] + share * own[i] for i, cid in enumerate(ref.sent_ids) if own[i] > 0}
+    held = set(ref.sent_doc[own > 0].tolist())
+    first = {}
+    for i, d in enumerate(ref.sent_doc.tolist()):  # sentences in document order: the first one of each
+        first.setdefault(d, ref.sent_ids[i])
+    expected.update({first[d]: doc[d] for d in np.flatnonzero(doc > 0).tolist() if d not in held})
+    return expected
+
+
 def test_sentence_scores_its_document_plus_half_its_own(ref: Reference) -> None:
-    """PassageBM25: document BM25 + ½ · sentence BM25, for exactly the sentences holding a query word."""
+    """PassageBM25: document BM25 + ½ · sentence BM25 (a long query: + 1/100) for exactly the sentences
+    holding a query word, and a document's BM25 for the first sentence of a document found by its title."""
     passage = ref.ix.keyword.bm25
+    by_title = long = 0
     for query in ref.queries:
         terms = _plain(ref, query)
         doc = (K1 + 1) * _bm25s_scores(ref.docs, terms, len(ref.doc_nums))
         own = (K1 + 1) * _bm25s_scores(ref.sents, terms, len(ref.sent_ids))
-        expected = {
-            cid: doc[ref.sent_doc[i]] + SENTENCE_SHARE * own[i] for i, cid in enumerate(ref.sent_ids) if own[i] > 0
-        }
-        rows, scores = passage.scores(terms)
+        expected = _expected(ref, doc, own, LONG_SENTENCE_SHARE if _long(ref, query) else SENTENCE_SHARE)
+        by_title += len(expected) - int((own > 0).sum())
+        long += _long(ref, query)
+        rows, scores = passage.scores(terms, _words(ref, query))
         got = dict(zip(passage.sent.m.row_ids[rows].tolist(), scores.tolist(), strict=True))
         assert got.keys() == expected.keys(), query
         ids = sorted(expected)
         np.testing.assert_allclose([got[c] for c in ids], [expected[c] for c in ids], rtol=RTOL, err_msg=query)
+    assert by_title > 0 and long == 2  # both rules are exercised
 
 
 def test_keyword_mode_returns_those_scores(ref: Reference) -> None:
@@ -257,12 +289,14 @@ def test_keyword_mode_returns_those_scores(ref: Reference) -> None:
         parts = tuple(k for k in ref.ix.keyword.parse(query).plain or () if k not in terms)
         doc = (K1 + 1) * _bm25s_scores(ref.docs, terms, len(ref.doc_nums))
         own = (K1 + 1) * _bm25s_scores(ref.sents, terms, len(ref.sent_ids))
-        if parts:  # the part columns, as the product's own BM25 scores them
-            doc = doc + _dense(passage.docs, parts, ref.doc_nums)
-            extra = _dense(passage.sent, parts, ref.sent_ids)
+        if parts:  # the part columns, as the product's own BM25 scores them (a long query's at its part weight)
+            weight = LONG_PART_WEIGHT if _long(ref, query) else None
+            doc = doc + _dense(passage.docs, parts, ref.doc_nums, weight)
+            extra = _dense(passage.sent, parts, ref.sent_ids, weight)
             checked_parts += bool(extra.any())
             own = own + extra
-        expected = np.sort([doc[ref.sent_doc[i]] + SENTENCE_SHARE * own[i] for i in np.flatnonzero(own)])[::-1]
+        share = LONG_SENTENCE_SHARE if _long(ref, query) else SENTENCE_SHARE
+        expected = np.sort(list(_expected(ref, doc, own, share).values()))[::-1]
         results = ref.ix.search(query, mode="keyword", k=5)
         got = [r.keyword_score for r in results]
         np.testing.assert_allclose(got, expected[: len(got)], rtol=RTOL, err_msg=query)

@@ -28,7 +28,8 @@ ENCODER = FakeEncoder(["cat", "tiger", "ocean"])
 def folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """50 documents under out/ that outrank the 6 under in/ for "cat"; one keyword-only and one
     semantic-only match on each side ("zebra" is no dimension of the fake model; "sabretigers" holds
-    "tiger" for the model but is another word for the keyword side)."""
+    "tiger" for the model but is another word for the keyword side, and its files' names, which are
+    their titles, hold neither)."""
     root = tmp_path_factory.mktemp("filters")
     corpus = root / "corpus"
     (corpus / "out").mkdir(parents=True)
@@ -40,8 +41,8 @@ def folders(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (corpus / "in" / "deep" / "d.md").write_text("# Deep\n\nOne cat below the ocean.", encoding="utf-8")
     (corpus / "in" / "zebra.txt").write_text("A zebra runs.", encoding="utf-8")
     (corpus / "out" / "zebra.txt").write_text("Zebra zebra zebra runs.", encoding="utf-8")
-    (corpus / "in" / "tiger.txt").write_text("Sabretigers roam.", encoding="utf-8")
-    (corpus / "out" / "tiger.txt").write_text("Sabretigers sleep.", encoding="utf-8")
+    (corpus / "in" / "sabre.txt").write_text("Sabretigers roam.", encoding="utf-8")
+    (corpus / "out" / "sabre.txt").write_text("Sabretigers sleep.", encoding="utf-8")
     build_index(corpus, root / "idx", encoder=ENCODER)
     return root
 
@@ -62,9 +63,9 @@ def test_a_keyword_only_and_a_semantic_only_match_respect_the_filter(folders: Pa
             assert [r.doc for r in ix.search("zebra", mode=mode, k=1)] == ["out/zebra.txt"]
             assert [r.doc for r in ix.search("zebra", mode=mode, k=1, filters=inside)] == ["in/zebra.txt"]
         (top,) = ix.search("tiger", mode="semantic", k=1, filters=inside)
-        assert top.doc == "in/tiger.txt" and not ix.search("tiger", mode="keyword", filters=inside)
+        assert top.doc == "in/sabre.txt" and not ix.search("tiger", mode="keyword", filters=inside)
         hybrid = ix.search("tiger", mode="hybrid", k=10, filters=inside)
-        assert hybrid[0].doc == "in/tiger.txt" and all(r.doc.startswith("in/") for r in hybrid)
+        assert hybrid[0].doc == "in/sabre.txt" and all(r.doc.startswith("in/") for r in hybrid)
 
 
 def test_globs_where_and_dates(folders: Path) -> None:

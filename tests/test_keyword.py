@@ -98,7 +98,11 @@ def expected_scores(word: str, titles: bool = True) -> dict[str, float]:
     }
     sent_score = _bm25([r for _, _, r in sentence_rows], query)
     doc_score = dict(zip(doc_rows, _bm25(list(doc_rows.values()), query), strict=True))
-    return {s: doc_score[d] + 0.5 * sc for (d, s, _), sc in zip(sentence_rows, sent_score, strict=True) if sc > 0}
+    out = {s: doc_score[d] + 0.5 * sc for (d, s, _), sc in zip(sentence_rows, sent_score, strict=True) if sc > 0}
+    held = {d for (d, s, _) in sentence_rows if s in out}
+    # a document whose title alone holds the word: its first sentence, with the document's score
+    out.update({DOCS[d][2][0]: sc for d, sc in doc_score.items() if sc > 0 and d not in held})
+    return out
 
 
 def test_plain_word_scores_are_document_plus_half_sentence_bm25(ix: Index) -> None:
@@ -114,8 +118,13 @@ def test_plain_word_scores_are_document_plus_half_sentence_bm25(ix: Index) -> No
 
 
 def test_title_words_count_for_the_document(ix: Index) -> None:
-    # "Titel" is in a title only, in no sentence: only sentences that hold a query word score
-    assert keyword(ix, "Titel") == []
+    # "Titel" is in a title only, in no sentence: the document is found through its first sentence,
+    # which scores the document's BM25 (it holds no query word itself, so it adds nothing)
+    found = keyword(ix, "Titel")
+    assert [(r.doc, r.passage) for r in found] == [("b", S2)]
+    assert expected_scores("Titel")[S2] > 0
+    assert found[0].keyword_score == pytest.approx(expected_scores("Titel")[S2], rel=1e-5)
+    assert not found[0].evidence.terms and not found[0].highlights  # no word of the passage is marked
     # S0 and S3 both hold "Koalition" once and are as long; document b is shorter, so without
     # titles S3 would lead; document a's title "Die Koalition" puts S0 first
     without_titles = expected_scores("Koalition", titles=False)

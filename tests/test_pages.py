@@ -148,7 +148,13 @@ def test_similar_from_the_cli_and_the_api(animals: tuple[Path, FakeEncoder]) -> 
 @pytest.mark.parametrize("mode", ["keyword", "semantic", "hybrid"])
 def test_explain_recomputes_every_score(example_index, mode: str, fusion: str) -> None:  # type: ignore[no-untyped-def]
     shares = example_index.manifest.scoring
-    for q in [*QUERIES, '"Koalition der Willigen" AND Healey']:
+    long = (  # a paragraph pasted in: more than long_words words, ranked by documents (search/bm25.py)
+        "Der britische Premierminister will nach einem Waffenstillstand Soldaten in die Ukraine schicken, "
+        "und die Koalition der Willigen berät in Paris und London über Sicherheitsgarantien, Truppen und "
+        "Luftverteidigung für die Zeit danach"
+    )
+    assert len(long.split()) > shares.long_words
+    for q in [*QUERIES, '"Koalition der Willigen" AND Healey', long]:
         page = example_index.page(q, mode=mode, fusion=fusion, k=15, explain=True)
         plain = example_index.search(q, mode=mode, fusion=fusion, k=15)
         assert [(r.chunk_id, r.score) for r in page.results] == [(r.chunk_id, r.score) for r in plain]
@@ -160,8 +166,10 @@ def test_explain_recomputes_every_score(example_index, mode: str, fusion: str) -
             if mode != "semantic":
                 assert kw["raw"] == r.keyword_score
                 if kw["document_bm25"] is not None:  # plain words: the numpy BM25, term by term
+                    share = shares.long_sentence_share if q == long else shares.sentence_share
+                    assert (kw["document_share"], kw["sentence_share"]) == (shares.document_share, share)
                     doc_part = shares.document_share * kw["document_bm25"]
-                    assert kw["raw"] == pytest.approx(doc_part + shares.sentence_share * kw["sentence_bm25"], rel=1e-5)
+                    assert kw["raw"] == pytest.approx(doc_part + share * kw["sentence_bm25"], rel=1e-5)
                     assert sum(kw["terms"].values()) == pytest.approx(kw["raw"], rel=1e-5)
                     assert all(":" in t for t in kw["terms"])  # "lang:term", as the index holds it
                 else:

@@ -250,7 +250,9 @@ NOT_MEASURED = {
     "0.99": "tests/test_export.py's threshold (mean cosine of MiniLM's int8 export to its float32 self)",
     "1.0": "the manifest's scoring example: a document's share of a sentence's keyword score, a constant",
     "0.5": "the manifest's scoring example: a sentence's own share, a constant (and --feedback-weight's default)",
-    "0.01": "issue 16's bar for keyword mode against whole-document BM25 (benchmarks/long_queries.py WITHIN)",
+    "0.01": "issue 16's bar for keyword mode against whole-document BM25 (benchmarks/long_queries.py WITHIN), and "
+    "the manifest's long-query sentence share (checked against long_rule.json below)",
+    "0.25": "the manifest's long-query part weight, a default (checked against long_rule.json below)",
     "30 s": "how long the Ray Serve router waits for a shard, a constant (search/serve_ray.py SHARD_TIMEOUT_S)",
     "4096 MiB": "the reader process's memory limit, a default (search/readers/worker.py DEFAULT_MEMORY_MIB)",
     "300 s": "the reader process's time limit per file, a default (search/readers/worker.py DEFAULT_TIMEOUT_S)",
@@ -391,6 +393,19 @@ def test_keyword_query_weights_are_the_tuned_ones() -> None:
 
     chosen = results("keyword_queries.json")["chosen"]
     assert (chosen["alpha"], chosen["doc_weight"]) == (KEYWORD_QUERY_ALPHA, KEYWORD_QUERY_DOC_WEIGHT)
+
+
+def test_the_long_query_rule_is_the_tuned_one() -> None:
+    """The manifest's long-query defaults (search/manifest.py Scoring) are what benchmarks/long_rule.py chose."""
+    from search.manifest import Scoring
+
+    chosen = results("long_rule.json")["chosen"]
+    rule = Scoring()
+    assert (chosen["words"], chosen["share"], chosen["part"]) == (
+        rule.long_words,
+        rule.long_sentence_share,
+        rule.long_part_weight,
+    )
 
 
 def test_the_auto_cutoff_is_the_fitted_one() -> None:

@@ -107,7 +107,8 @@ function why(e) {
     let text = `${fmt(k.raw)}, rank ${k.rank ?? "–"} on its side, normalised ${fmt(k.normalised)}`;
     if (k.document_bm25 !== null) {
       const terms = Object.entries(k.terms).map(([t, v]) => `${t.replace(/^[^:]*:/, "")} ${v.toFixed(2)}`);
-      text += `; document BM25 ${k.document_bm25.toFixed(2)}, sentence ${k.sentence_bm25.toFixed(2)}`;
+      text += `; document BM25 ${k.document_bm25.toFixed(2)} × ${k.document_share}`;
+      text += `, sentence ${k.sentence_bm25.toFixed(2)} × ${k.sentence_share}`;
       if (terms.length) text += `; ${terms.join(", ")}`;
     }
     row("keyword", text);
