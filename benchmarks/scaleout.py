@@ -365,7 +365,7 @@ def _growth(ix: Any, vectors: list[np.ndarray], queries: list[str]) -> dict[str,
 
 def _tile(m: Any, n: int) -> Any:
     """The term matrix ``m`` repeated ``n`` times, each copy's rows with new ids."""
-    from search.bm25 import TermMatrix
+    from search.termmatrix import TermMatrix
 
     rows = len(m.row_ids)
     span = int(m.row_ids.max()) + 1 if rows else 0

@@ -19,9 +19,8 @@ Anserini's bag-of-words queries and bm25s count it. Short questions rarely repea
 (a paragraph pasted in) does, and its repeated words are what it is about: without the count,
 whole-document BM25 lost 0.06 nDCG@10 on the long queries of benchmarks/results/long_queries.md.
 
-The matrix is stored per generation in ``bm25.npz`` (no pickle) and updated with the index:
-rows of removed chunks are dropped, rows of new chunks appended; weights are computed at query time
-from the stored frequencies, so they always reflect the current collection.
+The matrices (search/termmatrix.py) are stored per generation and updated with the index; weights
+are computed at query time from the stored frequencies, so they always reflect the current collection.
 """
 
 from __future__ import annotations
@@ -30,134 +29,18 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import IndexFormatError, rebuild_hint
+from .errors import IndexFormatError
 from .manifest import IDF_FORMS, Scoring
 from .store import ChunkTable
+from .termmatrix import TermMatrix
 from .types import Hit
 
 K1 = Scoring.k1
 B = Scoring.b
-
-
-def is_part(key: str) -> bool:
-    """Is ``key`` (``lang:term``) a compound part's column (``de+:schiff``)?"""
-    return key.partition(":")[0].endswith("+")
-
-
-@dataclass(frozen=True)
-class TermMatrix:
-    """Term frequencies, column by column: ``rows[indptr[t]:indptr[t+1]]`` are the rows holding term t,
-    ascending (``update`` and ``by_group`` keep that order; ``BM25.term_scores`` relies on it)."""
-
-    terms: np.ndarray  # str, one per column
-    indptr: np.ndarray  # int64, columns + 1
-    rows: np.ndarray  # int32, row of each entry
-    tf: np.ndarray  # float32, frequency of each entry
-    doclen: np.ndarray  # float32, analysed terms per row
-    row_ids: np.ndarray  # int64, chunk id of each row, ascending
-
-    @classmethod
-    def empty(cls) -> TermMatrix:
-        return cls(
-            np.zeros(0, dtype="<U1"),
-            np.zeros(1, dtype=np.int64),
-            np.zeros(0, dtype=np.int32),
-            np.zeros(0, dtype=np.float32),
-            np.zeros(0, dtype=np.float32),
-            np.zeros(0, dtype=np.int64),
-        )
-
-    def _columns(self) -> np.ndarray:
-        return np.repeat(np.arange(len(self.terms), dtype=np.int64), np.diff(self.indptr))
-
-    def update(self, drop_ids: np.ndarray, new_ids: Sequence[int], new_terms: Sequence[Iterable[str]]) -> TermMatrix:
-        """A new matrix without the rows of ``drop_ids`` and with rows for the new chunks appended."""
-        keep = ~np.isin(self.row_ids, drop_ids)
-        remap = np.cumsum(keep) - 1
-        cols = self._columns()
-        alive = keep[self.rows]
-        cols, rows, tf = cols[alive], remap[self.rows[alive]], self.tf[alive]
-        row_ids, doclen = self.row_ids[keep], self.doclen[keep]
-
-        vocab = {str(t): i for i, t in enumerate(self.terms.tolist())}
-        terms = list(self.terms.tolist())
-        add_cols: list[int] = []
-        add_rows: list[int] = []
-        add_tf: list[int] = []
-        lengths: list[int] = []
-        base = len(row_ids)
-        for r, chunk_terms in enumerate(new_terms):
-            counts: dict[str, int] = {}
-            for t in chunk_terms:
-                counts[t] = counts.get(t, 0) + 1
-            lengths.append(sum(n for t, n in counts.items() if not is_part(t)))
-            for t, n in counts.items():
-                col = vocab.get(t)
-                if col is None:
-                    col = vocab[t] = len(terms)
-                    terms.append(t)
-                add_cols.append(col)
-                add_rows.append(base + r)
-                add_tf.append(n)
-        cols = np.concatenate([cols, np.asarray(add_cols, dtype=np.int64)])
-        rows = np.concatenate([rows, np.asarray(add_rows, dtype=np.int64)])
-        tf = np.concatenate([tf, np.asarray(add_tf, dtype=np.float32)])
-        order = np.argsort(cols, kind="stable")
-        indptr = np.zeros(len(terms) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(cols, minlength=len(terms)), out=indptr[1:])
-        return TermMatrix(
-            np.asarray(terms, dtype=str) if terms else np.zeros(0, dtype="<U1"),
-            indptr,
-            rows[order].astype(np.int32),
-            tf[order],
-            np.concatenate([doclen, np.asarray(lengths, dtype=np.float32)]),
-            np.concatenate([row_ids, np.asarray(new_ids, dtype=np.int64)]),
-        )
-
-    def by_group(self, groups: np.ndarray, extra: Sequence[tuple[int, Sequence[str]]] = ()) -> TermMatrix:
-        """The matrix of whole documents: rows summed by ``groups`` (each row's document number),
-        plus the terms of ``extra`` (document number, terms: a title) counted in their document."""
-        if extra:
-            nums = [num for num, _ in extra]
-            fake = np.arange(-1, -1 - len(extra), -1, dtype=np.int64)  # rows that never leave this method
-            with_extra = self.update(np.zeros(0, dtype=np.int64), fake.tolist(), [terms for _, terms in extra])
-            return with_extra.by_group(np.concatenate([np.asarray(groups, dtype=np.int64), np.asarray(nums)]))
-        if len(self.row_ids) == 0:
-            return TermMatrix.empty()
-        cols = self._columns()
-        docs, drow = np.unique(groups, return_inverse=True)
-        key = cols * len(docs) + drow[self.rows]
-        ukey, inverse = np.unique(key, return_inverse=True)
-        tf = np.bincount(inverse, weights=self.tf).astype(np.float32)
-        ucol = ukey // len(docs)
-        indptr = np.zeros(len(self.terms) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(ucol, minlength=len(self.terms)), out=indptr[1:])
-        doclen = np.bincount(drow, weights=self.doclen, minlength=len(docs)).astype(np.float32)
-        return TermMatrix(self.terms, indptr, (ukey % len(docs)).astype(np.int32), tf, doclen, docs.astype(np.int64))
-
-    def save(self, path: Path) -> None:
-        with path.open("wb") as f:
-            np.savez(
-                f, terms=self.terms, indptr=self.indptr, rows=self.rows, tf=self.tf, doclen=self.doclen,
-                row_ids=self.row_ids,
-            )  # fmt: skip
-
-    @classmethod
-    def load(cls, path: Path) -> TermMatrix:
-        try:
-            with np.load(path, allow_pickle=False) as z:
-                return cls(z["terms"], z["indptr"], z["rows"], z["tf"], z["doclen"], z["row_ids"])
-        except MemoryError:
-            raise
-        except Exception as exc:  # a damaged .npz: BadZipFile, EOFError, zlib.error, ValueError, ...
-            raise IndexFormatError(
-                f"cannot read {path} ({type(exc).__name__}: {exc}); {rebuild_hint(path.parent.parent)}"
-            ) from None
 
 
 @dataclass(frozen=True)

@@ -20,11 +20,12 @@ from typing import Any, Protocol
 import numpy as np
 
 from .analysis import analyze, analyze_parts
-from .bm25 import TermMatrix, row_documents
+from .bm25 import row_documents
 from .chunking import DOC_TOKENS
 from .encoder import Encoder, openings
 from .keyword import KeywordIndex, KeywordRecord
 from .store import BM25_DOCS_FILE, BM25_FILE, DOC_VECTORS, KEYWORD, VECTORS, ChunkTable, StoredDoc, link_tree
+from .termmatrix import TermMatrix
 from .types import Check, Document
 from .vectors import HNSW_FILE, HNSW_MIN, VectorIndex, hnsw_min
 

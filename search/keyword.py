@@ -23,13 +23,14 @@ from whoosh import scoring
 from whoosh.fields import ID, TEXT, Schema
 
 from .analysis import language_analyzer
-from .bm25 import PassageBM25, TermMatrix, row_documents
+from .bm25 import PassageBM25, row_documents
 from .errors import IndexFormatError, rebuild_hint
 from .filters import Allowed
 from .manifest import Scoring
 from .params import SyntaxName
 from .parsing import ParsedQuery, parse_query, positive_leaves
 from .store import ChunkTable
+from .termmatrix import TermMatrix
 from .types import Hit
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from .bm25 import Stats, TermMatrix
+from .bm25 import Stats
 from .errors import IndexFormatError, SearchError, rebuild_hint
 from .manifest import Manifest
 from .store import BM25_DOCS_FILE, BM25_FILE, SHARDS
+from .termmatrix import TermMatrix
 
 SHARDS_FORMAT = 1
 

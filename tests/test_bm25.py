@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.bm25 import BM25, K1, B, PassageBM25, TermMatrix, is_part
+from search.bm25 import BM25, K1, B, PassageBM25
+from search.termmatrix import TermMatrix, is_part
 
 DOCS = {10: ["cat", "sat", "cat"], 11: ["dog", "sat"], 12: ["bird"], 13: ["cat", "dog", "bird", "fish"]}
 

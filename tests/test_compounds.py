@@ -13,9 +13,10 @@ from hypothesis import strategies as st
 
 from search import build_index
 from search.analysis import analyze, part_spans, term_spans
-from search.bm25 import BM25, TermMatrix
+from search.bm25 import BM25
 from search.compounds import MAX_COMPOUND, split
 from search.index import Index
+from search.termmatrix import TermMatrix
 
 from .conftest import FakeEncoder
 
