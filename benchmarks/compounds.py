@@ -276,7 +276,7 @@ def render(f: dict[str, Any]) -> list[str]:
         lines += [
             "",
             f"The engine's own weights (search/manifest.py) are {key}, not the ones chosen here: they were chosen "
-            "before the hybrid defaults moved to μ=4 and feedback from two documents (relevance.md). The choice "
+            "before the hybrid defaults moved (relevance.md). The choice "
             f"beats them by {margin:.4f} mean tuning nDCG@10 ({t['difference']:+.4f} recomputed per query). "
             f"A paired sign-flip test over the {t['queries']} tuning queries ({t['flips']:,} flips"
             + (f"; `{t['command']}` on {t['date']}" if "command" in t else "")

@@ -110,7 +110,7 @@ def test_german_question_mode_switch_and_document(page, base_url: str, tmp_path:
     assert explained.startswith(f"keyword\n{api['scores']['keyword']:.3f}, rank ")
     assert f"semantic\n{api['scores']['semantic']:.3f}, rank " in explained
     assert "fusion\nconvex: 1 × (0.20 × keyword + 0.80 × semantic)" in explained
-    assert "feedback\nquery moved towards koalition-der-willigen.txt × 0.5" in explained
+    assert "feedback\nquery moved towards koalition-der-willigen.txt × 1" in explained
     page.screenshot(path=str(_screenshots(tmp_path) / "search-page.png"))
 
     # switch to keyword mode with the keyboard: focus the mode radios, arrow to the next one

@@ -185,12 +185,12 @@ def test_explain_recomputes_every_score(example_index, mode: str, fusion: str) -
                 sem_ranks.append((sem["rank"], sem["raw"]))
             if mode == "hybrid":
                 weights = fu["weights"]
-                alpha, doc_weight = (0.5, 0.0) if keyword_query(q) else (0.8, 4.0)  # "Truppen Healey": 0.5
+                alpha, doc_weight = (0.6, 0.0) if keyword_query(q) else (0.8, 1.0)  # "Truppen Healey": 0.6
                 assert (fu["method"], fu["alpha"], weights) == (fusion, alpha, [pytest.approx(1 - alpha), alpha])
                 assert sem["doc_weight"] == doc_weight
                 recomputed = fu["scale"] * (weights[0] * kw["normalised"] + weights[1] * sem["normalised"])
                 assert r.score == pytest.approx(recomputed, abs=1e-12)
-                moved = {"docs": list(page.feedback_docs), "weight": 0.5} if doc_weight else None
+                moved = {"docs": list(page.feedback_docs), "weight": 1.0} if doc_weight else None
                 assert e["feedback"] == moved
             else:
                 assert fu is None and e["feedback"] is None
@@ -243,7 +243,9 @@ def test_cutoff_auto_drops_below_the_calibrated_score(
     monkeypatch.setattr(search.params, "AUTO_CUTOFF", 0.5)
     monkeypatch.setattr(search.params, "KEYWORD_QUERY_CUTOFF", 0.4)  # a keyword query has its own
     with Index.open(built, encoder=fake_encoder) as ix:
-        for query, floor in (("Meer Soldaten cat", 0.4), ("Where are the Meer Soldaten and the cat?", 0.5)):
+        # "Meer" is a Dutch stopword, so "Meer Soldaten cat" is no keyword query; "Soldaten cat" is one
+        for query, floor in (("Soldaten cat", 0.4), ("Where are the Meer Soldaten and the cat?", 0.5)):
+            assert keyword_query(query) is (floor == 0.4)
             every = ix.search(query, k=50, dedupe=False)
             cut = ix.search(query, k=50, dedupe=False, cutoff="auto")
             assert cut == [r for r in every if r.score >= floor] and 0 < len(cut) < len(every), query

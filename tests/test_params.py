@@ -34,9 +34,10 @@ def test_defaults_bounds_and_coercion() -> None:
         FusionName.convex,
         0.8,
         100,
-        2,
+        1,
     )
-    assert p.effective_doc_weight == 4.0 and SearchParams(mode="semantic").effective_doc_weight == 1.0
+    assert p.feedback_weight == 1.0
+    assert p.effective_doc_weight == 1.0 and SearchParams(mode="semantic").effective_doc_weight == 1.0
     assert SearchParams(mode="keyword").mode is ModeName.keyword
     assert p.replace(k=5).k == 5 and p.k == 10
     with pytest.raises(SearchError, match="k must be between 1 and 1000, not 0"):
@@ -62,8 +63,8 @@ def test_a_keyword_query_fills_in_its_own_weights_and_only_unset_ones() -> None:
     assert keyword_query(words) and not keyword_query(question)
     p = SearchParams()
     kw = p.for_query(keyword_query(words))
-    assert (kw.effective_alpha, kw.effective_doc_weight) == (0.5, 0.0)
-    assert p.for_query(keyword_query(question)) is p and (p.effective_alpha, p.effective_doc_weight) == (0.8, 4.0)
+    assert (kw.effective_alpha, kw.effective_doc_weight) == (0.6, 0.0)
+    assert p.for_query(keyword_query(question)) is p and (p.effective_alpha, p.effective_doc_weight) == (0.8, 1.0)
     mine = SearchParams(alpha=0.9).for_query(True)
     assert (mine.effective_alpha, mine.effective_doc_weight) == (0.9, 0.0)
     assert SearchParams(doc_weight=2.0).for_query(True).effective_doc_weight == 2.0
