@@ -196,7 +196,8 @@ def index_terms(text: str, lang: str) -> list[str]:
 
 
 class BM25Component(Component):
-    """Term frequencies per sentence and per document (title included), for plain-word BM25 (search/bm25.py)."""
+    """Term frequencies per sentence and per document (title included), for plain-word BM25
+    (search/termmatrix.py, search/bm25.py)."""
 
     name = "bm25"
     stage = lane = "keyword"

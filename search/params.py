@@ -111,7 +111,7 @@ class SearchParams:
     fusion: FusionName = _param(
         FusionName.convex,
         "How hybrid mode fuses: convex (normalised scores) or rrf (ranks).",
-        source="convex: best mean tuning nDCG@10 over five collections, 0.799 vs rrf's best 0.787 (relevance.json)",
+        source="convex: best mean tuning nDCG@10 over five collections, 0.799 vs rrf's best 0.792 (relevance.json)",
     )
     alpha: float | None = _param(
         None,

@@ -11,7 +11,7 @@ An index folder holds generations; each generation is a complete, immutable inde
             chunks.npy       int64 table, one row per sentence chunk: id, doc num, start, end, position
             vectors.faiss    faiss IndexIDMap2 over the chunk ids
             keyword/         whoosh index over the same chunk ids (query syntax)
-            bm25.npz         term frequencies per chunk, for plain-word queries (search/bm25.py)
+            bm25.npz         term frequencies per chunk, for plain-word queries (search/termmatrix.py)
             bm25_docs.npz    the same summed per document
             .readers         readers hold a shared flock on it while they use the generation
 

@@ -55,7 +55,7 @@ def test_defaults_bounds_and_coercion() -> None:
 
 
 def test_a_keyword_query_fills_in_its_own_weights_and_only_unset_ones() -> None:
-    """Hybrid mode ranks a keyword query with α 0.5 and the sentence alone (keyword_queries.md); a weight the
+    """Hybrid mode ranks a keyword query with α 0.6 and the sentence alone (keyword_queries.md); a weight the
     caller set stays, a question keeps the defaults, and the other modes are untouched."""
     from search.analysis import keyword_query
 
