@@ -223,6 +223,7 @@ class PassageBM25:
         self.doc_weight = doc_weight
         self.sentence_weight = sentence_weight
         self.long_words, self.long_sentence_weight, self.long_part_weight = long
+        self._doc_pos = np.searchsorted(documents.m.row_ids, row_docs)  # each sentence row's document row
         self._first_row = _first_rows(row_docs, documents.m.row_ids)
         # hybrid search asks twice for the same query (its candidates, then the semantic side's);
         # one memo per thread, so concurrent queries (a server) do not overwrite each other's
@@ -274,15 +275,16 @@ class PassageBM25:
         drows, dscores = self.docs.scores(terms, part)
         doc_score = np.zeros(len(self.docs.m.row_ids), dtype=np.float32)
         doc_score[drows] = dscores
-        pos = np.searchsorted(self.docs.m.row_ids, self.row_docs[rows])
+        pos = self._doc_pos[rows]
         held = np.zeros(len(doc_score), dtype=bool)
         held[pos] = True
-        first = self._first_row[drows[~held[drows]]]  # documents matched by their title alone
-        first = first[first >= 0]
+        titled = drows[~held[drows]]  # documents matched by their title alone
+        first = self._first_row[titled]
+        titled, first = titled[first >= 0], first[first >= 0]
         if len(first):
             rows = np.concatenate([rows, first])
             sent = np.concatenate([sent, np.zeros(len(first), dtype=np.float32)])
-            pos = np.searchsorted(self.docs.m.row_ids, self.row_docs[rows])
+            pos = np.concatenate([pos, titled])
         return rows, doc_weight * doc_score[pos] + sentence_weight * sent
 
     def search(self, terms: Iterable[str], k: int, allowed: np.ndarray | None = None, words: int = 0) -> list[Hit]:
