@@ -100,9 +100,13 @@ def _check_fuzzy(q: Q.Query, text: str) -> None:
     over = [m.group() for m in fuzzy_words if int(m.group(1)) > MAX_EDITS]
     if over or any(leaf.maxdist > MAX_EDITS for leaf in fuzzy):
         word = over[0] if over else ""
-        raise QueryError(f"a fuzzy term allows at most {MAX_EDITS} edits, as in Lucene, not {word!r}")
-    if len(fuzzy) > MAX_FUZZY:
-        raise QueryError(f"a query holds at most {MAX_FUZZY} fuzzy terms (word~), this one {len(fuzzy)}")
+        problem = f"a fuzzy term allows at most {MAX_EDITS} edits, as in Lucene, not {word!r}"
+    elif len(fuzzy) > MAX_FUZZY:
+        problem = f"a query holds at most {MAX_FUZZY} fuzzy terms (word~), this one {len(fuzzy)}"
+    else:
+        return
+    # worded as every other refusal of syntax, with its way out: as plain words "w~9" is searchable
+    raise QueryError(f"cannot parse query syntax ({problem}); set syntax off to search plain words")
 
 
 _BINARY = frozenset({"AND", "OR", "ANDNOT", "ANDMAYBE"})

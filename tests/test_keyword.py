@@ -194,6 +194,10 @@ def test_field_and_fuzzy(ix: Index) -> None:
     passages(ix, " ".join(f"Heeley{i}~" for i in range(10)))  # ten are allowed
     with pytest.raises(QueryError, match="at most 10 fuzzy terms"):
         passages(ix, " ".join(f"Heeley{i}~" for i in range(11)))
+    for refused in ("0~3:AND", "Heeley~3", " ".join(f"Heeley{i}~" for i in range(11))):
+        with pytest.raises(QueryError, match=r"^cannot parse query syntax \(.*; set syntax off"):
+            passages(ix, refused)  # worded as every refusal of syntax (hypothesis found "0~3:AND")
+        passages(ix, refused, syntax="off")  # and searchable as plain words
 
 
 @pytest.mark.parametrize(
