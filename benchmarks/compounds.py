@@ -9,7 +9,7 @@ mean of keyword and hybrid nDCG@10 over both tuning splits among the settings wh
 (0, 0) on either; the table reports every query, and the held-out 70%, with the weights off and chosen.
 English is not split (tests/test_compounds.py holds that), so xquad-en, scifact and cranfield do not move.
 
-Then queries/compounds.jsonl (80 queries whose key word occurs in the relevant sentence only inside a compound;
+Then queries/compounds.jsonl (244 queries whose key word occurs in the relevant sentence only inside a compound;
 queries/make_compound_queries.py) over one index of mlqa-de-dev, xquad-de and the example corpus: recall@10
 and nDCG@10 of keyword and hybrid mode, parts off and with the weights chosen. Target (issue 17): keyword
 recall@10 ≥ 0.9, and hybrid at least as good as keyword.

@@ -55,7 +55,7 @@ def test_defaults_bounds_and_coercion() -> None:
 
 
 def test_a_keyword_query_fills_in_its_own_weights_and_only_unset_ones() -> None:
-    """Hybrid mode ranks a keyword query with α 0.6 and the sentence alone (keyword_queries.md); a weight the
+    """Hybrid mode ranks a keyword query with α 0.3 and the sentence alone (keyword_queries.md); a weight the
     caller set stays, a question keeps the defaults, and the other modes are untouched."""
     from search.analysis import keyword_query
 
@@ -63,7 +63,7 @@ def test_a_keyword_query_fills_in_its_own_weights_and_only_unset_ones() -> None:
     assert keyword_query(words) and not keyword_query(question)
     p = SearchParams()
     kw = p.for_query(keyword_query(words))
-    assert (kw.effective_alpha, kw.effective_doc_weight) == (0.6, 0.0)
+    assert (kw.effective_alpha, kw.effective_doc_weight) == (0.3, 0.0)
     assert p.for_query(keyword_query(question)) is p and (p.effective_alpha, p.effective_doc_weight) == (0.8, 1.0)
     mine = SearchParams(alpha=0.9).for_query(True)
     assert (mine.effective_alpha, mine.effective_doc_weight) == (0.9, 0.0)
