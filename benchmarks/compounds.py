@@ -88,7 +88,9 @@ def main() -> None:
         return
     if sys.argv[1:] == ["--query-set"]:
         figures = json.loads((RESULTS / "compounds.json").read_text(encoding="utf-8"))
-        figures.update(stamp("python benchmarks/compounds.py --query-set"), tuning_date=figures["date"])
+        figures.update(
+            stamp("python benchmarks/compounds.py --query-set"), tuning_date=figures.get("tuning_date", figures["date"])
+        )
         c = figures["chosen"]
         figures["query_set"] = query_set(c["part_weight"], c["query_part_weight"])
         write_results("compounds", figures, render(figures))

@@ -33,7 +33,8 @@ import numpy as np
 from _common import RESULTS, log, stamp, write_results
 from relevance import COLLECTIONS, eval_index, split
 
-# 0.01 and 0.02 since keyword queries' best was 0.05, the lowest tried: an optimum at the edge may lie beyond it
+# 0.01 and 0.02 since keyword queries' best was 0.05 (80 queries then), the lowest tried: an optimum at the edge
+# may lie beyond it
 PROBABILITIES = [0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
 TOP = 10
 
