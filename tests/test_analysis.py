@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import pickle
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from search.analysis import analyze, detect_language, fold, language_analyzer, term_spans
+from search.analysis import analyze, detect_language, filter_chain, fold, language_analyzer, term_spans
 
 
 def test_german_stems_meet_inflected_forms() -> None:
@@ -54,6 +56,31 @@ WORDY = st.text(
 def test_term_spans_agree_with_the_whoosh_analyzer(text: str, lang: str) -> None:
     """The fast path (highlighting, BM25 matrices, queries) yields exactly the terms and offsets
     whoosh's index analyzer does."""
-    expected = [(t.text, t.startchar, t.endchar) for t in language_analyzer(lang)(text, chars=True)]
+    expected = [(t.text, t.startchar, t.endchar) for t in filter_chain(lang)(text, chars=True)]
     assert list(term_spans(text, lang)) == expected
     assert analyze(text, lang) == [t for t, _, _ in expected]
+
+
+def _tokens(analyzer: object, text: str, **options: object) -> list[tuple[object, ...]]:
+    fields = ("text", "pos", "startchar", "endchar", "stopped")  # those a token carries with these options
+    return [tuple(getattr(t, f, None) for f in fields) for t in analyzer(text, **options)]  # type: ignore[operator]
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=WORDY, lang=st.sampled_from(["de", "en", "fr"]))
+def test_the_one_step_analyzer_is_the_filter_chain(text: str, lang: str) -> None:
+    """What whoosh indexes, parses and highlights with (one filter) equals the chain of four it replaced:
+    terms, positions renumbered over the words kept, offsets, and stopwords kept and marked when a
+    parser asks for them (removestops=False)."""
+    fused, chain = language_analyzer(lang), filter_chain(lang)
+    for options in ({}, {"positions": True, "chars": True}, {"positions": True, "removestops": False}):
+        assert _tokens(fused, text, **options) == _tokens(chain, text, **options)
+
+
+def test_the_analyzer_survives_pickling() -> None:
+    """whoosh stores the schema, analyzers included, with pickle in the index's table of contents."""
+    text = "Die Lehrer*innen der Koalition"
+    again = pickle.loads(pickle.dumps(language_analyzer("de")))
+    assert _tokens(again, text, positions=True) == _tokens(language_analyzer("de"), text, positions=True)
+    assert _tokens(again, text, positions=True) == _tokens(filter_chain("de"), text, positions=True)
+    assert [t[0] for t in _tokens(again, text)] == analyze("Lehrer Koalition", "de")  # two stopwords dropped
