@@ -71,6 +71,26 @@ def _damaged(folder: Path, exc: Exception, what: str = "") -> IndexFormatError:
     return IndexFormatError(f"cannot open {what} ({type(exc).__name__}: {exc}); {rebuild_hint(index)}")
 
 
+def _with_fields(ix: Any, langs: Iterable[str]) -> Any:
+    """``ix`` with the fields of every language in ``langs``, a language new to it added and committed on
+    its own first: whoosh's writer processes read the schema from disk, and one that met a field only
+    the parent knew failed and left the parent waiting for ever."""
+    have = set(ix.schema.names())
+    missing = [(f"{field}_{lang}", lang) for lang in langs for field in ("text", "title")]
+    missing = [(name, lang) for name, lang in missing if name not in have]
+    if not missing:
+        return ix
+    writer = ix.writer()
+    try:
+        for name, lang in missing:
+            writer.add_field(name, TEXT(analyzer=language_analyzer(lang), phrase=True))
+    except BaseException:
+        writer.cancel()
+        raise
+    writer.commit(merge=False)
+    return ix.refresh()
+
+
 class KeywordIndex:
     """A whoosh index in a folder; searcher opened once and reused.
 
@@ -135,16 +155,11 @@ class KeywordIndex:
         optimize: bool = False,
         procs: int = 1,
     ) -> int:
+        ix = _with_fields(ix, langs)
         # several processes, each writing its own segment: 1.7x the documents per second on 2 cores
         writer = ix.writer(limitmb=256, procs=procs, multisegment=True) if procs > 1 else ix.writer(limitmb=256)
         n = 0
         try:
-            have = set(writer.schema.names())
-            for lang in langs:  # a language new to this index gets its fields
-                analyzer = language_analyzer(lang)
-                for name in (f"text_{lang}", f"title_{lang}"):
-                    if name not in have:
-                        writer.add_field(name, TEXT(analyzer=analyzer, phrase=True))
             for doc_id in delete_docs:
                 writer.delete_by_term("doc", doc_id)
             for rec in records:

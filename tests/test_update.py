@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -125,6 +126,44 @@ def test_new_language_in_an_update(tmp_path: Path, fake_encoder: FakeEncoder) ->
     _ok(folder)
     with Index.open(folder, encoder=fake_encoder) as ix:
         assert [r.doc for r in ix.search("matins", mode="keyword")] == ["fr.txt"]
+
+
+NEW_LANGUAGE_IN_PROCESSES = """
+import sys
+from pathlib import Path
+from search import build_index, components
+from tests.conftest import FakeEncoder
+components.PARALLEL_KEYWORD_MIN = 2  # whoosh's writer processes from 2 new sentences, not 5,000
+components.os.cpu_count = lambda: 2  # and two of them, whatever this machine has
+corpus, folder, enc = Path(sys.argv[1]), Path(sys.argv[2]), FakeEncoder(["soldat", "soldier"])
+(corpus / "de.txt").write_text("Die Soldaten stehen am Meer. Sie warten auf den Befehl.", encoding="utf-8")
+build_index(corpus, folder, encoder=enc)
+(corpus / "en.txt").write_text("The soldiers wait by the sea. Orders come at dawn.", encoding="utf-8")
+print(sorted(build_index(corpus, folder, encoder=enc).languages))
+"""
+
+
+def test_new_language_written_by_writer_processes(tmp_path: Path) -> None:
+    """An update of 5,000 new sentences or more is written by whoosh's writer processes, which read the schema
+    from disk: a language new to the index must be on disk before they start. Before, each process failed on
+    the unknown field and the update waited for ever (a new process here, so that the test can time out)."""
+    (tmp_path / "c").mkdir()
+    cmd = [sys.executable, "-c", NEW_LANGUAGE_IN_PROCESSES, str(tmp_path / "c"), str(tmp_path / "idx")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            start_new_session=True)  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # the writer processes too: its own session, started here
+        proc.communicate()
+        pytest.fail("the update hung: whoosh's writer processes did not know the new language's field")
+    assert proc.returncode == 0, err[-2000:]
+    assert out.strip().splitlines()[-1] == "['de', 'en']"
+    _ok(tmp_path / "idx")
+    with Index.open(tmp_path / "idx", encoder=FakeEncoder(["soldat", "soldier"])) as ix:
+        assert [r.doc for r in ix.search("dawn", mode="keyword")] == ["en.txt"]
+        assert [r.doc for r in ix.search('"warten auf"', mode="keyword")] == ["de.txt"]
 
 
 def test_other_model_needs_rebuild(tmp_path: Path, tiny_corpus: Path, fake_encoder: FakeEncoder) -> None:
