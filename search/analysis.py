@@ -140,6 +140,9 @@ class TermFilter(Filter):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["lang"])  # type: ignore[misc]  # as SnowballFilter's
 
+    def __repr__(self) -> str:
+        return f"TermFilter(lang={self.lang!r})"
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TermFilter) and other.lang == self.lang
 
@@ -150,7 +153,7 @@ class TermFilter(Filter):
         term, pos = self._term, None
         for t in tokens:
             text = term(t.text)
-            if text:
+            if text is not None:  # a stopword's is None; "" is a word (combining marks alone fold to it)
                 if t.positions:
                     pos = t.pos if pos is None else pos + 1
                     t.pos = pos

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pickle
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from search.analysis import analyze, detect_language, filter_chain, fold, language_analyzer, term_spans
@@ -53,6 +53,7 @@ WORDY = st.text(
 
 @settings(max_examples=400, deadline=None)
 @given(text=WORDY, lang=st.sampled_from(["de", "en", "fr"]))
+@example(text="\u0301", lang="en").via("a token of combining marks alone")
 def test_term_spans_agree_with_the_whoosh_analyzer(text: str, lang: str) -> None:
     """The fast path (highlighting, BM25 matrices, queries) yields exactly the terms and offsets
     whoosh's index analyzer does."""
@@ -66,8 +67,17 @@ def _tokens(analyzer: object, text: str, **options: object) -> list[tuple[object
     return [tuple(getattr(t, f, None) for f in fields) for t in analyzer(text, **options)]  # type: ignore[operator]
 
 
+# stopwords between kept words (what renumbers positions), and a token of combining marks alone (a word folded to "")
+WORDS = st.lists(
+    st.sampled_from(["der", "die", "und", "the", "and", "le", "Hund", "Lehrer*innen", "Soldaten", "Straße", "\u0301"]),
+    max_size=12,
+).map(" ".join)
+
+
 @settings(max_examples=300, deadline=None)
-@given(text=WORDY, lang=st.sampled_from(["de", "en", "fr"]))
+@given(text=WORDY | WORDS, lang=st.sampled_from(["de", "en", "fr"]))
+@example(text=" \u0301 x", lang="de").via("a token of combining marks alone")
+@example(text="der Hund und die Katze", lang="de").via("stopwords between words")
 def test_the_one_step_analyzer_is_the_filter_chain(text: str, lang: str) -> None:
     """What whoosh indexes, parses and highlights with (one filter) equals the chain of four it replaced:
     terms, positions renumbered over the words kept, offsets, and stopwords kept and marked when a
