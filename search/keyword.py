@@ -76,14 +76,13 @@ def _with_fields(ix: Any, langs: Iterable[str]) -> Any:
     its own first: whoosh's writer processes read the schema from disk, and one that met a field only
     the parent knew failed and left the parent waiting for ever."""
     have = set(ix.schema.names())
-    missing = [(f"{field}_{lang}", lang) for lang in langs for field in ("text", "title")]
-    missing = [(name, lang) for name, lang in missing if name not in have]
+    missing = [(name, field) for name, field in schema_for(langs).items() if name not in have]
     if not missing:
         return ix
     writer = ix.writer()
     try:
-        for name, lang in missing:
-            writer.add_field(name, TEXT(analyzer=language_analyzer(lang), phrase=True))
+        for name, field in missing:
+            writer.add_field(name, field)
     except BaseException:
         writer.cancel()
         raise
