@@ -140,7 +140,7 @@ def main() -> None:
         ),
         "",
         "Keyword mode differs from document + ½ sentence only where a query clearly writes query syntax "
-        "(three mlqa-de-dev questions quote a title): it goes to whoosh's BM25F.",
+        "(three mlqa-de-dev questions quote a title): a phrase matches only where its words stand together.",
     ]
     write_results("keyword_scoring", figures, lines)
 

@@ -6,7 +6,7 @@ index, after the vectors, just before and just after the manifest rename) and at
 moments (seeded; uniform over an undisturbed write's duration). After every kill the index is
 checked (`info --check`'s checks), its state must be exactly the one before or the one after the
 write, every document in it must be found by its own unique word (keyword and hybrid), and a
-clean re-run must finish the job. Only the embedding model is a fake; whoosh and faiss are real.
+clean re-run must finish the job. Only the embedding model is a fake; the term matrices and faiss are real.
 
     python benchmarks/reliability.py [--kills 40] [--seed 7]
 """

@@ -579,8 +579,8 @@ def render(f: dict[str, Any]) -> list[str]:
         )
     lines += [
         "",
-        "Assumptions: a shard's memory is its index on disk (vectors, BM25 matrices, chunk table, stored text, "
-        f"whoosh), all opened; {MEMORY_SHARE:.0%} of a node's memory goes to shards. Fan-out latency is the "
+        "Assumptions: a shard's memory is its index on disk (vectors, BM25 matrices, chunk table, stored "
+        f"text), all opened; {MEMORY_SHARE:.0%} of a node's memory goes to shards. Fan-out latency is the "
         "slowest of S shards (each drawn from the measured 100k latencies plus the 1M growth) plus the measured "
         f"merge, over {TRIALS:,} Monte-Carlo trials (at most 1,000 shards drawn per trial); shards answer in "
         "parallel, one core each, and the network is not in it.",

@@ -8,7 +8,7 @@ mlqa-de-dev, 25 xquad-de, 25 xquad-en).
 
 Figures (medians of the runs stated beside them): build time and sentences/second per stage,
 index size, peak memory (VmHWM of the indexing process; getrusage's ru_maxrss would include the
-parent's memory at fork, and whoosh's short-lived writer subprocesses are not counted);
+parent's memory at fork);
 per-query latency p50/p95 per mode with the model loaded; batched
 queries/second; a cold ``search query`` process; HNSW recall@10 against exact search at 100k.
 References on the same sentences and queries: bm25s (keyword), plain sentence-transformers

@@ -5,8 +5,8 @@ One analyzer per language. Its steps, as a whoosh pipeline (:func:`filter_chain`
     RegexTokenizer | WordFormFilter(lang) | StopFilter(lang) | SnowballFilter(lang) | FoldFilter
 
 are run as ``RegexTokenizer | TermFilter(lang)``, the four filters in one step through a cache of
-each token's term (:func:`language_analyzer`; whoosh indexes 11% more sentences a second). The chain
-stays: indexes written before it hold it, and the tests hold the two equal.
+each token's term (:func:`language_analyzer`, what whoosh's query parser analyses with). The chain stays
+as the reference: the tests hold the two equal.
 
 Tokens may hold combining marks, and each is brought to composed Unicode (NFC) and lower case, so
 "Königreich" typed with a decomposed ö (macOS, many PDF extractors) is the same word as the composed
@@ -189,8 +189,8 @@ def language_analyzer(lang: str) -> Analyzer:
 
 
 def filter_chain(lang: str) -> Analyzer:
-    """The analyzer's steps one filter each, as indexes written before 2026-12-03 hold it (whoosh
-    unpickles these classes when it opens them); :func:`language_analyzer` does the same in one filter."""
+    """The analyzer's steps one filter each, as whoosh indexes of format 7 held it (pickled in their
+    schema); :func:`language_analyzer` does the same in one filter, and the tests hold the two equal."""
     lang = check_lang(lang)
     return (
         RegexTokenizer(expression=_TOKEN)

@@ -37,7 +37,7 @@ class KeywordExplainOut(BaseModel):
         description="the sentence's share: the index's, or its long-query share past its long_words words"
     )
     terms: dict[str, float] = Field(description='each "lang:term" part of raw')
-    scoring: str = Field(description='"bm25" (plain words) or "whoosh bm25f" (query syntax)')
+    scoring: str = Field(description='"bm25" (plain words) or "bm25 syntax" (query syntax, one number: no parts)')
 
 
 class SemanticExplainOut(BaseModel):

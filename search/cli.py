@@ -190,7 +190,7 @@ def compact(
     index_dir: IndexOpt = DEFAULT_INDEX,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
 ) -> None:
-    """Reclaim space after many updates and removals: merge keyword segments, drop old generations."""
+    """Reclaim space after many updates and removals: write one generation, drop the old ones."""
     from .sharding import compact_sharded
     from .shards import is_sharded
     from .writer import compact_index

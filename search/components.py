@@ -9,7 +9,6 @@ A new kind of index file is a new class here and one entry in :data:`COMPONENTS`
 
 from __future__ import annotations
 
-import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -23,13 +22,12 @@ from .analysis import analyze, analyze_parts
 from .bm25 import row_documents
 from .chunking import DOC_TOKENS
 from .encoder import Encoder, openings
-from .keyword import KeywordIndex, KeywordRecord
-from .store import BM25_DOCS_FILE, BM25_FILE, DOC_VECTORS, KEYWORD, VECTORS, ChunkTable, StoredDoc, link_tree
+from .keyword import KeywordIndex
+from .store import BM25_DOCS_FILE, BM25_FILE, DOC_VECTORS, VECTORS, ChunkTable, StoredDoc
 from .termmatrix import TermMatrix
 from .types import Check, Document
 from .vectors import HNSW_FILE, HNSW_MIN, VectorIndex, hnsw_min
 
-PARALLEL_KEYWORD_MIN = 5000  # below this many new sentences, starting writer processes costs more than it saves
 MAIN_LANE = "vectors"  # the lane the writer's own thread runs (the others run beside it)
 DOC_EMBED_CHARS = 8_000  # far more than DOC_TOKENS tokens; more characters would only be tokenised to be cut
 
@@ -68,7 +66,7 @@ class Change:
     added_chunks: ChunkTable
     encoder: EncoderSource
     progress: Progress
-    optimize: bool = False  # merge segments, drop deleted entries for good (compaction)
+    optimize: bool = False  # a compaction (search compact): every shard writes a generation
     made: dict[str, Any] = field(default_factory=dict)  # what a component hands a later one
     cancelled: threading.Event = field(default_factory=threading.Event)  # another lane failed: stop soon
     # vectors embedded before the write (a sharded build embeds every shard's texts in one global plan):
@@ -147,57 +145,14 @@ def same_ids(name: str, ids: list[int], expected: set[int], what: str = "chunk i
     return Check(name, ok, f"{len(ids)} entries; {missing} {what} missing, {extra} unknown")
 
 
-class KeywordComponent(Component):
-    """Whoosh, for query syntax: one document per chunk (segments hard-linked between generations)."""
-
-    name = stage = lane = "keyword"
-    files = (KEYWORD,)
-
-    def build(self, change: Change) -> None:
-        change.progress.start("indexing keywords", len(change.added_chunks))
-        KeywordIndex.build(
-            change.target / KEYWORD, change.langs, _records(change), change.advance, procs=_procs(change)
-        )
-
-    def update(self, previous: Path, change: Change) -> None:
-        change.progress.start("indexing keywords", len(change.added_chunks))
-        link_tree(previous / KEYWORD, change.target / KEYWORD)
-        gone = [s.doc.id for s in change.dropped_docs]
-        KeywordIndex.update(
-            change.target / KEYWORD, change.langs, gone, _records(change), change.advance,
-            optimize=change.optimize, procs=_procs(change),
-        )  # fmt: skip
-
-    def check(self, ix: OpenIndex, expected: set[int]) -> list[Check]:
-        stored = ix.keyword.stored()
-        doc_of = {c.id: ix.docs_by_num[c.doc].id for c in ix.chunks.records() if c.doc in ix.docs_by_num}
-        wrong = sum(1 for c, d in stored if c in doc_of and doc_of[c] != d)
-        return [
-            same_ids("keyword ids = chunk ids", [c for c, _ in stored], expected),
-            Check("keyword chunks name their document", wrong == 0, f"{wrong} disagree"),
-        ]
-
-
-def _records(change: Change) -> Iterator[KeywordRecord]:
-    # the title goes with a document's first sentence only: `title:` queries find the document,
-    # and whoosh does not analyse the same title once per sentence
-    for cid, (doc, start, end, pos) in zip(change.added_chunks.ids.tolist(), change.added_texts(), strict=True):
-        yield KeywordRecord(cid, doc.id, doc.lang, doc.title if pos == 0 else "", doc.text[start:end])
-
-
-def _procs(change: Change) -> int:
-    # several processes, each writing its own segment: 1.7x the documents per second on 2 cores
-    return min(os.cpu_count() or 1, 4) if len(change.added_chunks) >= PARALLEL_KEYWORD_MIN else 1
-
-
 def index_terms(text: str, lang: str) -> list[str]:
     """A text's BM25 keys: its words (``lang:term``), then its compounds' parts (``de+:term``; German only)."""
     return [f"{lang}:{t}" for t in analyze(text, lang)] + [f"{lang}+:{t}" for t in analyze_parts(text, lang)]
 
 
 class BM25Component(Component):
-    """Term frequencies per sentence and per document (title included), for plain-word BM25
-    (search/termmatrix.py, search/bm25.py)."""
+    """Term frequencies per sentence and per document (title included), that plain words and query
+    syntax are scored on (search/termmatrix.py, search/bm25.py, search/syntax.py)."""
 
     name = "bm25"
     stage = lane = "keyword"
@@ -210,7 +165,13 @@ class BM25Component(Component):
         self._write(TermMatrix.load(previous / BM25_FILE), change)
 
     def _write(self, matrix: TermMatrix, change: Change) -> None:
-        terms = [index_terms(doc.text[s:e], doc.lang) for doc, s, e, _ in change.added_texts()]
+        change.progress.start("indexing keywords", len(change.added_chunks))
+        terms = []
+        for doc, start, end, _ in change.added_texts():
+            terms.append(index_terms(doc.text[start:end], doc.lang))
+            if len(terms) % 1000 == 0:
+                change.advance(1000)
+        change.advance(len(terms) % 1000)
         matrix = matrix.update(change.dropped_ids, change.added_chunks.ids.tolist(), terms)
         matrix.save(change.target / BM25_FILE)
         titles = [(s.num, index_terms(s.doc.title, s.doc.lang)) for s in change.docs if s.doc.title]
@@ -218,8 +179,6 @@ class BM25Component(Component):
 
     def check(self, ix: OpenIndex, expected: set[int]) -> list[Check]:
         bm25 = ix.keyword.bm25
-        if bm25 is None:
-            return [Check("BM25 matrices readable", False, "not opened")]
         docs = set(bm25.docs.m.row_ids.tolist())
         unknown = docs - set(ix.docs_by_num)
         return [
@@ -342,7 +301,6 @@ class DocumentVectors(_Embedded):
 
 
 COMPONENTS: tuple[Component, ...] = (
-    KeywordComponent(),
     BM25Component(),
     SentenceVectors(),
     HNSWGraph(),

@@ -36,7 +36,6 @@ from .store import (
     CHUNKS,
     DOC_VECTORS,
     DOCS,
-    KEYWORD,
     MANIFEST,
     SHARDS,
     VECTORS,
@@ -81,9 +80,10 @@ class Index:
         self.keyword: KeywordIndex = None  # type: ignore[assignment]  # keyword=False: never searched here
         if keyword:
             self.keyword = KeywordIndex.open(
-                self.generation / KEYWORD,
                 self.langs,
-                (self.generation / BM25_FILE, self.generation / BM25_DOCS_FILE, self.chunks),
+                (self.generation / BM25_FILE, self.generation / BM25_DOCS_FILE),
+                self.chunks,
+                self.docs_by_num,
                 manifest.scoring,
             )
         self.dim = manifest.model.dim

@@ -26,7 +26,7 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class Scoring:
-    """How plain words are scored (search/bm25.py); query syntax goes to whoosh's BM25F with the same k1, b.
+    """How plain words and query syntax are scored (search/bm25.py, search/syntax.py).
 
     A sentence's keyword score is ``document_share · BM25(its document) + sentence_share · BM25(itself)``.
     """
@@ -36,7 +36,7 @@ class Scoring:
     idf: str = "lucene"
     document_share: float = 1.0
     sentence_share: float = 0.5
-    titles: str = "document"  # a title's terms count in its document's row (and whoosh's title field)
+    titles: str = "document"  # a title's terms count in its document's row
     # German compounds (search/compounds.py): a query word found inside a compound ("de+:" terms) and a
     # part of a query compound ("Versicherung" of "Krankenversicherung") count this much of a whole word;
     # chosen on the German collections' tuning splits (benchmarks/results/compounds.md)
@@ -56,7 +56,7 @@ class Scoring:
             f"+ {self.sentence_share:g}·sentence; titles in the {self.titles}; German compound parts "
             f"{self.part_weight:g}, query compound parts {self.query_part_weight:g}; past {self.long_words} "
             f"words {self.document_share:g}·document + {self.long_sentence_share:g}·sentence, compound parts "
-            f"{self.long_part_weight:g}; query syntax: whoosh BM25F"
+            f"{self.long_part_weight:g}; query syntax scored alike"
         )
 
 

@@ -332,7 +332,7 @@ class Explainer:
     """Each result's ``explain`` object: numbers from which its score is recomputed exactly.
 
     keyword: ``raw = document_share · document_bm25 + sentence_share · sentence_bm25`` (the sum of
-    ``terms``; plain words only, query syntax is one BM25F number); semantic: ``raw =
+    ``terms``; plain words only, query syntax is one number: search/syntax.py); semantic: ``raw =
     (sentence_cosine + doc_weight · document_cosine) / (1 + doc_weight)``, the document cosine taken
     with the query feedback moved; hybrid: ``score = scale · (weights[0] · keyword.normalised +
     weights[1] · semantic.normalised)``, each side normalised over its candidates (min-max, or
@@ -372,7 +372,7 @@ class Explainer:
             side["rank"] = rank
             side.update(parts or dict.fromkeys(("document_bm25", "sentence_bm25", "document_share", "sentence_share")))
             side.setdefault("terms", {})
-            side["scoring"] = "bm25" if s.parsed.plain is not None else "whoosh bm25f"
+            side["scoring"] = "bm25" if s.parsed.plain is not None else "bm25 syntax"
             out["keyword"] = side
         if self.semantic is not None:
             normalised, rank = self.semantic.at(cid)

@@ -31,7 +31,7 @@ from typing import Any
 
 from .distributed import RayCluster, worker_env
 from .errors import IndexFormatError, SearchError, ServeError
-from .fanout import LocalFanout, ShardSides, SyntaxStats
+from .fanout import LocalFanout, ShardSides
 from .holder import IndexHolder
 from .index import Index
 from .locks import pin_generation, unpin
@@ -112,10 +112,8 @@ class ShardReplica:
                 self._open.popitem(last=False)[1].close()
             return sides
 
-    def ask(
-        self, key: ShardKey, side: str, method: str, args: tuple[Any, ...], stats: SyntaxStats | None = None
-    ) -> Any:
-        return self._sides(key).ask(side, method, args, stats)
+    def ask(self, key: ShardKey, side: str, method: str, args: tuple[Any, ...]) -> Any:
+        return self._sides(key).ask(side, method, args)
 
     def pid(self) -> int:
         return os.getpid()
@@ -134,10 +132,8 @@ class RayFanout:
         self.local = False  # each call is a round trip: a query's candidates come in one (search/candidates.py)
         self.keys = [ShardKey(sharded.generation, sharded.stats, m) for m in sharded.shards]
 
-    def ask(
-        self, side: str, method: str, calls: dict[int, tuple[Any, ...]], stats: SyntaxStats | None = None
-    ) -> dict[int, Any]:
-        pending = {i: self.handles[i].ask.remote(self.keys[i], side, method, args, stats) for i, args in calls.items()}
+    def ask(self, side: str, method: str, calls: dict[int, tuple[Any, ...]]) -> dict[int, Any]:
+        pending = {i: self.handles[i].ask.remote(self.keys[i], side, method, args) for i, args in calls.items()}
         return {i: _answer(i, response) for i, response in pending.items()}
 
     def close(self) -> None:

@@ -8,9 +8,8 @@ The :class:`~search.searcher.Searcher` then works on the merged candidates uncha
 RRF normalise, feedback moves the query and the passages are built only after the merge, so the
 results equal those of one index over the same corpus (tests/test_sharding.py).
 
-Query syntax (phrases, fields, fuzzy) is scored by each shard's whoosh BM25F, told the document
-count, field lengths and document frequencies of every shard together for the terms the query
-expands to in any of them.
+Query syntax (phrases, fields, fuzzy) is scored as plain words are, over each shard's matrices with
+the global statistics: a word a fuzzy term or prefix expands to in one shard only weighs as in one index.
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ import numpy as np
 
 from .candidates import Candidates, gather, merge_parts, merge_terms
 from .errors import IndexFormatError, rebuild_hint
-from .fanout import Fanout, LocalFanout, ShardSides, SyntaxStats, every
+from .fanout import Fanout, LocalFanout, ShardSides, every
 from .filters import Allowed
 from .index import OPEN_ATTEMPTS, Index
 from .locks import pin_generation, unpin
@@ -86,14 +85,6 @@ class ShardedKeyword:
         only); the words each shard matches come with the candidates (:meth:`ShardedIndex.candidates`)."""
         return parse_query(text, self.langs, syntax)
 
-    def _stats(self, parsed: ParsedQuery) -> SyntaxStats | None:
-        """Statistics over every shard for a query whoosh scores (plain words have theirs in the
-        BM25 matrices): the document count, each field's length, and the document frequency of
-        every term the query expands to in any shard."""
-        if parsed.query is None or parsed.plain is not None:
-            return None
-        return SyntaxStats.total(self.fanout.ask("shard", "syntax_stats", every(self.fanout, parsed)).values())
-
     def _among(self, allowed: Allowed | None, shard: int) -> Allowed | None:
         if allowed is None:
             return None
@@ -101,7 +92,7 @@ class ShardedKeyword:
 
     def search(self, parsed: ParsedQuery, k: int, allowed: Allowed | None = None) -> list[Hit]:
         calls = {i: (parsed, k, self._among(allowed, i)) for i in range(self.fanout.count)}
-        return _merge(self.fanout.ask("keyword", "search", calls, self._stats(parsed)).values(), k)
+        return _merge(self.fanout.ask("keyword", "search", calls).values(), k)
 
     def matching(self, parsed: ParsedQuery, allowed: Allowed | None = None) -> np.ndarray:
         calls = {i: (parsed, self._among(allowed, i)) for i in range(self.fanout.count)}
@@ -113,7 +104,7 @@ class ShardedKeyword:
         if not calls:
             return {}
         out: dict[int, float] = {}
-        found = self.fanout.ask("keyword", "scores_for", calls, self._stats(parsed))
+        found = self.fanout.ask("keyword", "scores_for", calls)
         for shard in sorted(found):
             out.update(found[shard])
         return out
@@ -292,7 +283,7 @@ class ShardedIndex(Index):
             found.terms = merge_terms(self.fanout.ask("keyword", "terms", every(self.fanout, parsed)).values())
             return found
         calls = {i: (parsed, qvec, k, kw._among(allowed, i), hybrid) for i in range(self.fanout.count)}
-        parts = self.fanout.ask("shard", "candidates", calls, kw._stats(parsed))
+        parts = self.fanout.ask("shard", "candidates", calls)
         return merge_parts([parts[i] for i in sorted(parts)], k, hybrid)
 
     def shard_counts(self) -> tuple[int, int] | None:

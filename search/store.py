@@ -1,4 +1,4 @@
-"""The index folder on disk. No pickle in any file of ours (whoosh keeps its own schema in its TOC).
+"""The index folder on disk. No pickle in any file.
 
 An index folder holds generations; each generation is a complete, immutable index::
 
@@ -10,15 +10,13 @@ An index folder holds generations; each generation is a complete, immutable inde
                              where its reader knew them, meta and page offsets
             chunks.npy       int64 table, one row per sentence chunk: id, doc num, start, end, position
             vectors.faiss    faiss IndexIDMap2 over the chunk ids
-            keyword/         whoosh index over the same chunk ids (query syntax)
-            bm25.npz         term frequencies per chunk, for plain-word queries (search/termmatrix.py)
+            bm25.npz         term frequencies per chunk, for plain words and query syntax (search/termmatrix.py)
             bm25_docs.npz    the same summed per document
             .readers         readers hold a shared flock on it while they use the generation
 
-A writer builds generation N+1 next to N (whoosh segments are hard-linked, never rewritten),
-fsyncs every file, and then replaces ``manifest.json`` by an atomic rename. That rename is the
-commit: a crash before it leaves N untouched and current, a crash after it leaves N+1 complete.
-Generations no reader holds are deleted after the commit, or by the next writer.
+A writer builds generation N+1 next to N, fsyncs every file, and then replaces ``manifest.json`` by an
+atomic rename. That rename is the commit: a crash before it leaves N untouched and current, a crash
+after it leaves N+1 complete. Generations no reader holds are deleted after the commit, or by the next writer.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +35,11 @@ from .errors import IndexFormatError, IndexNotFoundError, rebuild_hint
 from .manifest import Manifest
 from .types import Chunk, Document
 
-FORMAT_VERSION = 7  # 6: titles in the document term matrix; 7: NFC words, gender forms, German compound parts
+# 6: titles in the document term matrix; 7: NFC words, gender forms, German compound parts; 8: no whoosh index
+# (query syntax runs over the term matrices). Format 7 is read too: its matrices are format 8's, its
+# keyword/ folder is left unread, and its next generation is written as format 8.
+FORMAT_VERSION = 8
+READS_FORMATS = (7, 8)
 MANIFEST = "manifest.json"
 SHARDS = "shards.json"  # a sharded index's global manifest (search/sharding.py)
 LOCK = ".lock"
@@ -47,10 +48,10 @@ DOCS = "docs.jsonl"
 CHUNKS = "chunks.npy"
 VECTORS = "vectors.faiss"
 DOC_VECTORS = "docvectors.faiss"  # one vector per document (its opening DOC_TOKENS tokens), ids = document nums
-KEYWORD = "keyword"
 BM25_FILE = "bm25.npz"
 BM25_DOCS_FILE = "bm25_docs.npz"
 GENERATION = re.compile(r"^g(\d{6,})$")
+FLAT_LAYOUT = (DOCS, CHUNKS, "keyword")  # an index from before generations held these at its top (keyword: whoosh)
 CHUNK_COLUMNS = 5  # id, doc num, start, end, position
 
 
@@ -98,26 +99,6 @@ def write_json(path: Path, obj: Any) -> None:
     fsync_dir(path.parent)
 
 
-def link_tree(src: Path, dst: Path) -> None:
-    """Copy ``src`` to ``dst`` by hard links (whoosh never rewrites a segment file).
-
-    Small files (whoosh's TOC, lock files) are copied instead, so nothing the new generation's
-    writer touches can be shared with the old one. Falls back to copying across file systems.
-    """
-    dst.mkdir(parents=True)
-    for entry in src.iterdir():
-        target = dst / entry.name
-        if entry.is_dir():
-            link_tree(entry, target)
-        elif entry.name.endswith(".toc") or "LOCK" in entry.name or entry.stat().st_size < 65536:
-            shutil.copy2(entry, target)
-        else:
-            try:
-                os.link(entry, target)
-            except OSError:
-                shutil.copy2(entry, target)
-
-
 def content_hash(doc: Document, lang_option: str) -> str:
     """What decides whether a document changed: its title, text and the language setting."""
     h = hashlib.blake2b(digest_size=16)
@@ -138,9 +119,10 @@ def read_manifest(folder: Path) -> Manifest:
     except (OSError, ValueError) as exc:
         raise IndexFormatError(f"cannot read {path} ({exc}); {rebuild_hint(folder)}") from None
     version = manifest.get("format_version") if isinstance(manifest, dict) else None
-    if version != FORMAT_VERSION:
+    if version not in READS_FORMATS:
+        formats = " and ".join(map(str, READS_FORMATS))
         raise IndexFormatError(
-            f"{folder} has index format {version!r}, this version reads format {FORMAT_VERSION}; {rebuild_hint(folder)}"
+            f"{folder} has index format {version!r}, this version reads formats {formats}; {rebuild_hint(folder)}"
         )
     gen = manifest.get("generation")
     if not isinstance(gen, str) or not GENERATION.match(gen):

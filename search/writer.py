@@ -29,7 +29,7 @@ from .locks import WriterLock
 from .manifest import Manifest
 from .prepare import HERE, Prepare, language_text
 from .readers.worker import limits as reader_limits
-from .store import CHUNKS, DOCS, LOCK, MANIFEST, SHARDS, StoredDoc, content_hash, read_manifest, write_json
+from .store import FLAT_LAYOUT, LOCK, MANIFEST, SHARDS, StoredDoc, content_hash, read_manifest, write_json
 from .types import Document
 from .vectors import hnsw_min
 
@@ -192,7 +192,7 @@ def _build(folder: Path, corpus: str | Path, options: BuildOptions, t0: float) -
         )  # fmt: skip
         collect_garbage(folder, gen)
         if options.rebuild:  # files of an index of an older format, now replaced
-            for legacy in (DOCS, CHUNKS, *(f for c in COMPONENTS for f in c.files)):
+            for legacy in (*FLAT_LAYOUT, *(f for c in COMPONENTS for f in c.files)):
                 path = folder / legacy
                 if path.is_dir():
                     shutil.rmtree(path, ignore_errors=True)

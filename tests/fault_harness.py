@@ -1,7 +1,7 @@
 """Kill a real writer process at chosen or random moments and check what it leaves behind.
 
 Used by tests/test_faults.py (a bounded, seeded run) and benchmarks/reliability.py (a longer one).
-The writer runs ``build_index`` on real whoosh and faiss files in its own process; only the
+The writer runs ``build_index`` on real term matrices and faiss files in its own process; only the
 embedding model is a fake (one-hot keyword vectors, slowed down so kills land inside embedding
 as well as everywhere else).
 

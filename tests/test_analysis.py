@@ -88,7 +88,8 @@ def test_the_one_step_analyzer_is_the_filter_chain(text: str, lang: str) -> None
 
 
 def test_the_analyzer_survives_pickling() -> None:
-    """whoosh stores the schema, analyzers included, with pickle in the index's table of contents."""
+    """whoosh stores a schema, analyzers included, with pickle (format 7 indexes did; the reference index of
+    tests/test_syntax.py is one)."""
     text = "Die Lehrer*innen der Koalition"
     again = pickle.loads(pickle.dumps(language_analyzer("de")))
     assert _tokens(again, text, positions=True) == _tokens(language_analyzer("de"), text, positions=True)

@@ -1,8 +1,9 @@
 """The keyword side as users run it: a real index (build_index), queried in keyword and hybrid mode.
 
 Plain words and questions are scored by the numpy BM25 of search/bm25.py (a sentence scores its
-document's BM25 plus half its own); query syntax goes to whoosh. The scores here are checked
-against a BM25 computed in this file from whoosh's own analyser, so a scorer that returns nothing,
+document's BM25 plus half its own); query syntax is run over the same matrices (tests/test_syntax.py
+holds it to whoosh). The scores here are checked against a BM25 computed in this file from whoosh's
+analyser, so a scorer that returns nothing,
 or other numbers, fails.
 """
 

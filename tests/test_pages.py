@@ -174,7 +174,7 @@ def test_explain_recomputes_every_score(example_index, mode: str, fusion: str) -
                     assert sum(kw["terms"].values()) == pytest.approx(kw["raw"], rel=1e-5)
                     assert all(":" in t for t in kw["terms"])  # "lang:term", as the index holds it
                 else:
-                    assert kw["scoring"] == "whoosh bm25f" or kw["rank"] is None
+                    assert kw["scoring"] == "bm25 syntax" or kw["rank"] is None
                 if kw["rank"] is not None:
                     kw_ranks.append((kw["rank"], kw["raw"]))
             if mode != "keyword":

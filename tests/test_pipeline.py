@@ -51,26 +51,23 @@ def _corpus(folder: Path, docs: int) -> Path:
 
 
 def test_keyword_indexing_runs_while_sentences_are_embedded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from search.keyword import KeywordIndex
+    from search import components
 
     seen: list[tuple[float, str]] = []
-    original = KeywordIndex._write
+    original = components.index_terms
 
-    def noting(ix, langs, delete_docs, records, progress, optimize=False, procs=1):  # type: ignore[no-untyped-def]
-        def each():  # type: ignore[no-untyped-def]
-            for rec in records:
-                seen.append((time.perf_counter(), threading.current_thread().name))
-                yield rec
+    def noting(text: str, lang: str) -> list[str]:  # each sentence the keyword lane analyses, slowed to the
+        seen.append((time.perf_counter(), threading.current_thread().name))  # embedding's pace
+        time.sleep(0.004)
+        return original(text, lang)
 
-        return original(ix, langs, delete_docs, each(), progress, optimize, procs)
-
-    monkeypatch.setattr(KeywordIndex, "_write", staticmethod(noting))
+    monkeypatch.setattr(components, "index_terms", noting)
     enc = SlowEncoder(["cat", "dog", "ocean", "sea", "mountain"], delay=0.03)  # ~1.2 s of embedding
     build_index(_corpus(tmp_path / "c", 30), tmp_path / "idx", encoder=enc, lang="en")
     first, last = enc.windows[0][0], enc.windows[-1][1]
     during = [t for t, _ in seen if first < t < last]
-    assert len(seen) == 300
-    assert len(during) > 100  # the keyword records went in while the model was busy (sequentially: none)
+    assert len(seen) == 300 + 30  # the sentences, then the titles
+    assert len(during) > 100  # the sentences were analysed while the model was busy (sequentially: none)
     assert {name for _, name in seen} != {threading.current_thread().name}  # on a thread of its own
     assert threading.current_thread().name in enc.threads  # embedding stays on the writer's thread
     with Index.open(tmp_path / "idx", encoder=enc) as ix:
@@ -81,7 +78,7 @@ def test_keyword_indexing_runs_while_sentences_are_embedded(tmp_path: Path, monk
 def test_a_failing_keyword_lane_stops_the_embedding_and_leaves_the_last_commit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from search.keyword import KeywordIndex
+    from search.components import BM25Component
 
     corpus = _corpus(tmp_path / "c", 30)
     enc = SlowEncoder(["cat", "dog", "ocean", "sea", "mountain"])
@@ -94,7 +91,7 @@ def test_a_failing_keyword_lane_stops_the_embedding_and_leaves_the_last_commit(
         time.sleep(0.3)  # the embedding is under way by now
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(KeywordIndex, "_write", staticmethod(failing))
+    monkeypatch.setattr(BM25Component, "_write", failing)
     slow = SlowEncoder(["cat", "dog", "ocean", "sea", "mountain"], delay=0.05)
     t = time.perf_counter()
     with pytest.raises(Exception, match="No space left on device"):
@@ -108,28 +105,24 @@ def test_a_failing_keyword_lane_stops_the_embedding_and_leaves_the_last_commit(
 
 
 def test_a_failing_embedding_stops_the_keyword_lane(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from search.keyword import KeywordIndex
+    from search import components
 
-    added: list[int] = []
-    original = KeywordIndex._write
+    added: list[str] = []
+    original = components.index_terms
 
-    def counting(ix, langs, delete_docs, records, progress, optimize=False, procs=1):  # type: ignore[no-untyped-def]
-        def each():  # type: ignore[no-untyped-def]
-            for rec in records:
-                added.append(rec.chunk_id)
-                time.sleep(0.002)
-                yield rec
-
-        return original(ix, langs, delete_docs, each(), progress, optimize, procs)
+    def counting(text: str, lang: str) -> list[str]:
+        added.append(text)
+        time.sleep(0.002)
+        return original(text, lang)
 
     class Broken(SlowEncoder):
         def encode_passages(self, texts, progress=None):  # type: ignore[no-untyped-def]
             raise RuntimeError("the model failed")
 
-    monkeypatch.setattr(KeywordIndex, "_write", staticmethod(counting))
+    monkeypatch.setattr(components, "index_terms", counting)
     with pytest.raises(RuntimeError, match="the model failed"):
         build_index(_corpus(tmp_path / "c", 300), tmp_path / "idx", encoder=Broken(["cat"]), lang="en")
-    assert len(added) < 3000  # cancelled well before its 3,000 records
+    assert len(added) < 3000  # cancelled well before its 3,000 sentences
     assert not (tmp_path / "idx").exists()  # a first build that failed leaves nothing
 
 
