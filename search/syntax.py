@@ -40,6 +40,8 @@ from .parsing import positive_leaves
 from .store import ChunkTable
 from .types import Document
 
+EXPANSIONS_KEPT = 256  # leaves whose expansion a vocabulary keeps (a fuzzy term's costs milliseconds)
+
 
 @dataclass
 class Match:
@@ -83,6 +85,7 @@ class Vocabulary:
 
     def __init__(self, bm25: BM25) -> None:
         self.bm25 = bm25
+        self._expanded: dict[tuple[str, str], list[str]] = {}  # a query expands when parsed, then when run
 
     @cached_property
     def sorted(self) -> np.ndarray:
@@ -95,6 +98,14 @@ class Vocabulary:
 
     def expand(self, leaf: Q.Query, lang: str) -> list[str]:
         """The keys ``leaf`` (a term, prefix, wildcard, range or fuzzy term of ``lang``) matches."""
+        key = (repr(leaf), lang)
+        if key not in self._expanded:
+            if len(self._expanded) >= EXPANSIONS_KEPT:
+                self._expanded.clear()
+            self._expanded[key] = self._expand(leaf, lang)
+        return self._expanded[key]
+
+    def _expand(self, leaf: Q.Query, lang: str) -> list[str]:
         head = f"{lang}:"
         if isinstance(leaf, Q.FuzzyTerm):  # before Term, whose subclass it is
             start = head + leaf.text[: leaf.prefixlength]
