@@ -1,10 +1,9 @@
-"""BM25 over a term-frequency matrix: the fast path for plain-word queries.
+"""BM25 over a term-frequency matrix: how the keyword side scores.
 
-Whoosh answers every query written in query syntax (phrases, AND/OR/NOT, fields, fuzzy), but
-its pure-Python matchers need ~14 ms for a long question over 10,000 sentences. Plain words
-and questions, the common case, are scored here instead: the index keeps each chunk's term
-frequencies (the same analyser as whoosh: stoplist, Snowball stem, folding) column by column,
-and a query sums the BM25 weights of its terms' columns with numpy, like bm25s does.
+The index keeps each chunk's term frequencies (stoplist, Snowball stem, folding: search/analysis.py)
+column by column, and a query sums the BM25 weights of its terms' columns with numpy, like bm25s
+does (whoosh's pure-Python matchers needed ~14 ms for a long question over 10,000 sentences). Query
+syntax (phrases, AND/OR/NOT, fields, fuzzy) is run over the same matrices by search/syntax.py.
 
 BM25 with Lucene's idf, ``log(1 + (N - df + 0.5) / (df + 0.5))``, which gives words that occur
 in most chunks almost no weight (whoosh's ``log(N / (df + 1)) + 1`` keeps at least 1), k1 = 1.2,
@@ -228,6 +227,7 @@ class PassageBM25:
         # hybrid search asks twice for the same query (its candidates, then the semantic side's);
         # one memo per thread, so concurrent queries (a server) do not overwrite each other's
         self._memo = threading.local()
+        self.version = 0  # counts the statistics it has scored with (a memo of scores names the one it used)
 
     @classmethod
     def from_params(
@@ -251,6 +251,7 @@ class PassageBM25:
         self.sent.use_stats(sentences)
         self.docs.use_stats(documents)
         self._memo = threading.local()
+        self.version += 1
 
     def weights(self, words: int) -> tuple[float, float, float | None]:
         """Document share, sentence share and part weight (None: the matrices' own) for a query of ``words`` words."""

@@ -66,7 +66,6 @@ class Change:
     added_chunks: ChunkTable
     encoder: EncoderSource
     progress: Progress
-    optimize: bool = False  # a compaction (search compact): every shard writes a generation
     made: dict[str, Any] = field(default_factory=dict)  # what a component hands a later one
     cancelled: threading.Event = field(default_factory=threading.Event)  # another lane failed: stop soon
     # vectors embedded before the write (a sharded build embeds every shard's texts in one global plan):

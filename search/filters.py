@@ -100,12 +100,10 @@ class Filters:
 
 @dataclass(frozen=True)
 class Allowed:
-    """What a filter lets through in one index: its chunk ids (sorted) and its documents' ids (and the
-    others', for whoosh to mask whichever set is smaller)."""
+    """What a filter lets through in one index: its chunk ids (sorted) and its documents' ids."""
 
     chunks: np.ndarray
     docs: frozenset[str]
-    excluded: frozenset[str]
 
 
 def field_value(meta: Mapping[str, Any], name: str) -> str | None:

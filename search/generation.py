@@ -135,7 +135,6 @@ def write_generation(
     settings: dict[str, Any],
     progress: Progress,
     timings: dict[str, float],
-    optimize: bool = False,
     planned: Planned | None = None,
 ) -> tuple[str, int, Manifest]:
     """Write and commit the next generation: ``keep`` (already indexed) plus ``add`` (new text).
@@ -170,7 +169,7 @@ def write_generation(
         previous=folder / state.manifest.generation if state.manifest else None,
         target=gen, langs=langs, docs=docs, chunks=chunks,
         dropped_docs=[s for s in state.docs if s.num not in kept], dropped_ids=state.chunks.ids[~live],
-        added_docs=add, added_chunks=new_chunks, encoder=encoder, progress=progress, optimize=optimize,
+        added_docs=add, added_chunks=new_chunks, encoder=encoder, progress=progress,
         given=planned.given if planned is not None else {},
     )  # fmt: skip
     try:
@@ -192,8 +191,8 @@ def write_generation(
 
 
 def _write_lanes(change: Change, timings: dict[str, float]) -> None:
-    """Every component's files, the lanes at once: the keyword side (whoosh and BM25, Python holding
-    the GIL) in a thread while this one embeds (ONNX Runtime, which releases it, on every core).
+    """Every component's files, the lanes at once: the keyword side (the analyser and the BM25 matrices,
+    Python holding the GIL) in a thread while this one embeds (ONNX Runtime, which releases it, on every core).
     A lane that fails cancels the other; the first failure is raised once both have stopped."""
 
     def run(lane: list[Component]) -> None:

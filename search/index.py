@@ -234,7 +234,7 @@ class Index:
         nums = [n for n, d in self.docs_by_num.items() if filters.accepts(d)]
         chunks = np.sort(self.chunks.ids[np.isin(self.chunks.docs, nums)])
         docs = frozenset(self.docs_by_num[n].id for n in nums)
-        hit = Allowed(chunks, docs, frozenset(d.id for d in self.documents) - docs)
+        hit = Allowed(chunks, docs)
         with self._lock:
             if len(self._allowed) >= ALLOWED_CACHE:
                 self._allowed.pop(next(iter(self._allowed)))

@@ -83,8 +83,8 @@ class KeywordIndex:
 
     def _run(self, parsed: ParsedQuery) -> Match:
         """What a query in syntax matches and its scores, kept for the next call with the same query
-        (statistics replaced by :meth:`PassageBM25.use_stats` give new idf arrays, a new key)."""
-        key = (repr(parsed.query), id(self.bm25.sent.idf), id(self.bm25.docs.idf))
+        and the same statistics (:meth:`PassageBM25.use_stats` counts a new version)."""
+        key = (repr(parsed.query), self.bm25.version)
         last = getattr(self._memo, "last", None)
         if last is not None and last[0] == key:
             return last[1]

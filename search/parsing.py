@@ -92,8 +92,9 @@ def _exclusions(q: Q.Query) -> Q.Query:
 
 
 def _check_fuzzy(q: Q.Query, text: str) -> None:
-    """Refuses what would tie a server up for minutes: a fuzzy term walks the whole term dictionary,
-    slower the more edits it allows (``w~9`` took 2.3 s on 240 documents, 100 of them over two minutes)."""
+    """Refuses what would tie a server up: a fuzzy term is compared with every word of its language's
+    vocabulary within its length, slower the more edits it allows (with whoosh, ``w~9`` took 2.3 s on 240
+    documents, 100 of them over two minutes); Lucene refuses more than 2 edits too."""
     fuzzy = [leaf for leaf in q.leaves() if isinstance(leaf, Q.FuzzyTerm)]
     # whoosh reads one digit: "w~10" would be w~1 and a word "0"
     fuzzy_words = re.finditer(r'[^\s"()]+~(\d+)', _outside_phrases(text))  # a phrase's "w~9" is a word

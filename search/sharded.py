@@ -88,7 +88,7 @@ class ShardedKeyword:
     def _among(self, allowed: Allowed | None, shard: int) -> Allowed | None:
         if allowed is None:
             return None
-        return Allowed(allowed.chunks[self.owners.mask(allowed.chunks, shard)], allowed.docs, allowed.excluded)
+        return Allowed(allowed.chunks[self.owners.mask(allowed.chunks, shard)], allowed.docs)
 
     def search(self, parsed: ParsedQuery, k: int, allowed: Allowed | None = None) -> list[Hit]:
         calls = {i: (parsed, k, self._among(allowed, i)) for i in range(self.fanout.count)}

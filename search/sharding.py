@@ -261,7 +261,7 @@ def _rewrite(
             fixed = _LazyEncoder(state, None, _FixedModel(m), folder)  # nothing is embedded
             gen, _, manifest = write_generation(
                 folder / shard_name(i), state, keep=kept, add=[], encoder=fixed, settings=settings,
-                progress=progress or _NoProgress(), timings={}, optimize=optimize, planned=planned,
+                progress=progress or _NoProgress(), timings={}, planned=planned,
             )  # fmt: skip
             written.append(folder / shard_name(i) / gen)
             manifests.append(manifest)

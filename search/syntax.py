@@ -9,14 +9,17 @@ What a query matches is whoosh's reading of it, and a test holds the two equal o
 (tests/test_syntax.py):
 
 - a term matches the sentences that hold it in ``text_<lang>``, and a document's first sentence where its
-  title holds it (``title:``), which is how whoosh saw titles (search/keyword.py wrote each title once);
-- a prefix, wildcard, range or fuzzy term (Levenshtein distance, the first ``prefixlength`` letters kept)
-  matches every word of the vocabulary it expands to;
+  title holds it (``title:``), which is how whoosh saw titles (format 7 wrote each title once);
+- a prefix, wildcard, range or fuzzy term matches every word of the vocabulary it expands to (the titles'
+  own words for ``title:``); a fuzzy term keeps its first ``prefixlength`` letters and counts a swap of two
+  neighbouring letters as one edit, as Lucene's FuzzyQuery does (whoosh's counted two);
 - a phrase matches the sentences that hold all its words, checked by analysing them: its words stand at
   consecutive positions, stopwords not counted (as whoosh numbered them), or with ``~slop`` at most that
   many apart, in order;
-- ``doc:ID`` and ``chunk:ID`` match a document's sentences and one sentence; ``*`` every sentence of a
-  language, ``*:*`` every sentence; NOT, AND NOT, AND, OR, ANDMAYBE as whoosh combines them.
+- ``doc:ID`` and ``chunk:ID`` match a document's sentences and one sentence (a prefix, wildcard, range or
+  fuzzy id expands over the ids); ``*`` every sentence of a language, ``*:*`` every sentence; NOT, AND NOT,
+  AND, OR, ANDMAYBE as whoosh combines them, except that AND NOT excludes every sentence holding the word
+  (whoosh's let some through).
 
 A match scores as a plain query's sentence does: ``document_share · document BM25 + sentence_share ·
 sentence BM25`` of the words it matched (a title's words count in the document's), times the boosts on
@@ -25,8 +28,9 @@ its way up; AND and OR add their parts' scores; ``doc:``, ``chunk:``, ranges and
 
 from __future__ import annotations
 
+import fnmatch
 import re
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -53,12 +57,13 @@ class Match:
 
 def _edit_distance(words: np.ndarray, target: str, limit: int) -> np.ndarray:
     """The edit distance of each of ``words`` (a str array) to ``target``, a swap of two neighbouring letters
-    one edit (Lucene's FuzzyQuery, whoosh's fuzzy terms), all at once: one row of the dynamic programme per
-    letter of ``target``, over every word's letters side by side."""
+    one edit (optimal string alignment, as Lucene's FuzzyQuery), all at once: one row of the dynamic programme
+    per letter of ``target``, over every word's letters side by side. Exact up to ``limit``; a word further
+    away may be given any number above it (the rows stop once every word is past it)."""
     if not len(words):
         return np.zeros(0, dtype=np.int64)
     width = max(int(np.char.str_len(words).max()), 1)
-    codes = np.frombuffer(words.astype(f"<U{width}").tobytes(), dtype=np.uint32).reshape(len(words), width)
+    codes = np.frombuffer(words.astype(f"<U{width}").tobytes(), dtype="<u4").reshape(len(words), width)
     before = prev = np.tile(np.arange(width + 1, dtype=np.int64), (len(words), 1))
     for i, ch in enumerate(target, 1):
         cur = np.empty_like(prev)
@@ -75,59 +80,58 @@ def _edit_distance(words: np.ndarray, target: str, limit: int) -> np.ndarray:
     return prev[np.arange(len(words)), np.char.str_len(words)]
 
 
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    """whoosh's wildcard: ``*`` any letters, ``?`` one, everything else as written."""
-    return re.compile("".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern), re.S)
-
-
 class Vocabulary:
-    """A matrix's ``lang:term`` keys, sorted, for what expands: prefixes, wildcards, ranges, fuzzy terms."""
+    """Keys (``lang:term``, or document and chunk ids), sorted, for what expands: prefixes, wildcards, ranges,
+    fuzzy terms."""
 
-    def __init__(self, bm25: BM25) -> None:
-        self.bm25 = bm25
+    def __init__(self, keys: np.ndarray, known: Container[str]) -> None:
+        self.keys = keys
+        self.known = known
         self._expanded: dict[tuple[str, str], list[str]] = {}  # a query expands when parsed, then when run
 
     @cached_property
     def sorted(self) -> np.ndarray:
-        return np.sort(self.bm25.m.terms.astype(str))
+        return np.sort(self.keys.astype(str))
 
     def between(self, lo: str, hi: str, last: bool = False) -> np.ndarray:
         """The keys from ``lo`` (included) to ``hi`` (included where ``last``)."""
         keys = self.sorted
         return keys[np.searchsorted(keys, lo, "left") : np.searchsorted(keys, hi, "right" if last else "left")]
 
-    def expand(self, leaf: Q.Query, lang: str) -> list[str]:
-        """The keys ``leaf`` (a term, prefix, wildcard, range or fuzzy term of ``lang``) matches."""
-        key = (repr(leaf), lang)
-        if key not in self._expanded:
+    def expand(self, leaf: Q.Query, head: str) -> list[str]:
+        """The keys ``leaf`` (a term, prefix, wildcard, range or fuzzy term) matches among those that start
+        with ``head`` (``"de:"``; ``""`` for ids), which its text does not hold."""
+        key = (repr(leaf), head)
+        found = self._expanded.get(key)
+        if found is None:
+            found = self._expand(leaf, head)
             if len(self._expanded) >= EXPANSIONS_KEPT:
                 self._expanded.clear()
-            self._expanded[key] = self._expand(leaf, lang)
-        return self._expanded[key]
+            self._expanded[key] = found
+        return found
 
-    def _expand(self, leaf: Q.Query, lang: str) -> list[str]:
-        head = f"{lang}:"
+    def _expand(self, leaf: Q.Query, head: str) -> list[str]:
         if isinstance(leaf, Q.FuzzyTerm):  # before Term, whose subclass it is
             start = head + leaf.text[: leaf.prefixlength]
             keys = self.between(start, start + "\U0010ffff")
             if not len(keys):
                 return []
-            words = np.char.replace(keys, head, "", count=1)
+            words = np.char.replace(keys, head, "", count=1) if head else keys
             near = np.abs(np.char.str_len(words) - len(leaf.text)) <= leaf.maxdist
             close = _edit_distance(words[near], leaf.text, leaf.maxdist) <= leaf.maxdist
             return keys[near][close].tolist()
         if isinstance(leaf, Q.Term):
-            return [head + leaf.text] if head + leaf.text in self.bm25.col else []
+            return [head + leaf.text] if head + leaf.text in self.known else []
         if isinstance(leaf, Q.Prefix):
             return self.between(head + leaf.text, head + leaf.text + "\U0010ffff").tolist()
-        if isinstance(leaf, Q.Wildcard):
-            literal = re.split(r"[*?]", leaf.text, maxsplit=1)[0]
-            pattern = _wildcard(head + leaf.text)
+        if isinstance(leaf, Q.Wildcard):  # a glob, as whoosh reads it (fnmatch: *, ?, [seq], [!seq])
+            literal = re.split(r"[*?\[]", leaf.text, maxsplit=1)[0]
+            pattern = re.compile(fnmatch.translate(leaf.text))
             keys = self.between(head + literal, head + literal + "\U0010ffff").tolist()
-            return [k for k in keys if pattern.fullmatch(k)]
+            return [k for k in keys if pattern.match(k[len(head) :])]
         if isinstance(leaf, Q.TermRange):
             lo = head + (leaf.start or "")
-            hi = head + leaf.end if leaf.end is not None else head[:-1] + ";"  # ";" follows ":"
+            hi = head + (leaf.end if leaf.end is not None else "\U0010ffff")
             keys = self.between(lo, hi, last=True).tolist()
             return [k for k in keys if not (leaf.startexcl and k == lo) and not (leaf.endexcl and k == hi)]
         raise QueryError(f"cannot run query syntax ({type(leaf).__name__} is not supported); set syntax off")
@@ -141,8 +145,32 @@ class SyntaxRunner:
         self.chunks = chunks
         self.docs = docs
         self.rows = len(bm25.sent.m.row_ids)
-        self.text_vocabulary = Vocabulary(bm25.sent)
-        self.title_vocabulary = Vocabulary(bm25.docs)
+        self.text_vocabulary = Vocabulary(bm25.sent.m.terms, bm25.sent.col)
+
+    @cached_property
+    def _titles(self) -> dict[str, np.ndarray]:
+        """Each title word (``lang:term``) and the document rows (of the document matrix) whose title holds it."""
+        rows: dict[str, list[int]] = {}
+        doc_rows = self.bm25.docs.m.row_ids
+        for num, doc in self.docs.items():
+            at = int(np.searchsorted(doc_rows, num))
+            if at < len(doc_rows) and doc_rows[at] == num:
+                for term in dict.fromkeys(analyze(doc.title, doc.lang)):
+                    rows.setdefault(f"{doc.lang}:{term}", []).append(at)
+        return {key: np.array(held, dtype=np.int64) for key, held in rows.items()}
+
+    @cached_property
+    def title_vocabulary(self) -> Vocabulary:
+        return Vocabulary(np.array(list(self._titles), dtype=str), self._titles)
+
+    @cached_property
+    def _ids(self) -> dict[str, Vocabulary]:
+        """``doc:`` and ``chunk:`` values, as whoosh's ID fields held them (text)."""
+        chunks = self.bm25.sent.m.row_ids.astype(str)
+        return {
+            "doc": Vocabulary(np.array(list(self._doc_nums), dtype=str), self._doc_nums),
+            "chunk": Vocabulary(chunks, frozenset(chunks.tolist())),
+        }
 
     @cached_property
     def _chunk_rows(self) -> np.ndarray:
@@ -156,14 +184,11 @@ class SyntaxRunner:
         return np.array([langs.get(int(d), "") for d in self.bm25.row_docs.tolist()], dtype=object)
 
     @cached_property
-    def _titled(self) -> np.ndarray:
-        """For each sentence row, whether its document's title holds a word."""
-        titled = {num for num, doc in self.docs.items() if analyze(doc.title, doc.lang)}
-        return np.isin(self.bm25.row_docs, np.fromiter(titled, dtype=np.int64, count=len(titled)))
-
-    @cached_property
     def _doc_nums(self) -> dict[str, int]:
         return {doc.id: num for num, doc in self.docs.items()}
+
+    def _none(self) -> Match:
+        return Match(np.zeros(self.rows, dtype=bool), np.zeros(self.rows))
 
     def run(self, q: Q.Query) -> Match:
         """The rows ``q`` matches and their scores."""
@@ -181,13 +206,13 @@ class SyntaxRunner:
         if isinstance(q, (Q.And, Q.Or, Q.DisjunctionMax)):
             return self._compound(q)
         if q is Q.NullQuery:
-            return Match(np.zeros(self.rows, dtype=bool), np.zeros(self.rows))
+            return self._none()
         return self._boosted(self._leaf(q), q)
 
     def _compound(self, q: Q.Query) -> Match:
         parts = [self.run(sub) for sub in q.subqueries]
         if not parts:
-            return Match(np.zeros(self.rows, dtype=bool), np.zeros(self.rows))
+            return self._none()
         masks = np.array([p.mask for p in parts])
         scores = np.array([p.score for p in parts])
         if isinstance(q, Q.And):
@@ -206,30 +231,37 @@ class SyntaxRunner:
 
     def _leaf(self, q: Q.Query) -> Match:
         field = getattr(q, "fieldname", None)
-        if isinstance(q, Q.Every):
-            if field is None:
-                return Match(np.ones(self.rows, dtype=bool), np.ones(self.rows))
-            kind, lang = _field(field)  # the sentences of the language that hold a word, or its titled documents'
-            held = self._row_langs == lang
-            mask = held & (self.bm25.sent.m.doclen > 0) if kind == "text" else self._first_of(held & self._titled)
-            return Match(mask, mask.astype(np.float64))
+        if isinstance(q, Q.Every) and field in (None, "doc", "chunk"):
+            return Match(np.ones(self.rows, dtype=bool), np.ones(self.rows))
         if field in ("doc", "chunk"):
-            return self._id_leaf(field, str(q.text))
+            return self._id_leaf(q, field)
         kind, lang = _field(field)
+        if isinstance(q, Q.Every):  # the sentences of the language that hold a word, or its titled documents'
+            if kind == "title":
+                held = [rows for key, rows in self._titles.items() if key.startswith(f"{lang}:")]
+                mask = self._first_rows(np.concatenate(held) if held else np.zeros(0, dtype=np.int64))
+            else:
+                mask = (self._row_langs == lang) & (self.bm25.sent.m.doclen > 0)
+            return Match(mask, mask.astype(np.float64))
         if isinstance(q, Q.Phrase):
             return self._phrase(q, kind, lang)
-        keys = (self.text_vocabulary if kind == "text" else self.title_vocabulary).expand(q, lang)
-        match = self._title_match(keys) if kind == "title" else self._text_match(keys)
+        if kind == "title":
+            match = self._title_match(self.title_vocabulary.expand(q, f"{lang}:"))
+        else:
+            match = self._text_match(self.text_vocabulary.expand(q, f"{lang}:"))
         if isinstance(q, Q.TermRange) and q.constantscore:
             return Match(match.mask, match.mask.astype(np.float64))
         return match
 
-    def _id_leaf(self, field: str, value: str) -> Match:
-        mask = np.zeros(self.rows, dtype=bool)
-        if field == "doc" and value in self._doc_nums:
-            mask = np.asarray(self.bm25.row_docs == self._doc_nums[value])
-        elif field == "chunk" and value.lstrip("-").isdigit():
-            mask = np.asarray(self.bm25.sent.m.row_ids == int(value))
+    def _id_leaf(self, q: Q.Query, field: str) -> Match:
+        """The sentences of the documents (``doc:``) or the sentences (``chunk:``) whose ids ``q`` matches."""
+        if isinstance(q, Q.Phrase):
+            raise QueryError(f"cannot run query syntax (a phrase in {field}:); set syntax off to search plain words")
+        ids = self._ids[field].expand(q, "")
+        if field == "doc":
+            mask = np.isin(self.bm25.row_docs, [self._doc_nums[i] for i in ids])
+        else:
+            mask = np.isin(self.bm25.sent.m.row_ids, np.array(ids, dtype=np.int64))
         return Match(mask, mask.astype(np.float64))
 
     def _text_match(self, keys: list[str]) -> Match:
@@ -239,47 +271,34 @@ class SyntaxRunner:
         score = self.bm25.doc_weight * docs[self.bm25._doc_pos] + self.bm25.sentence_weight * sent
         return Match(mask, np.where(mask, score, 0.0))
 
-    def _title_tf(self, key: str) -> np.ndarray:
-        """How often each document's title holds ``key``: its document row's count less its sentences'."""
-        tf = np.zeros(len(self.bm25.docs.m.row_ids))
-        col = self.bm25.docs.col.get(key)
-        if col is None:
-            return tf
-        m = self.bm25.docs.m
-        tf[m.rows[m.indptr[col] : m.indptr[col + 1]]] = m.tf[m.indptr[col] : m.indptr[col + 1]]
-        scol = self.bm25.sent.col.get(key)
-        if scol is not None:
-            s = self.bm25.sent.m
-            rows = s.rows[s.indptr[scol] : s.indptr[scol + 1]]
-            np.subtract.at(tf, self.bm25._doc_pos[rows], s.tf[s.indptr[scol] : s.indptr[scol + 1]])
-        return tf
-
-    def _first_of(self, doc_held: np.ndarray) -> np.ndarray:
-        """The first sentence row of each document ``doc_held`` marks (an array over rows or documents)."""
-        if len(doc_held) == self.rows:
-            docs = np.zeros(len(self.bm25.docs.m.row_ids), dtype=bool)
-            docs[self.bm25._doc_pos[doc_held]] = True
-            doc_held = docs
+    def _first_rows(self, doc_rows: np.ndarray) -> np.ndarray:
+        """A mask of the first sentence row of each document row in ``doc_rows``."""
         mask = np.zeros(self.rows, dtype=bool)
-        first = self.bm25._first_row[doc_held]
+        first = self.bm25._first_row[doc_rows]
         mask[first[first >= 0]] = True
         return mask
 
     def _title_match(self, keys: list[str]) -> Match:
-        """The first row of each document whose title holds any of ``keys``, scored by its document's BM25."""
-        held = np.zeros(len(self.bm25.docs.m.row_ids), dtype=bool)
+        """The first row of each document whose title holds any of ``keys``, scored by its document's BM25 of
+        the words its title holds."""
+        docs = np.zeros(len(self.bm25.docs.m.row_ids))
+        held = np.zeros(len(docs), dtype=bool)
         for key in keys:
-            held |= self._title_tf(key) > 0.5
-        mask = self._first_of(held)
-        docs = _column_scores(self.bm25.docs, keys)
+            rows = self._titles.get(key)
+            if rows is not None:
+                held[rows] = True
+                found, scores = _column_entries(self.bm25.docs, key)
+                title = np.isin(found, rows)
+                docs[found[title]] += scores[title]
+        mask = self._first_rows(np.flatnonzero(held))
         score = self.bm25.doc_weight * docs[self.bm25._doc_pos]
         return Match(mask, np.where(mask, score, 0.0))
 
     def _phrase(self, q: Q.Phrase, kind: str, lang: str) -> Match:
         keys = [f"{lang}:{w}" for w in q.words]
-        vocabulary = self.text_vocabulary if kind == "text" else self.title_vocabulary
-        if any(k not in vocabulary.bm25.col for k in keys):
-            return Match(np.zeros(self.rows, dtype=bool), np.zeros(self.rows))
+        known = self.text_vocabulary.known if kind == "text" else self._titles
+        if any(k not in known for k in keys):
+            return self._none()
         parts = [self._title_match([k]) if kind == "title" else self._text_match([k]) for k in keys]
         candidates = np.logical_and.reduce([p.mask for p in parts])
         mask = np.zeros(self.rows, dtype=bool)
@@ -306,11 +325,9 @@ class SyntaxRunner:
             kind, lang = _field(field)
             vocabulary = self.text_vocabulary if kind == "text" else self.title_vocabulary
             if isinstance(leaf, Q.Phrase):
-                keys = [f"{lang}:{w}" for w in leaf.words if f"{lang}:{w}" in vocabulary.bm25.col]
+                keys = [f"{lang}:{w}" for w in leaf.words if f"{lang}:{w}" in vocabulary.known]
             else:
-                keys = vocabulary.expand(leaf, lang)
-            if kind == "title":  # the document matrix's words that some title holds
-                keys = [k for k in keys if (self._title_tf(k) > 0.5).any()]
+                keys = vocabulary.expand(leaf, f"{lang}:")
             out.setdefault(lang, set()).update(k.partition(":")[2] for k in keys)
         return {lang: frozenset(ts) for lang, ts in out.items() if ts}
 
@@ -341,9 +358,8 @@ def _column_scores(bm25: BM25, keys: list[str]) -> np.ndarray:
     """Each row's BM25 over the columns of ``keys`` (each once), computed for all of them at once."""
     m = bm25.m
     cols = np.array(sorted({c for c in (bm25.col.get(k) for k in keys) if c is not None}), dtype=np.int64)
-    acc = np.zeros(len(m.row_ids))
     if not len(cols):
-        return acc
+        return np.zeros(len(m.row_ids))
     lo, hi = m.indptr[cols], m.indptr[cols + 1]
     lengths = hi - lo
     entries = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
@@ -351,3 +367,13 @@ def _column_scores(bm25: BM25, keys: list[str]) -> np.ndarray:
     rows, tf = m.rows[entries], m.tf[entries]
     contrib = bm25.idf[col] * tf * (bm25.k1 + 1) / (tf + bm25.norm[rows])
     return np.bincount(rows, weights=contrib, minlength=len(m.row_ids))
+
+
+def _column_entries(bm25: BM25, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """The rows holding ``key`` and its BM25 in each."""
+    c = bm25.col.get(key)
+    if c is None:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    m = bm25.m
+    rows, tf = m.rows[m.indptr[c] : m.indptr[c + 1]], m.tf[m.indptr[c] : m.indptr[c + 1]]
+    return rows, bm25.idf[c] * tf * (bm25.k1 + 1) / (tf + bm25.norm[rows])

@@ -4,7 +4,7 @@ The sentence matrix has one row per chunk; the document matrix (:meth:`TermMatri
 document, its sentences' rows summed and its title's terms added. The parts of German compounds are
 columns of their own (``de+:term``, search/compounds.py) that do not count in a row's length. The matrix
 is stored per generation in ``bm25.npz`` (no pickle) and updated with the index: rows of removed chunks
-are dropped, rows of new chunks appended.
+are dropped, rows of new chunks appended, and words no row holds any more dropped from the vocabulary.
 """
 
 from __future__ import annotations
@@ -81,9 +81,16 @@ class TermMatrix:
         cols = np.concatenate([cols, np.asarray(add_cols, dtype=np.int64)])
         rows = np.concatenate([rows, np.asarray(add_rows, dtype=np.int64)])
         tf = np.concatenate([tf, np.asarray(add_tf, dtype=np.float32)])
+        per_column = np.bincount(cols, minlength=len(terms))
+        if not per_column.all():
+            # words no row holds any more leave the vocabulary (prefixes and fuzzy terms expand over it)
+            held = per_column > 0
+            cols = (np.cumsum(held) - 1)[cols]
+            terms = [t for t, h in zip(terms, held.tolist(), strict=True) if h]
+            per_column = per_column[held]
         order = np.argsort(cols, kind="stable")
         indptr = np.zeros(len(terms) + 1, dtype=np.int64)
-        np.cumsum(np.bincount(cols, minlength=len(terms)), out=indptr[1:])
+        np.cumsum(per_column, out=indptr[1:])
         return TermMatrix(
             np.asarray(terms, dtype=str) if terms else np.zeros(0, dtype="<U1"),
             indptr,

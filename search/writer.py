@@ -1,9 +1,9 @@
 """Writing an index: first build, incremental update, removal and compaction.
 
 Every write produces a new generation beside the current one and commits it by renaming
-``manifest.json`` (see :mod:`search.store`). An update reuses what did not change: whoosh segments
-are hard-linked, vectors of unchanged documents are copied, and only new or changed documents are
-chunked, analysed and embedded.
+``manifest.json`` (see :mod:`search.store`). An update reuses what did not change: the term matrices
+keep the rows of unchanged chunks, vectors of unchanged documents are copied, and only new or changed
+documents are chunked, analysed and embedded.
 """
 
 from __future__ import annotations
@@ -314,14 +314,13 @@ def _rewrite(
     keep: list[StoredDoc],
     progress: Progress | None,
     timings: dict[str, float],
-    optimize: bool = False,
 ) -> Manifest:
     """Commit a generation that keeps ``keep`` and adds nothing (removal, compaction); the caller holds the lock."""
     assert state.manifest is not None
     settings = {"lang": state.manifest.analyzer.lang_option, "window": state.manifest.chunking.window}
     gen, _, manifest = write_generation(
         folder, state, keep=keep, add=[], encoder=_LazyEncoder(state, None, _FixedModel(state.manifest), folder),
-        settings=settings, progress=progress or _NoProgress(), timings=timings, optimize=optimize,
+        settings=settings, progress=progress or _NoProgress(), timings=timings,
     )  # fmt: skip
     collect_garbage(folder, gen)
     return manifest
@@ -352,19 +351,19 @@ def remove_documents(
 
 
 def compact_index(folder: str | Path, *, progress: Progress | None = None) -> tuple[int, int]:
-    """Merge the keyword segments, drop deleted entries and old generations; returns bytes before, after."""
+    """Write the index again as one generation and drop the old ones; returns bytes before, after."""
     folder = Path(folder)
     _not_a_shard(folder)
     read_manifest(folder)
     with _os_errors(folder), WriterLock(folder):
         state = load_state(folder, rebuild=False)
         before = folder_bytes(folder)
-        _rewrite(state, folder, list(state.docs), progress, {}, optimize=True)
+        _rewrite(state, folder, list(state.docs), progress, {})
         return before, folder_bytes(folder)
 
 
 def folder_bytes(folder: Path) -> int:
-    """Bytes on disk under ``folder``, counting each hard-linked file once."""
+    """Bytes on disk under ``folder``, counting each hard-linked file once (a copy may link what it keeps)."""
     seen: set[tuple[int, int]] = set()
     total = 0
     for dirpath, _dirs, files in os.walk(folder):

@@ -27,7 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 VOCAB = ["cat", "dog", "ocean", "mountain", "truppen", "soldaten"]
-CRASH_POINTS = ("keyword", "vectors", "before-commit", "after-commit")
+CRASH_POINTS = ("bm25", "vectors", "before-commit", "after-commit")  # the components' names, then the commit's
 
 
 def marker(i: int) -> str:
@@ -62,6 +62,7 @@ class Tally:
     kills: int = 0
     finished_before_kill: int = 0
     killed_in: dict[str, int] = field(default_factory=dict)
+    killed_at: dict[str, int] = field(default_factory=dict)  # kills at each named crash point
     states_checked: int = 0
     documents_checked: int = 0
     documents_lost: int = 0
@@ -196,6 +197,8 @@ def inject(
                 tally.kills += 1
                 where = f"{last} (at crash point {point})" if point else last
                 tally.killed_in[where] = tally.killed_in.get(where, 0) + 1
+                if point:
+                    tally.killed_at[point] = tally.killed_at.get(point, 0) + 1
             else:
                 tally.finished_before_kill += 1
             allowed = [corpus_state(before) if before else None, corpus_state(after)]

@@ -16,6 +16,7 @@ import json
 import random
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -229,3 +230,68 @@ def test_a_query_of_no_known_field_or_kind_is_refused(indexes: tuple[Index, obje
     ix, _ = indexes
     with pytest.raises(QueryError, match=r"^cannot run query syntax"):
         ix.keyword.search(ParsedQuery(Q.Regex("text_en", "nuc.*"), {}, True), 10)
+
+
+def test_expansions_and_optional_words_add_their_scores(indexes: tuple[Index, object]) -> None:
+    """A prefix scores as a plain query of the words it expands to (each sentence: its document's BM25 of all
+    of them, plus half its own); ANDMAYBE adds the optional word's score where it is found."""
+    ix, _ = indexes
+    bm25, ids = ix.keyword.bm25, ix.chunks.ids.tolist()
+    words = [k for k in bm25.sent.col if k.startswith(("en:n", "de:n"))]  # the query runs in both languages
+    assert len(words) >= 10  # the premise: the prefix expands to many words
+    got = ix.keyword.scores_for(ix.keyword.parse("n*", "on"), ids)
+    assert set(got) == set().union(*(bm25.scores_for([w], ids) for w in words))  # sentences holding one
+    together = bm25.scores_for(words, ids)
+    for cid, score in got.items():
+        assert score == pytest.approx(together[cid], rel=1e-5)
+    cooperation, nuclear = bm25.scores_for(["en:cooper"], ids), bm25.scores_for(["en:nuclear"], ids)
+    got = ix.keyword.scores_for(ix.keyword.parse("cooperation ANDMAYBE nuclear", "on"), ids)
+    assert set(got) == set(cooperation) and set(cooperation) & set(nuclear)
+    for cid, score in got.items():
+        assert score == pytest.approx(cooperation[cid] + nuclear.get(cid, 0.0), rel=1e-5)
+
+
+def test_ids_match_as_whoosh_id_fields_did(indexes: tuple[Index, object]) -> None:
+    ix, _ = indexes
+
+    def docs(text: str) -> set[str]:
+        return {ix.document(ix.chunk(c).doc).id for c in ix.keyword.matching(ix.keyword.parse(text, "on")).tolist()}
+
+    assert docs("doc:e*") == docs("doc:e?") == docs("doc:e1~1") == {"e1", "e2", "e3"}
+    assert docs("doc:[e1 TO e2]") == {"e1", "e2"}
+    first = int(ix.chunks.ids[0])
+    assert ix.keyword.matching(ix.keyword.parse(f"chunk:{first}", "on")).tolist() == [first]
+    for nothing in ("chunk:--5", "chunk:²", "doc:nope"):
+        assert ix.keyword.matching(ix.keyword.parse(nothing, "on")).tolist() == []
+
+
+def test_after_updates_syntax_matches_whoosh_on_what_is_left(tmp_path: Path) -> None:
+    """Words of removed and changed documents leave the vocabulary (a prefix or a fuzzy term no longer
+    expands to them, nothing highlights them), and titles are those of the documents now in the index."""
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    enc = FakeEncoder(["zebra"])
+
+    def write(name: str, title: str, text: str) -> None:
+        (corpus / f"{name}.jsonl").write_text(json.dumps({"_id": name, "title": title, "text": text}) + "\n")
+
+    write("a", "Zebra crossings", "A zebra crossed the road. The zebras were striped and calm today.")
+    write("b", "Old harbour", "The harbour was old and quiet. Boats rested in the harbour all winter.")
+    write("c", "Nuclear talks", "The talks about nuclear cooperation went on. Nobody crossed the line.")
+    folder = tmp_path / "idx"
+    build_index(corpus, folder, encoder=enc, lang="en")
+    write("a", "Horse crossings", "A horse crossed the road. The horses were brown and calm today.")
+    (corpus / "b.jsonl").unlink()
+    write("d", "New harbour", "A new harbour opened. Ships crossed the bay into the harbour.")
+    build_index(corpus, folder, encoder=enc, lang="en", prune=True)
+    with Index.open(folder, encoder=enc) as ix:
+        assert not any(k.startswith("en:zebra") or k == "en:old" for k in ix.keyword.bm25.sent.col)
+        searcher, every = _whoosh_of(ix), set(ix.chunks.ids.tolist())
+        queries = ["zeb*", "zebra~2", "title:zeb*", "title:*", "title:harbour", "crossed AND NOT horse", "old~1",
+                   '"harbour opened"', "[ha TO ho]", "title:[a TO z]", "*", "harb* OR title:cross*"]  # fmt: skip
+        for text in queries:
+            parsed = ix.keyword.parse(text, "on")
+            assert parsed.query is not None
+            assert set(ix.keyword.matching(parsed).tolist()) == reference(parsed.query, searcher, every), text
+            assert parsed.terms == reference_terms(parsed.query, searcher), text
+        assert ix.keyword.matching(ix.keyword.parse("zeb* OR title:zebra", "on")).tolist() == []
