@@ -142,7 +142,7 @@ def latencies(index: Path, queries: list[str]) -> dict:
 
     out: dict = {}
     with Index.open(index) as ix:
-        for q in queries[:10]:  # warm-up: model, faiss file, whoosh caches
+        for q in queries[:10]:  # warm-up: model, faiss file, analyser caches
             ix.search(q, mode="hybrid")
         for mode in ("keyword", "semantic", "hybrid"):
             times = []

@@ -346,9 +346,18 @@ def _first_rows(row_docs: np.ndarray, doc_row_ids: np.ndarray) -> np.ndarray:
 
 
 def _top(row_ids: np.ndarray, rows: np.ndarray, scores: np.ndarray, k: int) -> list[Hit]:
+    """The ``k`` best rows, best first; of rows that tie, the lowest chunk ids (as a sharded index's merge
+    breaks ties: query syntax such as ``*`` or ``doc:`` scores many rows alike)."""
     if len(rows) == 0 or k <= 0:
         return []
-    top = np.argpartition(-scores, k - 1)[:k] if len(rows) > k else np.arange(len(rows))
+    top = np.arange(len(rows))
+    if len(rows) > k:
+        kth = np.partition(scores, len(rows) - k)[len(rows) - k]  # the k-th best score
+        above, tied = np.flatnonzero(scores > kth), np.flatnonzero(scores == kth)
+        need = k - len(above)
+        if len(tied) > need:
+            tied = tied[np.argpartition(row_ids[rows[tied]], need - 1)[:need]]
+        top = np.concatenate([above, tied])
     ids = row_ids[rows[top]]
     order = np.lexsort((ids, -scores[top]))
     return [Hit(int(ids[i]), float(scores[top][i])) for i in order]

@@ -23,8 +23,8 @@ from .bm25 import row_documents
 from .chunking import DOC_TOKENS
 from .encoder import Encoder, openings
 from .keyword import KeywordIndex
-from .store import BM25_DOCS_FILE, BM25_FILE, DOC_VECTORS, VECTORS, ChunkTable, StoredDoc
-from .termmatrix import TermMatrix
+from .store import BM25_DOCS_FILE, BM25_FILE, BM25_TITLES_FILE, DOC_VECTORS, VECTORS, ChunkTable, StoredDoc
+from .termmatrix import TermMatrix, title_matrix
 from .types import Check, Document
 from .vectors import HNSW_FILE, HNSW_MIN, VectorIndex, hnsw_min
 
@@ -98,6 +98,7 @@ class Cancelled(Exception):
 class OpenIndex(Protocol):
     """What a component's check reads of an opened index."""
 
+    generation: Path  # its folder
     chunks: ChunkTable
     docs_by_num: dict[int, Document]
     keyword: KeywordIndex
@@ -155,7 +156,7 @@ class BM25Component(Component):
 
     name = "bm25"
     stage = lane = "keyword"
-    files = (BM25_FILE, BM25_DOCS_FILE)
+    files = (BM25_FILE, BM25_DOCS_FILE, BM25_TITLES_FILE)
 
     def build(self, change: Change) -> None:
         self._write(TermMatrix.empty(), change)
@@ -175,14 +176,19 @@ class BM25Component(Component):
         matrix.save(change.target / BM25_FILE)
         titles = [(s.num, index_terms(s.doc.title, s.doc.lang)) for s in change.docs if s.doc.title]
         matrix.by_group(row_documents(change.chunks, matrix.row_ids), titles).save(change.target / BM25_DOCS_FILE)
+        title_matrix(sorted(titles)).save(change.target / BM25_TITLES_FILE)
 
     def check(self, ix: OpenIndex, expected: set[int]) -> list[Check]:
         bm25 = ix.keyword.bm25
         docs = set(bm25.docs.m.row_ids.tolist())
         unknown = docs - set(ix.docs_by_num)
+        titles = ix.generation / BM25_TITLES_FILE  # format 7 had none: its titles are analysed when asked for
+        titled = set(TermMatrix.load(titles).row_ids.tolist()) if titles.exists() else set()
+        stray = titled - {n for n, d in ix.docs_by_num.items() if d.title}
         return [
             same_ids("BM25 rows = chunk ids", bm25.sent.m.row_ids.tolist(), expected),
             Check("BM25 document rows name documents", not unknown, f"{len(docs)} rows, {len(unknown)} unknown"),
+            Check("BM25 title rows name titled documents", not stray, f"{len(titled)} rows, {len(stray)} not titled"),
         ]
 
 

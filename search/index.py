@@ -33,6 +33,7 @@ from .searcher import Page, Searcher
 from .store import (
     BM25_DOCS_FILE,
     BM25_FILE,
+    BM25_TITLES_FILE,
     CHUNKS,
     DOC_VECTORS,
     DOCS,
@@ -81,7 +82,7 @@ class Index:
         if keyword:
             self.keyword = KeywordIndex.open(
                 self.langs,
-                (self.generation / BM25_FILE, self.generation / BM25_DOCS_FILE),
+                (self.generation / BM25_FILE, self.generation / BM25_DOCS_FILE, self.generation / BM25_TITLES_FILE),
                 self.chunks,
                 self.docs_by_num,
                 manifest.scoring,

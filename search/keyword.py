@@ -32,10 +32,17 @@ from .types import Document, Hit
 class KeywordIndex:
     """The keyword side of one index: its BM25 matrices, and query syntax run over them."""
 
-    def __init__(self, langs: list[str], bm25: PassageBM25, chunks: ChunkTable, docs: Mapping[int, Document]) -> None:
+    def __init__(
+        self,
+        langs: list[str],
+        bm25: PassageBM25,
+        chunks: ChunkTable,
+        docs: Mapping[int, Document],
+        titles: Path | None = None,
+    ) -> None:
         self.langs = langs
         self.bm25 = bm25
-        self.syntax = SyntaxRunner(bm25, chunks, docs)
+        self.syntax = SyntaxRunner(bm25, chunks, docs, titles)
         # hybrid search asks twice for the same query (its candidates, then the semantic side's)
         self._memo = threading.local()
 
@@ -43,18 +50,19 @@ class KeywordIndex:
     def open(
         cls,
         langs: list[str],
-        matrices: tuple[Path, Path],
+        matrices: tuple[Path, Path, Path],
         chunks: ChunkTable,
         docs: Mapping[int, Document],
         params: Scoring | None = None,
     ) -> KeywordIndex:
-        """The keyword side over the sentence and document matrices in ``matrices``, scored with ``params``
-        (the manifest's); ``chunks`` and ``docs`` hold the text a phrase is checked against."""
+        """The keyword side over the sentence, document and title matrices in ``matrices`` (the last read at the
+        first ``title:`` query), scored with ``params`` (the manifest's); ``chunks`` and ``docs`` hold the text
+        a phrase is checked against."""
         sentences = TermMatrix.load(matrices[0])
         bm25 = PassageBM25.from_params(
             sentences, TermMatrix.load(matrices[1]), row_documents(chunks, sentences.row_ids), params or Scoring()
         )
-        return cls(langs, bm25, chunks, docs)
+        return cls(langs, bm25, chunks, docs, matrices[2])
 
     def close(self) -> None:
         """Nothing to release: the matrices are arrays in memory."""
@@ -88,7 +96,7 @@ class KeywordIndex:
         last = getattr(self._memo, "last", None)
         if last is not None and last[0] == key:
             return last[1]
-        match = self.syntax.run(parsed.query)
+        match = self.syntax.run_branches(parsed.branches) if parsed.branches else self.syntax.run(parsed.query)
         self._memo.last = (key, match)
         return match
 
@@ -124,9 +132,13 @@ class KeywordIndex:
             return {}
         if parsed.plain is not None:
             return self.bm25.scores_for(parsed.plain, ids, parsed.words)
-        rows, scores = self._syntax_rows(parsed, None)
-        found = dict(zip(self.bm25.sent.m.row_ids[rows].tolist(), scores.tolist(), strict=True))
-        return {c: found[c] for c in ids if c in found}
+        match, row_ids = self._run(parsed), self.bm25.sent.m.row_ids
+        if not len(row_ids):
+            return {}
+        wanted = np.asarray(ids, dtype=np.int64)
+        at = np.minimum(np.searchsorted(row_ids, wanted), len(row_ids) - 1)
+        hit = (row_ids[at] == wanted) & match.mask[at]
+        return dict(zip(wanted[hit].tolist(), match.score[at[hit]].tolist(), strict=True))
 
     @property
     def count(self) -> int:

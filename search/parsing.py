@@ -34,7 +34,7 @@ _OPERATOR = re.compile(r"\b(?:AND|OR|NOT|ANDNOT|ANDMAYBE)\b")
 # phrase queries whoosh scored them sentence by sentence: benchmarks/results/long_queries.md).
 PROSE_WORDS = 20
 MAX_EDITS = 2  # a fuzzy term's edit distance, as Lucene's FuzzyQuery allows
-MAX_FUZZY = 10  # fuzzy terms in one query (ten at two edits: 0.4 s over 45,000 sentences, search/syntax.py)
+MAX_FUZZY = 10  # fuzzy terms in one query (ten at two edits: about half a second over 45,000 sentences)
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,9 @@ class ParsedQuery:
     syntax: bool
     plain: tuple[str, ...] | None = None  # "lang:term" keys of a plain-word query, for BM25
     words: int = 0  # a plain query's words as written (a long one ranks by documents: search/bm25.py)
+    # query syntax: each language's reading of it, which matches only that language's sentences (OR-ed into
+    # ``query``, whoosh's NOT of a German word would let every English sentence through)
+    branches: tuple[tuple[str, Q.Query], ...] = ()
 
 
 @cache
@@ -88,6 +91,20 @@ def _exclusions(q: Q.Query) -> Q.Query:
         if excluded and wanted:  # (fish NOT dogs)^3 keeps its boost on what it matches
             kept = _any(wanted) if q.boost == 1 else Q.Or(wanted, boost=q.boost)
             return Q.AndNot(kept, _any(excluded))
+    return q
+
+
+def _every_kept(q: Q.Query) -> Q.Query:
+    """``*:*`` inside an AND as every chunk: whoosh's normalize reads any group holding a bare ``*:*`` as
+    ``*:*``, right for OR and wrong for AND (``*:* AND NOT b`` lost its NOT)."""
+    if q.is_leaf():
+        return q
+    q = q.apply(_every_kept)
+    if isinstance(q, Q.And):
+        q.subqueries = [
+            Q.Every("chunk", boost=c.boost) if isinstance(c, Q.Every) and c.fieldname is None else c
+            for c in q.subqueries
+        ]
     return q
 
 
@@ -163,18 +180,20 @@ def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) 
     if problem and syntax == SyntaxName.auto:  # not syntax clearly meant ("ROCK AND"): plain words, and an
         use_syntax, text = False, _OPERATOR.sub(" ", text)  # operator is no word ("and" would find "ändern")
     parts: list[Q.Query] = []
+    branches: list[tuple[str, Q.Query]] = []
     plain: list[str] = []
     if use_syntax and problem:
         raise QueryError(f"cannot parse query syntax ({problem}); set syntax off to search plain words")
     if use_syntax:
         for lang in langs:
             try:
-                q = _exclusions(_parser(lang).parse(text, normalize=False)).normalize()
+                q = _every_kept(_exclusions(_parser(lang).parse(text, normalize=False))).normalize()
             except Exception as exc:  # whoosh raises many kinds; all mean "bad syntax"
                 raise QueryError(f"cannot parse query syntax ({exc}); set syntax off to search plain words") from None
             _check_fuzzy(q, text)
             if q is not Q.NullQuery:
                 parts.append(_rename_fields(q, lang))
+                branches.append((lang, parts[-1]))
     else:
         # A word that is a stopword in any language in play is dropped before analysis, so an
         # English "and" never matches the German stem of "ändern" in a German index.
@@ -196,7 +215,7 @@ def parse_query(text: str, langs: Iterable[str], syntax: str = SyntaxName.auto) 
         return ParsedQuery(None, {}, use_syntax)
     final = parts[0] if len(parts) == 1 else Q.Or(parts)
     if use_syntax:
-        return ParsedQuery(final, {}, True)
+        return ParsedQuery(final, {}, True, branches=tuple(branches))
     return ParsedQuery(final, {}, False, tuple(plain), len(found))
 
 

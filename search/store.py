@@ -11,7 +11,8 @@ An index folder holds generations; each generation is a complete, immutable inde
             chunks.npy       int64 table, one row per sentence chunk: id, doc num, start, end, position
             vectors.faiss    faiss IndexIDMap2 over the chunk ids
             bm25.npz         term frequencies per chunk, for plain words and query syntax (search/termmatrix.py)
-            bm25_docs.npz    the same summed per document
+            bm25_docs.npz    the same summed per document, titles included
+            bm25_titles.npz  the titles' words, per document (``title:`` in query syntax)
             .readers         readers hold a shared flock on it while they use the generation
 
 A writer builds generation N+1 next to N, fsyncs every file, and then replaces ``manifest.json`` by an
@@ -50,6 +51,7 @@ VECTORS = "vectors.faiss"
 DOC_VECTORS = "docvectors.faiss"  # one vector per document (its opening DOC_TOKENS tokens), ids = document nums
 BM25_FILE = "bm25.npz"
 BM25_DOCS_FILE = "bm25_docs.npz"
+BM25_TITLES_FILE = "bm25_titles.npz"  # the titles' words alone, one row per titled document (title: queries)
 GENERATION = re.compile(r"^g(\d{6,})$")
 FLAT_LAYOUT = (DOCS, CHUNKS, "keyword")  # an index from before generations held these at its top (keyword: whoosh)
 CHUNK_COLUMNS = 5  # id, doc num, start, end, position

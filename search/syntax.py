@@ -33,6 +33,7 @@ import re
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 from whoosh import query as Q
@@ -42,6 +43,7 @@ from .bm25 import BM25, PassageBM25
 from .errors import QueryError
 from .parsing import positive_leaves
 from .store import ChunkTable
+from .termmatrix import TermMatrix, title_matrix
 from .types import Document
 
 EXPANSIONS_KEPT = 256  # leaves whose expansion a vocabulary keeps (a fuzzy term's costs milliseconds)
@@ -134,34 +136,56 @@ class Vocabulary:
             hi = head + (leaf.end if leaf.end is not None else "\U0010ffff")
             keys = self.between(lo, hi, last=True).tolist()
             return [k for k in keys if not (leaf.startexcl and k == lo) and not (leaf.endexcl and k == hi)]
-        raise QueryError(f"cannot run query syntax ({type(leaf).__name__} is not supported); set syntax off")
+        raise QueryError(
+            f"cannot run query syntax ({type(leaf).__name__} is not supported); set syntax off to search plain words"
+        )
 
 
 class SyntaxRunner:
     """Runs a parsed query tree (search/parsing.py) over one index's matrices, chunk table and documents."""
 
-    def __init__(self, bm25: PassageBM25, chunks: ChunkTable, docs: Mapping[int, Document]) -> None:
+    def __init__(
+        self, bm25: PassageBM25, chunks: ChunkTable, docs: Mapping[int, Document], titles: Path | None = None
+    ) -> None:
+        """``titles``: the index's title matrix (search/termmatrix.py ``title_matrix``), read at the first
+        ``title:`` query; an index without one (format 7) has its titles analysed then."""
         self.bm25 = bm25
         self.chunks = chunks
         self.docs = docs
         self.rows = len(bm25.sent.m.row_ids)
         self.text_vocabulary = Vocabulary(bm25.sent.m.terms, bm25.sent.col)
+        self._title_path = titles
 
     @cached_property
-    def _titles(self) -> dict[str, np.ndarray]:
-        """Each title word (``lang:term``) and the document rows (of the document matrix) whose title holds it."""
-        rows: dict[str, list[int]] = {}
-        doc_rows = self.bm25.docs.m.row_ids
-        for num, doc in self.docs.items():
-            at = int(np.searchsorted(doc_rows, num))
-            if at < len(doc_rows) and doc_rows[at] == num:
-                for term in dict.fromkeys(analyze(doc.title, doc.lang)):
-                    rows.setdefault(f"{doc.lang}:{term}", []).append(at)
-        return {key: np.array(held, dtype=np.int64) for key, held in rows.items()}
+    def _title_matrix(self) -> TermMatrix:
+        if self._title_path is not None and self._title_path.exists():
+            return TermMatrix.load(self._title_path)
+        titled = sorted((num, doc) for num, doc in self.docs.items() if doc.title)
+        return title_matrix([(num, [f"{doc.lang}:{t}" for t in analyze(doc.title, doc.lang)]) for num, doc in titled])
+
+    @cached_property
+    def _title_columns(self) -> dict[str, int]:
+        return {str(t): i for i, t in enumerate(self._title_matrix.terms.tolist())}
 
     @cached_property
     def title_vocabulary(self) -> Vocabulary:
-        return Vocabulary(np.array(list(self._titles), dtype=str), self._titles)
+        return Vocabulary(self._title_matrix.terms, self._title_columns)
+
+    def _doc_rows_of(self, nums: np.ndarray) -> np.ndarray:
+        """The rows of the document matrix of the documents ``nums`` (those it holds)."""
+        doc_rows = self.bm25.docs.m.row_ids
+        if not len(doc_rows):
+            return np.zeros(0, dtype=np.int64)
+        at = np.minimum(np.searchsorted(doc_rows, nums), len(doc_rows) - 1)
+        return at[doc_rows[at] == nums]
+
+    def _titled(self, key: str) -> np.ndarray:
+        """The document rows (of the document matrix) whose title holds ``key``."""
+        c = self._title_columns.get(key)
+        if c is None:
+            return np.zeros(0, dtype=np.int64)
+        m = self._title_matrix
+        return self._doc_rows_of(m.row_ids[m.rows[m.indptr[c] : m.indptr[c + 1]]])
 
     @cached_property
     def _ids(self) -> dict[str, Vocabulary]:
@@ -189,6 +213,17 @@ class SyntaxRunner:
 
     def _none(self) -> Match:
         return Match(np.zeros(self.rows, dtype=bool), np.zeros(self.rows))
+
+    def run_branches(self, branches: tuple[tuple[str, Q.Query], ...]) -> Match:
+        """A query read once per language (search/parsing.py): each reading matches only its language's
+        sentences, and the readings are OR-ed."""
+        mask, score = np.zeros(self.rows, dtype=bool), np.zeros(self.rows)
+        for lang, q in branches:
+            m = self.run(q)
+            held = m.mask & (self._row_langs == lang)
+            mask |= held
+            score += np.where(held, m.score, 0.0)
+        return Match(mask, score)
 
     def run(self, q: Q.Query) -> Match:
         """The rows ``q`` matches and their scores."""
@@ -238,8 +273,9 @@ class SyntaxRunner:
         kind, lang = _field(field)
         if isinstance(q, Q.Every):  # the sentences of the language that hold a word, or its titled documents'
             if kind == "title":
-                held = [rows for key, rows in self._titles.items() if key.startswith(f"{lang}:")]
-                mask = self._first_rows(np.concatenate(held) if held else np.zeros(0, dtype=np.int64))
+                m = self._title_matrix
+                nums = [n for n in m.row_ids[m.doclen > 0].tolist() if self.docs[n].lang == lang]
+                mask = self._first_rows(self._doc_rows_of(np.array(nums, dtype=np.int64)))
             else:
                 mask = (self._row_langs == lang) & (self.bm25.sent.m.doclen > 0)
             return Match(mask, mask.astype(np.float64))
@@ -284,8 +320,8 @@ class SyntaxRunner:
         docs = np.zeros(len(self.bm25.docs.m.row_ids))
         held = np.zeros(len(docs), dtype=bool)
         for key in keys:
-            rows = self._titles.get(key)
-            if rows is not None:
+            rows = self._titled(key)
+            if len(rows):
                 held[rows] = True
                 found, scores = _column_entries(self.bm25.docs, key)
                 title = np.isin(found, rows)
@@ -296,7 +332,7 @@ class SyntaxRunner:
 
     def _phrase(self, q: Q.Phrase, kind: str, lang: str) -> Match:
         keys = [f"{lang}:{w}" for w in q.words]
-        known = self.text_vocabulary.known if kind == "text" else self._titles
+        known = self.text_vocabulary.known if kind == "text" else self.title_vocabulary.known
         if any(k not in known for k in keys):
             return self._none()
         parts = [self._title_match([k]) if kind == "title" else self._text_match([k]) for k in keys]

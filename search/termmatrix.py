@@ -139,3 +139,9 @@ class TermMatrix:
             raise IndexFormatError(
                 f"cannot read {path} ({type(exc).__name__}: {exc}); {rebuild_hint(path.parent.parent)}"
             ) from None
+
+
+def title_matrix(titles: Sequence[tuple[int, Sequence[str]]]) -> TermMatrix:
+    """The words of each title (document num, its BM25 keys; nums ascending), compound parts left out."""
+    words = [[t for t in terms if not is_part(t)] for _, terms in titles]
+    return TermMatrix.empty().update(np.zeros(0, dtype=np.int64), [num for num, _ in titles], words)

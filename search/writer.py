@@ -363,7 +363,7 @@ def compact_index(folder: str | Path, *, progress: Progress | None = None) -> tu
 
 
 def folder_bytes(folder: Path) -> int:
-    """Bytes on disk under ``folder``, counting each hard-linked file once (a copy may link what it keeps)."""
+    """Bytes on disk under ``folder``, counting each hard-linked file once."""
     seen: set[tuple[int, int]] = set()
     total = 0
     for dirpath, _dirs, files in os.walk(folder):

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.bm25 import BM25, K1, B, PassageBM25
+from search.bm25 import BM25, K1, B, PassageBM25, _top
 from search.termmatrix import TermMatrix, is_part
 
 DOCS = {10: ["cat", "sat", "cat"], 11: ["dog", "sat"], 12: ["bird"], 13: ["cat", "dog", "bird", "fish"]}
@@ -149,3 +149,16 @@ def test_a_long_query_ranks_by_documents_with_its_own_part_weight() -> None:
         got = {h.chunk_id: h.score for h in passage.search(query, 10, words=words)}
         assert got == pytest.approx(by_hand(words), rel=1e-5)
     assert by_hand(3) != pytest.approx(by_hand(4), rel=1e-3)  # the two rules give other scores
+
+
+def test_the_top_k_of_tied_scores_are_the_lowest_ids() -> None:
+    """Query syntax scores many rows alike (``*``, ``doc:``, ``NOT x``): the k kept must be those a sharded
+    index's merge keeps, the lowest ids, not whichever the partition picked."""
+    rng = np.random.default_rng(20261203)
+    for _ in range(2000):
+        row_ids = np.sort(rng.choice(1000, size=60, replace=False))
+        rows = rng.choice(60, size=int(rng.integers(1, 40)), replace=False)
+        scores = rng.integers(0, 4, size=len(rows)).astype(np.float32)
+        k = int(rng.integers(1, 45))
+        want = sorted(zip(row_ids[rows].tolist(), scores.tolist(), strict=True), key=lambda x: (-x[1], x[0]))[:k]
+        assert [(h.chunk_id, h.score) for h in _top(row_ids, rows, scores, k)] == want
