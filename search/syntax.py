@@ -203,9 +203,14 @@ class SyntaxRunner:
         return order[np.searchsorted(self.chunks.ids[order], self.bm25.sent.m.row_ids)]
 
     @cached_property
-    def _row_langs(self) -> np.ndarray:
+    def _langs(self) -> dict[str, np.ndarray]:
+        """Each language's sentence rows, as a mask."""
         langs = {num: doc.lang for num, doc in self.docs.items()}
-        return np.array([langs.get(int(d), "") for d in self.bm25.row_docs.tolist()], dtype=object)
+        of_row = np.array([langs.get(int(d), "") for d in self.bm25.row_docs.tolist()], dtype=object)
+        return {lang: np.asarray(of_row == lang) for lang in set(langs.values())}
+
+    def _lang_rows(self, lang: str) -> np.ndarray:
+        return self._langs.get(lang, np.zeros(self.rows, dtype=bool))
 
     @cached_property
     def _doc_nums(self) -> dict[str, int]:
@@ -220,7 +225,7 @@ class SyntaxRunner:
         mask, score = np.zeros(self.rows, dtype=bool), np.zeros(self.rows)
         for lang, q in branches:
             m = self.run(q)
-            held = m.mask & (self._row_langs == lang)
+            held = m.mask & self._lang_rows(lang)
             mask |= held
             score += np.where(held, m.score, 0.0)
         return Match(mask, score)
@@ -277,7 +282,7 @@ class SyntaxRunner:
                 nums = [n for n in m.row_ids[m.doclen > 0].tolist() if self.docs[n].lang == lang]
                 mask = self._first_rows(self._doc_rows_of(np.array(nums, dtype=np.int64)))
             else:
-                mask = (self._row_langs == lang) & (self.bm25.sent.m.doclen > 0)
+                mask = self._lang_rows(lang) & (self.bm25.sent.m.doclen > 0)
             return Match(mask, mask.astype(np.float64))
         if isinstance(q, Q.Phrase):
             return self._phrase(q, kind, lang)
