@@ -34,7 +34,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "xquad-de"
 EXAMPLE = Path(__file__).resolve().parents[1] / "corpus"
 QUESTIONS = Path(__file__).resolve().parents[1] / "queries" / "koalition.jsonl"
 SYNTAX = ['"im Jahr"', "Stadt AND (Universität OR Krieg)", "Stadt NOT Krieg", "stadt*", "Krieg~", "Fluss OR Rhein"]
-SYNTAX += ["*", "NOT Stadt", "title:*"]  # every match scores alike: the k kept are the lowest ids, as in one index
+SYNTAX += ["*", "NOT Stadt", "doc:*"]  # every match scores alike: the k kept are the lowest ids, as in one index
 MODES: list[dict[str, Any]] = [
     {"mode": "keyword"},
     {"mode": "semantic"},
