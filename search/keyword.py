@@ -102,10 +102,9 @@ class KeywordIndex:
 
     def _syntax_rows(self, parsed: ParsedQuery, allowed: Allowed | None) -> tuple[np.ndarray, np.ndarray]:
         match = self._run(parsed)
-        mask = match.mask
-        if allowed is not None:
-            mask = mask & np.isin(self.bm25.sent.m.row_ids, allowed.chunks)
-        rows = np.flatnonzero(mask)
+        rows = np.flatnonzero(match.mask)
+        if allowed is not None:  # among the matched rows only, as the plain path filters its hits
+            rows = rows[np.isin(self.bm25.sent.m.row_ids[rows], allowed.chunks, assume_unique=True)]
         return rows, match.score[rows]
 
     def search(self, parsed: ParsedQuery, k: int, allowed: Allowed | None = None) -> list[Hit]:

@@ -328,7 +328,7 @@ class SyntaxRunner:
             rows = self._titled(key)
             if len(rows):
                 held[rows] = True
-                found, scores = _column_entries(self.bm25.docs, key)
+                found, scores = _entries(self.bm25.docs, [key])
                 title = np.isin(found, rows)
                 docs[found[title]] += scores[title]
         mask = self._first_rows(np.flatnonzero(held))
@@ -397,24 +397,17 @@ def _in_order(terms: list[str], words: list[str], slop: int) -> bool:
 
 def _column_scores(bm25: BM25, keys: list[str]) -> np.ndarray:
     """Each row's BM25 over the columns of ``keys`` (each once), computed for all of them at once."""
+    rows, contrib = _entries(bm25, keys)
+    return np.bincount(rows, weights=contrib, minlength=len(bm25.m.row_ids))
+
+
+def _entries(bm25: BM25, keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The rows holding each of ``keys`` (each column once) and its BM25 in each, column after column."""
     m = bm25.m
     cols = np.array(sorted({c for c in (bm25.col.get(k) for k in keys) if c is not None}), dtype=np.int64)
-    if not len(cols):
-        return np.zeros(len(m.row_ids))
     lo, hi = m.indptr[cols], m.indptr[cols + 1]
     lengths = hi - lo
     entries = np.repeat(lo - np.cumsum(lengths) + lengths, lengths) + np.arange(int(lengths.sum()))
     col = np.repeat(cols, lengths)
     rows, tf = m.rows[entries], m.tf[entries]
-    contrib = bm25.idf[col] * tf * (bm25.k1 + 1) / (tf + bm25.norm[rows])
-    return np.bincount(rows, weights=contrib, minlength=len(m.row_ids))
-
-
-def _column_entries(bm25: BM25, key: str) -> tuple[np.ndarray, np.ndarray]:
-    """The rows holding ``key`` and its BM25 in each."""
-    c = bm25.col.get(key)
-    if c is None:
-        return np.zeros(0, dtype=np.int64), np.zeros(0)
-    m = bm25.m
-    rows, tf = m.rows[m.indptr[c] : m.indptr[c + 1]], m.tf[m.indptr[c] : m.indptr[c + 1]]
-    return rows, bm25.idf[c] * tf * (bm25.k1 + 1) / (tf + bm25.norm[rows])
+    return rows, bm25.idf[col] * tf * (bm25.k1 + 1) / (tf + bm25.norm[rows])
