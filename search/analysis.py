@@ -1,12 +1,9 @@
 """Language analysis shared by indexing, query parsing and highlighting.
 
-One analyzer per language. Its steps, as a whoosh pipeline (:func:`filter_chain`)::
-
-    RegexTokenizer | WordFormFilter(lang) | StopFilter(lang) | SnowballFilter(lang) | FoldFilter
-
-are run as ``RegexTokenizer | TermFilter(lang)``, the four filters in one step through a cache of
-each token's term (:func:`language_analyzer`, what whoosh's query parser analyses with). The chain stays
-as the reference: the tests hold the two equal.
+One analyzer per language, a whoosh pipeline: ``RegexTokenizer | TermFilter(lang)`` (what whoosh's query
+parser analyses with). Its filter does in one step, through a cache of each token's term, what a chain of
+four did (word forms, stopwords, Snowball stems, folding: tests/analysis_chain.py, which the tests hold it
+equal to).
 
 Tokens may hold combining marks, and each is brought to composed Unicode (NFC) and lower case, so
 "Königreich" typed with a decomposed ö (macOS, many PDF extractors) is the same word as the composed
@@ -30,7 +27,7 @@ from collections.abc import Iterable, Iterator
 from functools import cache, lru_cache
 from typing import Any
 
-from whoosh.analysis import Filter, RegexTokenizer, StopFilter
+from whoosh.analysis import Filter, RegexTokenizer
 from whoosh.analysis.analyzers import Analyzer
 
 from .errors import SearchError
@@ -65,68 +62,8 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
-class SnowballFilter(Filter):
-    """Stems tokens with PyStemmer's Snowball algorithm for ``lang``."""
-
-    def __init__(self, lang: str) -> None:
-        self.lang = lang
-        self._stem = _stemmer(lang)
-
-    def __getstate__(self) -> dict[str, Any]:  # whoosh stores the schema with pickle
-        return {"lang": self.lang}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["lang"])  # type: ignore[misc]  # whoosh unpickles through __setstate__; re-run the set-up
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, SnowballFilter) and other.lang == self.lang
-
-    def __hash__(self) -> int:
-        return hash(("snowball", self.lang))
-
-    def __call__(self, tokens: Iterable[Any]) -> Iterator[Any]:
-        stem = self._stem
-        for t in tokens:
-            if not t.stopped:
-                t.text = stem(t.text)
-            yield t
-
-
-class WordFormFilter(Filter):
-    """Composed Unicode, lower case, and (German) gender forms as one word: what :func:`_word` does."""
-
-    def __init__(self, lang: str) -> None:
-        self.lang = lang
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, WordFormFilter) and other.lang == self.lang
-
-    def __hash__(self) -> int:
-        return hash(("wordform", self.lang))
-
-    def __call__(self, tokens: Iterable[Any]) -> Iterator[Any]:
-        for t in tokens:
-            t.text = _word(t.text, self.lang)
-            yield t
-
-
-class FoldFilter(Filter):
-    """Folds umlauts, accents and ß so spelling variants meet."""
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, FoldFilter)
-
-    def __hash__(self) -> int:
-        return hash("fold")
-
-    def __call__(self, tokens: Iterable[Any]) -> Iterator[Any]:
-        for t in tokens:
-            t.text = fold(t.text)
-            yield t
-
-
 class TermFilter(Filter):
-    """:class:`WordFormFilter`, ``StopFilter(minsize=1)``, :class:`SnowballFilter` and :class:`FoldFilter` in
+    """Word forms, ``StopFilter(minsize=1)``, Snowball stems and folding (tests/analysis_chain.py's four filters) in
     one step, each token's term looked up once (the cache :func:`term_spans` reads), with the stop filter's
     positions (renumbered over the words kept) and its ``removestops=False`` mode (a stopword passes, marked)."""
 
@@ -138,7 +75,7 @@ class TermFilter(Filter):
         return {"lang": self.lang}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["lang"])  # type: ignore[misc]  # as SnowballFilter's
+        self.__init__(state["lang"])  # type: ignore[misc]  # whoosh unpickles through __setstate__; re-run the set-up
 
     def __repr__(self) -> str:
         return f"TermFilter(lang={self.lang!r})"
@@ -186,19 +123,6 @@ def check_lang(lang: str, auto: bool = False) -> str:
 def language_analyzer(lang: str) -> Analyzer:
     """The analyzer for ``lang``; the same object serves indexing, parsing and highlighting."""
     return RegexTokenizer(expression=_TOKEN) | TermFilter(check_lang(lang))
-
-
-def filter_chain(lang: str) -> Analyzer:
-    """The analyzer's steps one filter each, as whoosh indexes of format 7 held it (pickled in their
-    schema); :func:`language_analyzer` does the same in one filter, and the tests hold the two equal."""
-    lang = check_lang(lang)
-    return (
-        RegexTokenizer(expression=_TOKEN)
-        | WordFormFilter(lang)
-        | StopFilter(stoplist=stopwords(lang), minsize=1)
-        | SnowballFilter(lang)
-        | FoldFilter()
-    )
 
 
 @cache

@@ -5,7 +5,9 @@ import pickle
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from search.analysis import analyze, detect_language, filter_chain, fold, language_analyzer, term_spans
+from search.analysis import analyze, detect_language, fold, language_analyzer, term_spans
+
+from .analysis_chain import filter_chain
 
 
 def test_german_stems_meet_inflected_forms() -> None:
