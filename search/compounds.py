@@ -98,11 +98,14 @@ def zipf(word: str) -> float:
 
 
 @cache
-def _stopwords() -> frozenset[str]:
-    """German stopwords: whoosh's list, as the analyser's (search/analysis.py, which imports this module)."""
+def _part_words() -> frozenset[str]:
+    """The words that may be parts: frequent enough (a word of ``MIN_PART`` letters ``MIN_ZIPF_SHORT``,
+    others ``MIN_ZIPF``, which every listed word is) and no stopword (whoosh's German list, as the
+    analyser's: search/analysis.py, which imports this module)."""
     from whoosh.lang.stopwords import stoplists
 
-    return frozenset(stoplists["de"])
+    stops = frozenset(stoplists["de"])
+    return frozenset(w for w, z in _zipf().items() if (len(w) > MIN_PART or z >= MIN_ZIPF_SHORT) and w not in stops)
 
 
 @lru_cache(maxsize=200_000)
@@ -131,31 +134,35 @@ def _parts(word: str, margin: float) -> list[Part]:
 def _top_split(word: str, margin: float) -> tuple[Part, ...]:
     if len(word) < MIN_COMPOUND or len(word) > MAX_COMPOUND or not word.isalpha():
         return ()
-    freq, stops = _zipf(), _stopwords()
+    freq, known = _zipf(), _part_words()
     for suffix in ("innen", "in"):  # Lehrer|innen is a form of Lehrer, not a compound with "Rinnen"
         if word.endswith(suffix) and word[: -len(suffix)] in freq:
             return ()
     whole = freq.get(word, 0.0)
     for ending in ENDINGS:  # an inflected form is split as its known base: Weltkrieg|en, Flugzeug|en
-        base = word[: -len(ending)]
-        if word.endswith(ending) and len(base) >= MIN_COMPOUND and freq.get(base, 0.0) >= MIN_ZIPF:
+        if word.endswith(ending) and len(word) - len(ending) >= MIN_COMPOUND and (base := word[: -len(ending)]) in freq:
             word, whole = base, max(whole, freq[base])
             break
     n = len(word)
     if _ADJECTIVE.search(word):  # romant|ischen, nordamerikan|ische (and a Schreibtisch with them)
         return ()
 
-    @cache
+    if not any(word[k:] in known for k in range(MIN_PART, n - MIN_PART + 1)):
+        return ()  # no known word ends it: half the long words stop here, before any search
+    memo: dict[int, Split | None] = {}  # not functools.cache: its wrapper costs more than a short search
+
     def best(i: int) -> Split | None:
         """The split of word[i:]: the fewest parts, then the fewest linking letters, then the most frequent."""
+        if i in memo:
+            return memo[i]
         found: list[Split] = []
-        z = freq.get(word[i:], 0.0)
-        if n - i >= MIN_PART and _known(word[i:], z, stops):
-            found.append((1, 0, -z, (Part(word[i:], i, n),)))
-        found += [s for j in range(i + MIN_PART, n) if (s := _after(word, i, j, best, freq, stops)) is not None]
-        return min(found, key=_rank) if found else None
+        if (tail := word[i:]) in known:
+            found.append((1, 0, -freq[tail], (Part(tail, i, n),)))
+        found += [s for j in range(i + MIN_PART, n) if (s := _after(word, i, j, best, freq, known)) is not None]
+        memo[i] = min(found, key=_rank) if found else None
+        return memo[i]
 
-    splits = [s for j in range(MIN_PART, n - MIN_PART + 1) if (s := _after(word, 0, j, best, freq, stops)) is not None]
+    splits = [s for j in range(MIN_PART, n - MIN_PART + 1) if (s := _after(word, 0, j, best, freq, known)) is not None]
     if not splits:
         return ()
     count, _, negative, parts = min(splits, key=_rank)
@@ -169,23 +176,18 @@ def _runs_on(word: str, i: int, k: int, freq: dict[str, float]) -> bool:
     """Does a known word start at ``i`` and run two or more letters past ``k``, where the next part would
     begin? Then the cut at ``k`` splits a derived word: lieb|enden (liebend), roman|tischen (romantisch),
     flug|zeugen (Flugzeug)."""
-    return any(freq.get(word[i:e], 0.0) >= MIN_ZIPF for e in range(k + 2, min(len(word), k + 8)))
-
-
-def _known(piece: str, z: float, stops: frozenset[str]) -> bool:
-    """May ``piece`` (of zipf ``z``) be a part?"""
-    return z >= (MIN_ZIPF_SHORT if len(piece) == MIN_PART else MIN_ZIPF) and piece not in stops
+    return any(word[i:e] in freq for e in range(k + 2, min(len(word), k + 8)))  # every listed word is MIN_ZIPF or more
 
 
 def _after(
-    word: str, i: int, j: int, best: Callable[[int], Split | None], freq: dict[str, float], stops: frozenset[str]
+    word: str, i: int, j: int, best: Callable[[int], Split | None], freq: dict[str, float], known: frozenset[str]
 ) -> Split | None:
     """The best split of ``word[i:]`` whose first part is ``word[i:j]``, with at least one part after it;
     after this one modifier the head without a linking element wins where it exists."""
     piece = word[i:j]
-    z = freq.get(piece, 0.0)
-    if not _known(piece, z, stops):
+    if piece not in known:
         return None
+    z = freq[piece]
     options = []
     for link in ("", *LINKS):
         k = j + len(link)
