@@ -30,6 +30,7 @@ from typing import Any
 from whoosh.analysis import Filter, RegexTokenizer
 from whoosh.analysis.analyzers import Analyzer
 
+from .compounds import MIN_COMPOUND, split
 from .errors import SearchError
 
 # Languages with both a whoosh stoplist and a Snowball stemmer.
@@ -197,27 +198,40 @@ def part_spans(text: str, lang: str) -> Iterator[tuple[str, int, int]]:
     Nothing for other languages: English is never split."""
     if lang != "de":
         return
-    from .compounds import MIN_COMPOUND, split
-
-    term_of = _term_of(lang)
     for m in _TOKEN.finditer(text):
-        token = m.group()
-        if len(token) < MIN_COMPOUND:
-            continue
-        word = _word(token, lang)
-        for part in split(word):
-            term = term_of(part.text)
-            if term is None:
-                continue
-            if len(word) == len(token):
-                yield term, m.start() + part.start, m.start() + part.end
-            else:
-                yield term, m.start(), m.end()
+        for term, start, end in _token_parts(m.group()):
+            yield term, m.start() + start, m.start() + end
 
 
 def analyze_parts(text: str, lang: str) -> list[str]:
     """The index terms of the parts of ``text``'s compounds (German only; see :func:`part_spans`)."""
     return [term for term, _, _ in part_spans(text, lang)]
+
+
+def analyze_with_parts(text: str, lang: str) -> tuple[list[str], list[str]]:
+    """:func:`analyze` and :func:`analyze_parts` of ``text`` in one pass over its words (what indexing reads)."""
+    term_of, words, parts = _token_term(lang), [], []
+    for m in _TOKEN.finditer(text):
+        token = m.group()
+        term = term_of(token)
+        if term is not None:
+            words.append(term)
+        if lang == "de" and len(token) >= MIN_COMPOUND:
+            parts += [part for part, _, _ in _token_parts(token)]
+    return words, parts
+
+
+@lru_cache(maxsize=200_000)
+def _token_parts(token: str) -> tuple[tuple[str, int, int], ...]:
+    """A German token's compound parts: each part's index term and span within the token."""
+    if len(token) < MIN_COMPOUND:
+        return ()
+    term_of, word, out = _term_of("de"), _word(token, "de"), []
+    for part in split(word):
+        term = term_of(part.text)
+        if term is not None:
+            out.append((term, part.start, part.end) if len(word) == len(token) else (term, 0, len(token)))
+    return tuple(out)
 
 
 LANGUAGE_CHARS = 5000  # what language detection reads of a text

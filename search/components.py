@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .analysis import analyze, analyze_parts
+from .analysis import analyze_with_parts
 from .bm25 import row_documents
 from .chunking import DOC_TOKENS
 from .encoder import Encoder, openings
@@ -147,7 +147,8 @@ def same_ids(name: str, ids: list[int], expected: set[int], what: str = "chunk i
 
 def index_terms(text: str, lang: str) -> list[str]:
     """A text's BM25 keys: its words (``lang:term``), then its compounds' parts (``de+:term``; German only)."""
-    return [f"{lang}:{t}" for t in analyze(text, lang)] + [f"{lang}+:{t}" for t in analyze_parts(text, lang)]
+    words, parts = analyze_with_parts(text, lang)
+    return [f"{lang}:{t}" for t in words] + [f"{lang}+:{t}" for t in parts]
 
 
 class BM25Component(Component):
