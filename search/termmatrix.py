@@ -9,7 +9,7 @@ are dropped, rows of new chunks appended, and words no row holds any more droppe
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +49,7 @@ class TermMatrix:
     def _columns(self) -> np.ndarray:
         return np.repeat(np.arange(len(self.terms), dtype=np.int64), np.diff(self.indptr))
 
-    def update(self, drop_ids: np.ndarray, new_ids: Sequence[int], new_terms: Sequence[Iterable[str]]) -> TermMatrix:
+    def update(self, drop_ids: np.ndarray, new_ids: Sequence[int], new_terms: Sequence[Sequence[str]]) -> TermMatrix:
         """A new matrix without the rows of ``drop_ids`` and with rows for the new chunks appended."""
         keep = ~np.isin(self.row_ids, drop_ids)
         remap = np.cumsum(keep) - 1
@@ -59,28 +59,22 @@ class TermMatrix:
         row_ids, doclen = self.row_ids[keep], self.doclen[keep]
 
         vocab = {str(t): i for i, t in enumerate(self.terms.tolist())}
-        terms = list(self.terms.tolist())
-        add_cols: list[int] = []
-        add_rows: list[int] = []
-        add_tf: list[int] = []
-        lengths: list[int] = []
-        base = len(row_ids)
-        for r, chunk_terms in enumerate(new_terms):
-            counts: dict[str, int] = {}
-            for t in chunk_terms:
-                counts[t] = counts.get(t, 0) + 1
-            lengths.append(sum(n for t, n in counts.items() if not is_part(t)))
-            for t, n in counts.items():
-                col = vocab.get(t)
-                if col is None:
-                    col = vocab[t] = len(terms)
-                    terms.append(t)
-                add_cols.append(col)
-                add_rows.append(base + r)
-                add_tf.append(n)
-        cols = np.concatenate([cols, np.asarray(add_cols, dtype=np.int64)])
-        rows = np.concatenate([rows, np.asarray(add_rows, dtype=np.int64)])
-        tf = np.concatenate([tf, np.asarray(add_tf, dtype=np.float32)])
+        old_terms = len(vocab)
+        lens = [len(chunk_terms) for chunk_terms in new_terms]
+        new_cols = np.fromiter(  # each new term's column; a word not seen yet gets the next one
+            (vocab.setdefault(t, len(vocab)) for chunk_terms in new_terms for t in chunk_terms), np.int64, sum(lens)
+        )
+        terms = [*self.terms.tolist(), *list(vocab)[old_terms:]]
+        new_rows = np.repeat(np.arange(len(row_ids), len(row_ids) + len(lens), dtype=np.int64), lens)
+        pairs, add_tf = np.unique(new_rows * len(terms) + new_cols, return_counts=True)  # (row, column) → frequency
+        add_rows, add_cols = np.divmod(pairs, max(len(terms), 1))
+        parts = np.zeros(len(terms), dtype=bool)
+        seen = np.unique(new_cols)
+        parts[seen] = [is_part(terms[c]) for c in seen.tolist()]
+        lengths = np.bincount(new_rows - len(row_ids), weights=~parts[new_cols], minlength=len(lens))
+        cols = np.concatenate([cols, add_cols])
+        rows = np.concatenate([rows, add_rows])
+        tf = np.concatenate([tf, add_tf.astype(np.float32)])
         per_column = np.bincount(cols, minlength=len(terms))
         if not per_column.all():
             # words no row holds any more leave the vocabulary (prefixes and fuzzy terms expand over it)
@@ -96,7 +90,7 @@ class TermMatrix:
             indptr,
             rows[order].astype(np.int32),
             tf[order],
-            np.concatenate([doclen, np.asarray(lengths, dtype=np.float32)]),
+            np.concatenate([doclen, lengths.astype(np.float32)]),
             np.concatenate([row_ids, np.asarray(new_ids, dtype=np.int64)]),
         )
 
