@@ -137,7 +137,7 @@ def stopwords(lang: str) -> frozenset[str]:
 def analyze(text: str, lang: str) -> list[str]:
     """The index terms of ``text`` in ``lang`` (stopwords removed, stemmed, folded): whoosh's
     analyzer's terms (see :func:`term_spans`), 2.4× as fast as running its filter chain."""
-    return [term for term, _, _ in term_spans(text, lang)]
+    return [term for term in map(_token_term(lang), _TOKEN.findall(text)) if term is not None]
 
 
 # RegexTokenizer's default pattern (whoosh-reloaded keeps "*" inside words), with combining marks inside
@@ -211,8 +211,7 @@ def analyze_parts(text: str, lang: str) -> list[str]:
 def analyze_with_parts(text: str, lang: str) -> tuple[list[str], list[str]]:
     """:func:`analyze` and :func:`analyze_parts` of ``text`` in one pass over its words (what indexing reads)."""
     term_of, words, parts = _token_term(lang), [], []
-    for m in _TOKEN.finditer(text):
-        token = m.group()
+    for token in _TOKEN.findall(text):
         term = term_of(token)
         if term is not None:
             words.append(term)
