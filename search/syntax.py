@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections import Counter
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -342,11 +343,23 @@ class SyntaxRunner:
             return self._none()
         parts = [self._title_match([k]) if kind == "title" else self._text_match([k]) for k in keys]
         candidates = np.logical_and.reduce([p.mask for p in parts])
+        if kind == "text":  # a word the phrase repeats stands as often in each sentence that holds it ("cell cell")
+            for key, times in Counter(keys).items():
+                if times > 1:
+                    candidates &= self._holding(key, times)
         mask = np.zeros(self.rows, dtype=bool)
         for row in np.flatnonzero(candidates).tolist():
             text = self._title(row) if kind == "title" else self._sentence(row)
             mask[row] = _in_order(analyze(text, lang), list(q.words), q.slop)
         return Match(mask, np.where(mask, sum(p.score for p in parts), 0.0))
+
+    def _holding(self, key: str, times: int) -> np.ndarray:
+        """A mask of the sentences holding ``key`` ``times`` times or more."""
+        m, col = self.bm25.sent.m, self.bm25.sent.col[key]
+        lo, hi = m.indptr[col], m.indptr[col + 1]
+        mask = np.zeros(self.rows, dtype=bool)
+        mask[m.rows[lo:hi][m.tf[lo:hi] >= times]] = True
+        return mask
 
     def _sentence(self, row: int) -> str:
         _, doc, start, end, _ = self.chunks.rows[self._chunk_rows[row]].tolist()

@@ -155,7 +155,7 @@ def _queries(ix: Index, n: int, seed: int) -> list[str]:
             f"*{a[-3:]}", f"{a}~1", f"{b}~2", f"{a[:2]}{a[3]}{a[2]}{a[4:]}~1", f"{a} AND {b}", f"{a} OR {b} NOT {c}",
             f"({a} OR {b})^2 AND NOT {c}", f"{a} ANDMAYBE {b}", f"NOT {a}", f"doc:{json.dumps(doc.id)} AND {a}",
             f"title:{rng.choice(title)}", f'title:"{" ".join(title[:2])}"', f"[{a[:2].lower()} TO {a[:3].lower()}]",
-            f'"{a} {b}" OR title:{rng.choice(title)}',
+            f'"{a} {b}" OR title:{rng.choice(title)}', f'"{a} {a}"~8', f'"{a} {b} {a}"~9',
         ]  # fmt: skip
     return out
 
@@ -189,6 +189,29 @@ def test_a_phrase_skips_stopwords_and_keeps_its_order(indexes: tuple[Index, obje
     assert found('"secretary nuclear"~2') == {"e1"}
     assert found('"nuclear secretary"~3') == set()  # in order only, as whoosh's phrases
     assert found('"secretary cooperation"~2') == set()  # two words between: three positions apart
+
+
+def test_a_phrase_that_repeats_a_word_needs_it_as_often(tmp_path: Path) -> None:
+    """A sentence holding the word fewer times never reaches the position check (search/syntax.py's
+    ``_holding``), one holding it exactly as often does."""
+    corpus = tmp_path / "c"
+    corpus.mkdir()
+    texts = {"twice": "The talks went on, and the talks ended.", "once": "The talks went on for hours and hours."}
+    for name, text in texts.items():
+        (corpus / f"{name}.jsonl").write_text(json.dumps({"_id": name, "title": "", "text": text}) + "\n")
+    enc = FakeEncoder(["talks"])
+    build_index(corpus, tmp_path / "idx", encoder=enc, lang="en")
+    with Index.open(tmp_path / "idx", encoder=enc) as ix:
+
+        def found(text: str) -> set[str]:
+            return {r.doc for r in ix.search(text, mode="keyword", k=10, syntax="on")}
+
+        # terms: talk went talk end ("the", "on", "and" are stopwords); talk went hour hour
+        assert found('"talks talks"~2') == {"twice"}
+        assert found('"talks talks"') == set()  # "went" stands between
+        assert found('"talks talks talks"~5') == set()  # three times: no sentence holds it so often
+        assert found('"hours hours"') == {"once"}
+        assert found('"talks went talks"') == {"twice"}
 
 
 def test_syntax_scores_as_plain_words_do(indexes: tuple[Index, object]) -> None:
