@@ -317,11 +317,15 @@ class EvalReport:
 
 
 def eval_index_folder(corpus: Path, name: str, fingerprint: str) -> Path:
+    from dataclasses import asdict
+
     from .chunking import DOC_TOKENS, SPLITTER
     from .encoder import cache_dir
+    from .manifest import Scoring
     from .store import FORMAT_VERSION
 
     settings = {"lang": "auto", "window": 1, "format": FORMAT_VERSION, "splitter": SPLITTER, "doc_tokens": DOC_TOKENS}
+    settings["scoring"] = asdict(Scoring())  # an index keeps the scoring it was built with: new defaults, new index
     return cache_dir() / "eval" / f"{name}-{cache_key(corpus, fingerprint, settings)}"
 
 
