@@ -162,3 +162,32 @@ def test_the_top_k_of_tied_scores_are_the_lowest_ids() -> None:
         k = int(rng.integers(1, 45))
         want = sorted(zip(row_ids[rows].tolist(), scores.tolist(), strict=True), key=lambda x: (-x[1], x[0]))[:k]
         assert [(h.chunk_id, h.score) for h in _top(row_ids, rows, scores, k)] == want
+
+
+def test_updates_hold_exactly_each_rows_term_counts() -> None:
+    """After random updates (empty rows, compound parts, every row dropped once), the matrix holds each
+    row's terms with their counts, a length of its whole words, and no word that no row holds."""
+    import random
+    from collections import Counter
+
+    rng = random.Random(11)
+    vocab = [f"en:t{i}" for i in range(25)] + [f"de+:p{i}" for i in range(5)]
+    m, held, next_id = TermMatrix.empty(), {}, 0
+    for step in range(8):
+        new = [[rng.choice(vocab) for _ in range(rng.randint(0, 9))] for _ in range(rng.randint(0, 30))]
+        ids = list(range(next_id, next_id + len(new)))
+        next_id += len(new)
+        gone = list(held) if step == 4 else rng.sample(list(held), min(12, len(held)))
+        m = m.update(np.array(gone, dtype=np.int64), ids, new)
+        for i in gone:
+            del held[i]
+        held.update(zip(ids, (Counter(terms) for terms in new), strict=True))
+        assert m.row_ids.tolist() == sorted(held)
+        got: dict[int, Counter[str]] = {i: Counter() for i in held}
+        for c, term in enumerate(m.terms.tolist()):
+            lo, hi = m.indptr[c], m.indptr[c + 1]
+            for r, tf in zip(m.rows[lo:hi].tolist(), m.tf[lo:hi].tolist(), strict=True):
+                got[int(m.row_ids[r])][term] += int(tf)
+        assert got == held
+        assert m.doclen.tolist() == [sum(n for t, n in held[i].items() if not is_part(t)) for i in m.row_ids.tolist()]
+        assert set(m.terms.tolist()) == set().union(*held.values())
