@@ -76,7 +76,8 @@ def without_own(run: dict[str, dict[str, float]], own: dict[str, str]) -> dict[s
 class Reference:
     """Whole-document bm25s and e5 scores of every document for a collection's queries."""
 
-    def __init__(self, name: str, corpus: list[dict[str, Any]], encoder: Any) -> None:
+    def __init__(self, name: str, corpus: list[dict[str, Any]], encoder: Any = None) -> None:
+        """Without an encoder, bm25s alone (:meth:`bm25_scores`)."""
         import bm25s
         import Stemmer
 
@@ -88,7 +89,7 @@ class Reference:
         self.bm25 = bm25s.BM25(method="lucene", k1=1.2, b=0.75)
         self.bm25.index(self._tokens(texts), show_progress=False)
         self.encoder = encoder
-        self.vectors = self._doc_vectors(name, texts)
+        self.vectors = self._doc_vectors(name, texts) if encoder is not None else np.zeros((0, 0))
 
     def _tokens(self, texts: list[str]) -> Any:
         import bm25s
@@ -109,12 +110,16 @@ class Reference:
         np.save(path, vectors)
         return vectors
 
-    def scores(self, queries: dict[str, str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-        """Query ids, BM25 (queries × documents) and cosines (queries × documents)."""
+    def bm25_scores(self, queries: dict[str, str]) -> tuple[list[str], np.ndarray]:
+        """Query ids and BM25 (queries × documents)."""
         qids = list(queries)
         tokenized = self._tokens([queries[q] for q in qids])
         vocab = {i: w for w, i in tokenized.vocab.items()}
-        bm25 = np.stack([self.bm25.get_scores([vocab[i] for i in ids]) for ids in tokenized.ids])
+        return qids, np.stack([self.bm25.get_scores([vocab[i] for i in ids]) for ids in tokenized.ids])
+
+    def scores(self, queries: dict[str, str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Query ids, BM25 (queries × documents) and cosines (queries × documents)."""
+        qids, bm25 = self.bm25_scores(queries)
         cosines = self.encoder.encode_queries([queries[q] for q in qids]) @ self.vectors.T
         return qids, bm25, cosines
 

@@ -9,7 +9,12 @@ reference only, since it leaves a document's sentences tied and shows its first 
 Eight query sets, each with relevance.py's seeded 30% tuning split: the five shared collections' own
 queries, and the long queries long_queries.py builds from xquad-en, xquad-de and mlqa-de-dev (a
 paragraph finds its article's other paragraphs, its own paragraph removed from the ranking). The rule
-is the setting with the best mean tuning nDCG@10 over the eight; the other 70% of each set is reported.
+is the setting with the best mean tuning nDCG@10 over the eight among those that keep every set's
+tuning nDCG@10 within 0.01 of whole-document bm25s's on the same tuning queries (long_queries.py's
+reference), issue 16's bar, which holds on each collection and not on average; the other 70% of each
+set is reported. (Until stop 35 the rule was the best mean alone: compound parts at 0.25, which left
+mlqa-de-dev's long tuning queries 0.016 under bm25s; the floor chooses 0, which keeps xquad-de's long
+tuning queries above theirs by a margin of only 0.0016, at 0.029 below what 0.25 gave them.)
 Keyword mode runs ``search eval``'s code path (run_queries) on the cached eval indexes. A query's
 ranking depends only on whether the rule applies to it, so each (s, p) runs once with the rule on
 every query and once off, and T picks per query which of the two counts.
@@ -19,12 +24,13 @@ every query and once off, and T picks per query which of the two counts.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import statistics
 from typing import Any
 
 from _common import DATA, heading, log, per_query_ndcg10, stamp, write_results
-from long_queries import LONG, long_set, without_own
+from long_queries import LONG, WITHIN, Reference, long_set, ranked, without_own
 from relevance import COLLECTIONS, eval_index, split
 
 THRESHOLDS = [20, 30, 50]
@@ -45,6 +51,21 @@ def query_sets() -> list[tuple[str, str, Any, dict[str, str]]]:
             queries, qrels, own = long_set(name, read_jsonl(DATA / name / "corpus.jsonl"))
             sets.append((name, "long", Judged(name, queries, qrels, "document", corpus=judged.corpus), own))
     return sets
+
+
+@functools.cache
+def reference(name: str) -> Reference:
+    """long_queries.py's whole-document bm25s of a collection (its own and its long queries share it)."""
+    from search.evaluate import read_jsonl
+
+    return Reference(name, read_jsonl(DATA / name / "corpus.jsonl"))
+
+
+def bm25s_ndcg(name: str, judged: Any, own: dict[str, str]) -> dict[str, float]:
+    """Each query's nDCG@10 under whole-document bm25s (long_queries.py's reference, its own paragraph left out)."""
+    ref = reference(name)
+    qids, scores = ref.bm25_scores(judged.queries)
+    return per_query_ndcg10(judged.qrels, ranked(qids, ref.ids, scores, own))
 
 
 def per_query(name: str, judged: Any, own: dict[str, str], settings: list[tuple[float, float]]) -> dict[str, Any]:
@@ -77,7 +98,8 @@ def main() -> None:
         log(f"{name} {kind}: {len(judged.queries)} queries")
         measured = per_query(name, judged, own, settings)
         tune = split(list(judged.queries))
-        rows.append({"collection": name, "queries": kind, "tune": sorted(tune), **measured})
+        bm25s = bm25s_ndcg(name, judged, own)
+        rows.append({"collection": name, "queries": kind, "tune": sorted(tune), "bm25s": bm25s, **measured})
 
     def scores(row: dict[str, Any], threshold: int, label: str) -> dict[str, float]:
         on = row[label] if label in row else row["off"]
@@ -91,11 +113,16 @@ def main() -> None:
             s, tune = scores(row, threshold, label), set(row["tune"])
             cells.append({"tuning": mean(s, tune), "heldout": mean(s, set(s) - tune), "all": mean(s, set(s))})
         grid.append({"words": threshold, "share": share, "part": part, "cells": cells})
-    candidates = [g for g in grid if g["share"] != REFERENCE_SHARE]
-    best = max(candidates, key=lambda g: statistics.fmean(c["tuning"] for c in g["cells"]))
+    bm25s = [mean(r["bm25s"], set(r["tune"])) for r in rows]  # each set's tuning nDCG@10 under bm25s
     for g in grid:
         g["tuning_mean"] = statistics.fmean(c["tuning"] for c in g["cells"])
-    sets = [{"collection": r["collection"], "queries": r["queries"], "count": len(r["off"])} for r in rows]
+        g["within"] = all(c["tuning"] >= b - WITHIN for c, b in zip(g["cells"], bm25s, strict=True))
+    candidates = [g for g in grid if g["share"] != REFERENCE_SHARE]
+    best = max(candidates, key=lambda g: (g["within"], g["tuning_mean"]))  # none within: the best mean, and said
+    sets = [
+        {"collection": r["collection"], "queries": r["queries"], "count": len(r["off"]), "bm25s_tuning": b}
+        for r, b in zip(rows, bm25s, strict=True)
+    ]
     long_share = {  # how many queries of each set the chosen rule applies to
         f"{r['collection']} {r['queries']}": sum(w > best["words"] for w in r["words"].values()) for r in rows
     }
@@ -106,11 +133,18 @@ def main() -> None:
 
 def render(figures: dict[str, Any]) -> list[str]:
     best, sets = figures["chosen"], figures["sets"]
+    top = max((g for g in figures["grid"] if g["share"] != REFERENCE_SHARE), key=lambda g: g["tuning_mean"])
     off = next(g for g in figures["grid"] if g["share"] == 0.5 and g["part"] == 0.5 and g["words"] == best["words"])
     lines = [
         *heading("Keyword mode's long-query rule, chosen on tuning splits", figures, "Method: the script's docstring."),
         f"Chosen: past **{best['words']} words**, sentence share **{best['share']:g}**, compound-part weight "
-        f"**{best['part']:g}** (mean tuning nDCG@10 {best['tuning_mean']:.4f}; no rule {off['tuning_mean']:.4f}).",
+        f"**{best['part']:g}** (mean tuning nDCG@10 {best['tuning_mean']:.4f}; no rule {off['tuning_mean']:.4f}; "
+        f"the best mean of all, {top['tuning_mean']:.4f}, at {top['words']} words, {top['share']:g}, {top['part']:g}). "
+        + (
+            f"Every set's tuning nDCG@10 stays within {WITHIN} of bm25s's."
+            if best["within"]
+            else f"No setting keeps every set's tuning nDCG@10 within {WITHIN} of bm25s's: this is the best mean."
+        ),
         "",
         "## nDCG@10 keyword, no rule → chosen",
         "",
@@ -125,15 +159,21 @@ def render(figures: dict[str, Any]) -> list[str]:
         "",
         "## Mean tuning nDCG@10 over the eight sets, every setting",
         "",
-        "| words | sentence share | part weight | mean tuning | "
+        f"A ✅ marks a setting that keeps every set within {WITHIN} of whole-document bm25s on its tuning queries.",
+        "",
+        "| words | sentence share | part weight | mean tuning | within | "
         + " | ".join(f"{s['collection']} {s['queries']}" for s in sets)
         + " |",
-        "|---|---|---|---|" + "---|" * len(sets),
+        "|---|---|---|---|---|" + "---|" * len(sets),
+        "| bm25s | | | | | " + " | ".join(f"{s['bm25s_tuning']:.4f}" for s in sets) + " |",
     ]
     for g in sorted(figures["grid"], key=lambda g: -g["tuning_mean"]):
         note = " (reference)" if g["share"] == REFERENCE_SHARE else ""
         cells = " | ".join(f"{c['tuning']:.4f}" for c in g["cells"])
-        lines.append(f"| {g['words']} | {g['share']:g}{note} | {g['part']:g} | {g['tuning_mean']:.4f} | {cells} |")
+        within = "✅" if g["within"] else "❌"
+        lines.append(
+            f"| {g['words']} | {g['share']:g}{note} | {g['part']:g} | {g['tuning_mean']:.4f} | {within} | {cells} |"
+        )
     return lines
 
 

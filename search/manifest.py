@@ -44,11 +44,11 @@ class Scoring:
     query_part_weight: float = 1.0
     # A plain query of more than long_words words (a paragraph pasted in) is ranked by whole documents: a
     # sentence's own BM25 counts long_sentence_share (enough to show a document's best sentence first) and a
-    # query word inside a compound long_part_weight; chosen on the tuning splits of the long and the own
-    # query sets (benchmarks/results/long_rule.md)
+    # query word inside a compound long_part_weight (none: whole words only, as bm25s); chosen on the tuning
+    # splits of the long and the own query sets, each kept within 0.01 of bm25s (benchmarks/results/long_rule.md)
     long_words: int = 20
     long_sentence_share: float = 0.01
-    long_part_weight: float = 0.25
+    long_part_weight: float = 0.0
 
     def describe(self) -> str:
         return (

@@ -26,7 +26,7 @@ def test_manifest_round_trip(built: Path, fake_encoder: FakeEncoder) -> None:
         assert manifest["scoring"] == {
             "k1": 1.2, "b": 0.75, "idf": "lucene", "document_share": 1.0, "sentence_share": 0.5, "titles": "document",
             "part_weight": 0.5, "query_part_weight": 1.0, "long_words": 20, "long_sentence_share": 0.01,
-            "long_part_weight": 0.25,
+            "long_part_weight": 0.0,
         }  # fmt: skip
         assert ix.keyword.count == ix.vectors.count == manifest["counts"]["chunks"] == len(ix.chunks)
         info = ix.info()
