@@ -66,6 +66,11 @@ HYBRID_ALPHA = 0.8  # the semantic side's weight in hybrid mode, chosen with the
 # queries/compounds.jsonl (benchmarks/results/keyword_queries.md; no query of the five collections is one)
 KEYWORD_QUERY_ALPHA = 0.3  # 0.6 when 80 queries were judged (their 24 tuning queries could not tell α apart)
 KEYWORD_QUERY_DOC_WEIGHT = 0.0
+# A long plain query (more than the index's long_words words, 20 by default: a paragraph pasted in, which keyword
+# mode ranks by whole documents) in hybrid mode: its document vector counts more, as chosen on the tuning splits
+# of five collections' own queries and three sets of long ones (benchmarks/results/long_fusion.md)
+LONG_QUERY_ALPHA = 0.6
+LONG_QUERY_DOC_WEIGHT = 2.0
 # their fused scores read differently, so ``--cutoff auto`` has its own score for them, fitted as AUTO_CUTOFF
 # is on the tuning split of queries/compounds.jsonl (benchmarks/results/cutoff.md, checked by the same test)
 KEYWORD_QUERY_CUTOFF = 0.7672
@@ -116,11 +121,13 @@ class SearchParams:
     alpha: float | None = _param(
         None,
         f"Weight of the semantic side in hybrid mode (default {HYBRID_ALPHA:g}; {KEYWORD_QUERY_ALPHA:g} for a "
-        "keyword query: at most three words, none a function word, no question mark).",
+        "keyword query: at most three words, none a function word, no question mark; "
+        f"{LONG_QUERY_ALPHA:g} for a query of more than 20 words).",
         lo=0.0,
         hi=1.0,
         source="chosen with doc_weight and feedback on tuning splits of five collections (relevance.md); a "
-        "keyword query's on the tuning split of queries/compounds.jsonl (keyword_queries.md)",
+        "keyword query's on the tuning split of queries/compounds.jsonl (keyword_queries.md); a long query's "
+        "on those of eight query sets (long_fusion.md)",
     )
     rrf_k: int = _param(60, "k of reciprocal rank fusion (fusion rrf).", lo=1, hi=1000, source="Cormack et al. 2009")
     candidates: int = _param(
@@ -160,11 +167,12 @@ class SearchParams:
     doc_weight: float | None = _param(
         None,
         "Weight of a sentence's document vector in its semantic score (0: the sentence alone; "
-        f"default {HYBRID_DOC_WEIGHT:g} in hybrid mode, {KEYWORD_QUERY_DOC_WEIGHT:g} there for a keyword query, "
-        f"{SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
+        f"default {HYBRID_DOC_WEIGHT:g} in hybrid mode, {KEYWORD_QUERY_DOC_WEIGHT:g} there for a keyword query and "
+        f"{LONG_QUERY_DOC_WEIGHT:g} for a query of more than 20 words, {SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
         lo=0.0,
         hi=10.0,
-        source="1 (hybrid, semantic), each chosen on the tuning splits (relevance.md); a keyword query's as alpha",
+        source="1 (hybrid, semantic), each chosen on the tuning splits (relevance.md); a keyword query's and a "
+        "long query's as alpha",
     )
     feedback: int = _param(
         1,
@@ -220,14 +228,20 @@ class SearchParams:
         """``alpha``, or hybrid mode's default where unset."""
         return HYBRID_ALPHA if self.alpha is None else self.alpha
 
-    def for_query(self, keywords: bool) -> SearchParams:
-        """These options for one query, unset weights filled in: a keyword query (``keywords``, see
-        :func:`search.analysis.keyword_query`) in hybrid mode gets its own alpha and document weight."""
-        if self.mode is not ModeName.hybrid or not keywords:
+    def for_query(self, keywords: bool, long: bool = False) -> SearchParams:
+        """These options for one query, unset weights filled in: in hybrid mode a keyword query (``keywords``,
+        see :func:`search.analysis.keyword_query`) and a long one (``long``: a plain query of more than the
+        index's ``long_words`` words) get their own alpha and document weight."""
+        if self.mode is not ModeName.hybrid or not (keywords or long):
             return self
-        alpha = KEYWORD_QUERY_ALPHA if self.alpha is None else self.alpha
-        weight = KEYWORD_QUERY_DOC_WEIGHT if self.doc_weight is None else self.doc_weight
-        return self.replace(alpha=alpha, doc_weight=weight)
+        if keywords:
+            alpha, weight = KEYWORD_QUERY_ALPHA, KEYWORD_QUERY_DOC_WEIGHT
+        else:
+            alpha, weight = LONG_QUERY_ALPHA, LONG_QUERY_DOC_WEIGHT
+        return self.replace(
+            alpha=alpha if self.alpha is None else self.alpha,
+            doc_weight=weight if self.doc_weight is None else self.doc_weight,
+        )
 
     @property
     def effective_doc_weight(self) -> float:

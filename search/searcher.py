@@ -97,6 +97,7 @@ class Scored:
     feedback_docs: tuple[int, ...] = ()  # the documents (nums) whose vectors moved the query
     moved_doc_cosine: dict[int, float] = field(default_factory=dict)  # after feedback: what `semantic` mixes
     allowed: Allowed | None = None  # what the filter let through (None: no filter)
+    params: SearchParams | None = None  # the options it ranked with, this query's weights filled in
 
 
 @dataclass(frozen=True)
@@ -134,7 +135,7 @@ class Searcher:
     ) -> Page:
         """:meth:`search`'s passages with what shaped them (the documents feedback moved the query to)."""
         keywords = keyword_query(query)
-        p = _params(params, changes).for_query(keywords)  # the weights explain reports
+        p = _params(params, changes)
         window = self.index.manifest.chunking.window if p.window is None else p.window
         floor = p.floor(keywords)
         depth = p.k + p.offset  # a page is ranks offset+1 … offset+k of the query with k+offset, exactly
@@ -157,7 +158,7 @@ class Searcher:
                 results.append(self._result(ranked, chunk, span, scored, p.mode))
                 chunks.append(chunk)
         if p.explain and results:
-            explained = Explainer(self.index, scored, p).page(chunks)
+            explained = Explainer(self.index, scored, scored.params or p).page(chunks)  # the weights it ranked with
             results = [replace(r, explain=e) for r, e in zip(results, explained, strict=True)]
         used = tuple(self.index.document(n).id for n in scored.feedback_docs)
         return Page(results, used, self._facets(scored, p) if p.facets else None)
@@ -253,8 +254,13 @@ class Searcher:
         """The ranking without passages: what :meth:`search` shows and ``search eval`` measures."""
         ix = self.index
         text = clean_query(query)
-        p = (params if params is not None else SearchParams()).for_query(keyword_query(text))
+        p = params if params is not None else SearchParams()
         parsed = self._parse(text, p)
+        p = p.for_query(keyword_query(text), parsed.words > ix.manifest.scoring.long_words)
+        return replace(self._rank(text, parsed, p, query_vector), params=p)
+
+    def _rank(self, text: str, parsed: ParsedQuery, p: SearchParams, query_vector: np.ndarray | None) -> Scored:
+        ix = self.index
         allowed = ix.allowed(p.filters)
         qvec = None
         if p.mode is not ModeName.keyword:

@@ -14,7 +14,14 @@ from search import Index, SearchParams, build_index
 from search.analysis import keyword_query
 from search.cli import app
 from search.errors import DocumentNotFoundError
-from search.params import HYBRID_ALPHA, HYBRID_DOC_WEIGHT, KEYWORD_QUERY_ALPHA, KEYWORD_QUERY_DOC_WEIGHT
+from search.params import (
+    HYBRID_ALPHA,
+    HYBRID_DOC_WEIGHT,
+    KEYWORD_QUERY_ALPHA,
+    KEYWORD_QUERY_DOC_WEIGHT,
+    LONG_QUERY_ALPHA,
+    LONG_QUERY_DOC_WEIGHT,
+)
 from search.serve import IndexHolder, SearchOut, create_app
 
 from .conftest import FakeEncoder, animal_corpus
@@ -187,8 +194,10 @@ def test_explain_recomputes_every_score(example_index, mode: str, fusion: str) -
             if mode == "hybrid":
                 weights = fu["weights"]
                 keywords = keyword_query(q)  # "Truppen Healey" is one: its own weights (tests/test_params.py)
-                alpha = KEYWORD_QUERY_ALPHA if keywords else HYBRID_ALPHA
-                doc_weight = KEYWORD_QUERY_DOC_WEIGHT if keywords else HYBRID_DOC_WEIGHT
+                alpha = KEYWORD_QUERY_ALPHA if keywords else LONG_QUERY_ALPHA if q == long else HYBRID_ALPHA
+                doc_weight = (
+                    KEYWORD_QUERY_DOC_WEIGHT if keywords else LONG_QUERY_DOC_WEIGHT if q == long else HYBRID_DOC_WEIGHT
+                )
                 assert (fu["method"], fu["alpha"], weights) == (fusion, alpha, [pytest.approx(1 - alpha), alpha])
                 assert sem["doc_weight"] == doc_weight
                 recomputed = fu["scale"] * (weights[0] * kw["normalised"] + weights[1] * sem["normalised"])

@@ -72,6 +72,18 @@ def test_a_keyword_query_fills_in_its_own_weights_and_only_unset_ones() -> None:
         assert SearchParams(mode=mode).for_query(True) == SearchParams(mode=mode)
 
 
+def test_a_long_query_fills_in_its_own_weights_and_only_unset_ones() -> None:
+    """Hybrid mode ranks a plain query of more than the index's long_words words with α 0.6 and twice the
+    document vector (long_fusion.md); a weight the caller set stays, and the other modes are untouched."""
+    long = SearchParams().for_query(False, long=True)
+    assert (long.effective_alpha, long.effective_doc_weight) == (0.6, 2.0)
+    mine = SearchParams(alpha=0.9, doc_weight=0.5).for_query(False, long=True)
+    assert (mine.effective_alpha, mine.effective_doc_weight) == (0.9, 0.5)
+    assert SearchParams(doc_weight=3.0).for_query(False, long=True).effective_alpha == 0.6
+    for mode in ("keyword", "semantic"):
+        assert SearchParams(mode=mode).for_query(False, long=True) == SearchParams(mode=mode)
+
+
 @pytest.mark.parametrize(
     ("text", "keywords"),
     [

@@ -127,6 +127,17 @@ def best_mean_gap() -> tuple[float, ...]:
     return (figures["sets"][at]["bm25s_tuning"] - top["cells"][at]["tuning"],)
 
 
+def long_fusion(*cells: tuple[str, str]) -> Callable[[], tuple[float, ...]]:
+    """nDCG@10 on all queries of benchmarks/long_fusion.py's sets (collection, queries): defaults, then chosen."""
+
+    def read() -> tuple[float, ...]:
+        figures = results("long_fusion.json")
+        at = [(s["collection"], s["queries"]) for s in figures["sets"]]
+        return tuple(figures[g]["cells"][at.index(c)]["all"] for c in cells for g in ("off", "chosen"))
+
+    return read
+
+
 def long_query_medians() -> tuple[float, ...]:
     """The lowest and highest median query length of the long-query sets."""
     medians = [float(r["words_median"]) for r in results("long_queries.json")["rows"] if r["queries"] == "long"]
@@ -197,6 +208,16 @@ FIGURES = [
            long_queries("long", "bm25s", "xquad-en", "xquad-de", "mlqa-de-dev")),
     Figure(rf"mlqa-de-dev's long tuning queries {N} under bm25s\)", "long_rule.json", best_mean_gap),
     Figure(rf"a median of {N} to {N} words", "long_queries.json", long_query_medians),
+    # long queries: hybrid mode's own weights
+    Figure(rf"is fused with α = {N} and its sentences' document vectors at twice the weight \(W = {N}\)",
+           "long_fusion.json", json_at("long_fusion.json", "chosen.alpha", "chosen.mu")),
+    Figure(rf"hybrid moves {N} → {N}, {N} → {N}, {N} → {N} \(mlqa-de-dev, xquad-de, xquad-en\)", "long_fusion.json",
+           long_fusion(("mlqa-de-dev", "long"), ("xquad-de", "long"), ("xquad-en", "long"))),
+    Figure(rf"scifact's own queries, {N} of them long, {N} → {N}", "long_fusion.json", lambda: (
+        next(s["long"] for s in results("long_fusion.json")["sets"] if s["collection"] == "scifact"),
+        *long_fusion(("scifact", "own"))())),
+    Figure(rf"α = {N} is the lowest α tried there", "long_fusion.json", lambda: (min(
+        g["alpha"] for g in results("long_fusion.json")["grid"]),)),
     # int8 against float32 embeddings
     Figure(rf"cosine to the float32 model over {N} sentences: min {N}, mean {N},", "speed.json",
            json_at("speed.json", "embedding.sample", "embedding.cosine_min", "embedding.cosine_mean")),
@@ -407,6 +428,14 @@ def test_keyword_query_weights_are_the_tuned_ones() -> None:
 
     chosen = results("keyword_queries.json")["chosen"]
     assert (chosen["alpha"], chosen["doc_weight"]) == (KEYWORD_QUERY_ALPHA, KEYWORD_QUERY_DOC_WEIGHT)
+
+
+def test_long_query_weights_are_the_tuned_ones() -> None:
+    """search/params.py's hybrid weights for a long query are the ones benchmarks/long_fusion.py chose."""
+    from search.params import LONG_QUERY_ALPHA, LONG_QUERY_DOC_WEIGHT
+
+    chosen = results("long_fusion.json")["chosen"]
+    assert (chosen["alpha"], chosen["mu"]) == (LONG_QUERY_ALPHA, LONG_QUERY_DOC_WEIGHT)
 
 
 def test_the_long_query_rule_is_the_tuned_one() -> None:

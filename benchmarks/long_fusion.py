@@ -1,0 +1,152 @@
+"""Issue 16, item 5: how hybrid mode fuses a long query (a paragraph pasted in), chosen on tuning splits.
+
+Keyword mode already ranks a query of more than 20 words by whole documents (long_rule.py). The
+semantic side reads a sentence's cosine plus μ times its document vector's, fused with the keyword
+side at weight α; a paragraph says more about a document than about one of its sentences, so a long
+query may want more of the document vector, and a different α. Tried: α in {0.6, 0.7, 0.8, 0.9} and μ
+in {1, 2, 4} for plain queries of more than the index's ``long_words`` words (20), the defaults
+(α 0.8, μ 1, feedback 1×1) for every other query.
+
+The eight query sets of long_rule.py (the five collections' own queries, whose long queries are few
+except on scifact and cranfield, and the long queries built from xquad-en, xquad-de and mlqa-de-dev,
+each query's own paragraph removed from its ranking), each with relevance.py's seeded 30% tuning
+split. The rule is the setting with the best mean tuning nDCG@10 over the eight; the other 70% of each
+set is reported, and so is each long set's whole-document convex fusion of bm25s and e5
+(long_queries.py; issue 16's floor for hybrid). Hybrid runs ``search eval``'s code path (run_queries)
+on the cached eval indexes, with the setting given explicitly to the long queries.
+
+    python benchmarks/long_fusion.py     # writes benchmarks/results/long_fusion.{md,json} (~20 min)
+    python benchmarks/long_fusion.py --render   # the .md again from the .json
+"""
+
+from __future__ import annotations
+
+import itertools
+import statistics
+from typing import Any
+
+from _common import RESULTS, heading, log, per_query_ndcg10, stamp, write_results
+from long_queries import without_own
+from long_rule import mean, query_sets
+from relevance import eval_index, split
+
+ALPHAS = [0.6, 0.7, 0.8, 0.9]
+MUS = [1.0, 2.0, 4.0]
+METHOD = "Method: the script's docstring."
+
+
+def per_query(name: str, judged: Any, own: dict[str, str]) -> dict[str, Any]:
+    """Each query's nDCG@10 with the defaults, and each long query's under every (α, μ)."""
+    from search import Index, SearchParams
+    from search.evaluate import Judged, run_queries
+    from search.params import HYBRID_ALPHA, HYBRID_DOC_WEIGHT
+
+    _, folder = eval_index(name)
+    with Index.open(folder) as ix:
+        long_words = ix.manifest.scoring.long_words
+        words = {q: ix.keyword.parse(t).words for q, t in judged.queries.items()}
+        long = {q: t for q, t in judged.queries.items() if words[q] > long_words}
+        short = {q: t for q, t in judged.queries.items() if q not in long}
+        out: dict[str, Any] = {"long": sorted(long)}
+        base = {}
+        if short:
+            part = Judged(name, short, judged.qrels, judged.level, corpus=judged.corpus)
+            defaults = SearchParams(alpha=HYBRID_ALPHA, doc_weight=HYBRID_DOC_WEIGHT)
+            base = per_query_ndcg10(judged.qrels, without_own(run_queries(ix, part, "hybrid", params=defaults), own))
+            base = {q: v for q, v in base.items() if q in short}
+        for alpha, mu in itertools.product(ALPHAS, MUS):
+            scores = dict(base)
+            if long:
+                part = Judged(name, long, judged.qrels, judged.level, corpus=judged.corpus)
+                params = SearchParams(alpha=alpha, doc_weight=mu)
+                run = without_own(run_queries(ix, part, "hybrid", params=params), own)
+                scores.update({q: v for q, v in per_query_ndcg10(judged.qrels, run).items() if q in long})
+            out[f"{alpha:g}/{mu:g}"] = scores
+    return out
+
+
+def convex_reference() -> dict[tuple[str, str], dict[str, float]]:
+    """long_queries.json's whole-document convex fusion of bm25s and e5: tuning, held out and all."""
+    import json
+
+    rows = json.loads((RESULTS / "long_queries.json").read_text(encoding="utf-8"))["rows"]
+    return {(r["collection"], r["queries"]): r["convex"] for r in rows}
+
+
+def main() -> None:
+    from search.params import HYBRID_ALPHA, HYBRID_DOC_WEIGHT
+
+    rows = []
+    for name, kind, judged, own in query_sets():
+        log(f"{name} {kind}: {len(judged.queries)} queries")
+        tune = sorted(split(list(judged.queries)))
+        rows.append({"collection": name, "queries": kind, "count": len(judged.queries), "tune": tune,
+                     **per_query(name, judged, own)})  # fmt: skip
+    grid = []
+    for alpha, mu in itertools.product(ALPHAS, MUS):
+        cells = []
+        for row in rows:
+            s, tune = row[f"{alpha:g}/{mu:g}"], set(row["tune"])
+            cells.append({"tuning": mean(s, tune), "heldout": mean(s, set(s) - tune), "all": mean(s, set(s))})
+        grid.append({"alpha": alpha, "mu": mu, "cells": cells,
+                     "tuning_mean": statistics.fmean(c["tuning"] for c in cells)})  # fmt: skip
+    best = max(grid, key=lambda g: g["tuning_mean"])
+    off = next(g for g in grid if (g["alpha"], g["mu"]) == (HYBRID_ALPHA, HYBRID_DOC_WEIGHT))
+    convex = convex_reference()
+    sets = [
+        {"collection": r["collection"], "queries": r["queries"], "count": r["count"], "long": len(r["long"]),
+         "convex": convex.get((r["collection"], r["queries"]))}
+        for r in rows
+    ]  # fmt: skip
+    figures = {**stamp("python benchmarks/long_fusion.py"), "sets": sets, "grid": grid, "chosen": best, "off": off}
+    write_results("long_fusion", figures, render(figures))
+
+
+def render(figures: dict[str, Any]) -> list[str]:
+    best, off, sets = figures["chosen"], figures["off"], figures["sets"]
+    lines = [
+        *heading("Hybrid mode's long-query fusion, chosen on tuning splits", figures, METHOD),
+        f"Chosen for plain queries of more than 20 words: **α {best['alpha']:g}, μ {best['mu']:g}** (mean tuning "
+        f"nDCG@10 {best['tuning_mean']:.4f}; the defaults α {off['alpha']:g}, μ {off['mu']:g}: "
+        f"{off['tuning_mean']:.4f})." + _edge(best),
+        "",
+        "## nDCG@10 hybrid, defaults → chosen (whole-document convex fusion of bm25s and e5 beside it)",
+        "",
+        "| collection | queries | n | long queries | tuning | held out | all | convex: tuning / held out / all |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for s, before, after in zip(sets, off["cells"], best["cells"], strict=True):
+        cells = " | ".join(f"{before[k]:.4f} → {after[k]:.4f}" for k in ("tuning", "heldout", "all"))
+        c = s["convex"]
+        ref = f"{c['tuning']:.4f} / {c['heldout']:.4f} / {c['all']:.4f}" if c else "–"
+        lines.append(f"| {s['collection']} | {s['queries']} | {s['count']} | {s['long']} | {cells} | {ref} |")
+    lines += [
+        "",
+        "## Mean tuning nDCG@10 over the eight sets, every setting",
+        "",
+        "| α | μ | mean tuning | " + " | ".join(f"{s['collection']} {s['queries']}" for s in sets) + " |",
+        "|---|---|---|" + "---|" * len(sets),
+    ]
+    for g in sorted(figures["grid"], key=lambda g: -g["tuning_mean"]):
+        cells = " | ".join(f"{c['tuning']:.4f}" for c in g["cells"])
+        lines.append(f"| {g['alpha']:g} | {g['mu']:g} | {g['tuning_mean']:.4f} | {cells} |")
+    return lines
+
+
+def _edge(best: dict[str, Any]) -> str:
+    """Says so where the choice lies on the grid's edge (the optimum may lie beyond what was tried)."""
+    edges = [f"{name} {value:g} is the {'lowest' if value == min(grid) else 'highest'} tried"
+             for name, value, grid in (("α", best["alpha"], ALPHAS), ("μ", best["mu"], MUS))
+             if value in (min(grid), max(grid))]  # fmt: skip
+    return f" On the grid's edge: {' and '.join(edges)}." if edges else ""
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    if sys.argv[1:] == ["--render"]:
+        figures = json.loads((RESULTS / "long_fusion.json").read_text(encoding="utf-8"))
+        write_results("long_fusion", figures, render(figures))
+    else:
+        main()
