@@ -233,8 +233,11 @@ def ndcg10(qrels: dict, run: dict, only: set[str] | None = None) -> float:
 
 
 def engine(context: Any, tune: set[str], best: Setting, semantic: Setting) -> dict[str, Any]:
-    """``search eval``'s own figures (its code path, every mode) with the chosen settings as options."""
-    from search import Index
+    """``search eval``'s own figures (its code path, every mode) with the chosen settings as options. Where the
+    chosen hybrid setting is the code's default, hybrid runs with no option set, as ``search eval`` does: a
+    keyword query and a long one get their own weights then (search/params.py), where the grid gives every
+    query the same."""
+    from search import Index, SearchParams
     from search.evaluate import MODES, evaluate, run_queries
 
     judged, folder = context
@@ -242,7 +245,8 @@ def engine(context: Any, tune: set[str], best: Setting, semantic: Setting) -> di
     with Index.open(folder) as ix:
         for mode in MODES:
             chosen = {"hybrid": best, "semantic": semantic}.get(mode, Setting("keyword"))
-            run = run_queries(ix, judged, mode, aggregation=chosen.rule, params=params(chosen))
+            options = SearchParams() if mode == "hybrid" and best == defaults()[0] else params(chosen)
+            run = run_queries(ix, judged, mode, aggregation=chosen.rule, params=options)
             out[mode] = {
                 "all": evaluate(judged.qrels, run, METRICS),
                 "heldout_ndcg@10": ndcg10(judged.qrels, run, set(judged.qrels) - tune),
