@@ -122,7 +122,7 @@ class SearchParams:
         None,
         f"Weight of the semantic side in hybrid mode (default {HYBRID_ALPHA:g}; {KEYWORD_QUERY_ALPHA:g} for a "
         "keyword query: at most three words, none a function word, no question mark; "
-        f"{LONG_QUERY_ALPHA:g} for a query of more than 20 words).",
+        f"{LONG_QUERY_ALPHA:g} for a plain query of more than the index's long_words words, 20 by default).",
         lo=0.0,
         hi=1.0,
         source="chosen with doc_weight and feedback on tuning splits of five collections (relevance.md); a "
@@ -168,7 +168,7 @@ class SearchParams:
         None,
         "Weight of a sentence's document vector in its semantic score (0: the sentence alone; "
         f"default {HYBRID_DOC_WEIGHT:g} in hybrid mode, {KEYWORD_QUERY_DOC_WEIGHT:g} there for a keyword query and "
-        f"{LONG_QUERY_DOC_WEIGHT:g} for a query of more than 20 words, {SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
+        f"{LONG_QUERY_DOC_WEIGHT:g} for a long plain query, {SEMANTIC_DOC_WEIGHT:g} in semantic mode).",
         lo=0.0,
         hi=10.0,
         source="1 (hybrid, semantic), each chosen on the tuning splits (relevance.md); a keyword query's and a "

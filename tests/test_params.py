@@ -197,6 +197,29 @@ def test_rrf_k_and_alpha_reach_the_fusion(built: Path, fake_encoder: FakeEncoder
             assert score == pytest.approx(want)
 
 
+def test_the_long_weights_start_past_the_index_long_words(built: Path, fake_encoder: FakeEncoder) -> None:
+    """A plain query of more than the manifest's long_words words is fused with the long query's weights, one
+    of exactly long_words is not, and neither is query syntax however long; what ranked is what explain says."""
+    from search.params import HYBRID_ALPHA, HYBRID_DOC_WEIGHT, LONG_QUERY_ALPHA, LONG_QUERY_DOC_WEIGHT
+
+    manifest = json.loads((built / MANIFEST).read_text())
+    manifest["scoring"]["long_words"] = 5  # this index's own threshold, not the default 20
+    (built / MANIFEST).write_text(json.dumps(manifest))
+    words = ["Soldaten", "Truppen", "Meer", "Ukraine", "Koalition", "Healey", "Paris"]
+    with Index.open(built, encoder=fake_encoder) as ix:
+
+        def weights(text: str) -> tuple[float, float]:
+            p = ix.searcher().score(text, SearchParams()).params
+            assert p is not None
+            return p.effective_alpha, p.effective_doc_weight
+
+        assert weights(" ".join(words[:5])) == (HYBRID_ALPHA, HYBRID_DOC_WEIGHT)
+        assert weights(" ".join(words[:6])) == (LONG_QUERY_ALPHA, LONG_QUERY_DOC_WEIGHT)
+        assert weights(" AND ".join(words[:6])) == (HYBRID_ALPHA, HYBRID_DOC_WEIGHT)  # syntax: no plain words
+        page = ix.page(" ".join(words[:6]), explain=True, k=3)
+        assert page.results and all(r.explain["fusion"]["alpha"] == LONG_QUERY_ALPHA for r in page.results)
+
+
 def test_scoring_parameters_are_read_back_from_the_manifest(built: Path, fake_encoder: FakeEncoder) -> None:
     with Index.open(built, encoder=fake_encoder) as ix:
         before = ix.search("Soldaten Truppen", mode="keyword", k=3)
