@@ -36,30 +36,28 @@ METHOD = "Method: the script's docstring."
 
 
 def per_query(name: str, judged: Any, own: dict[str, str]) -> dict[str, Any]:
-    """Each query's nDCG@10 with the defaults, and each long query's under every (α, μ)."""
+    """Each query's nDCG@10 with the defaults (as ``search eval`` runs them, before this rule), and each long
+    query's under every (α, μ). Every run embeds the whole set, as ``search eval`` does (run_queries' ``only``):
+    a query's int8 vector varies slightly with its batch mates."""
     from search import Index, SearchParams
-    from search.evaluate import Judged, run_queries
-    from search.params import HYBRID_ALPHA, HYBRID_DOC_WEIGHT
+    from search.evaluate import run_queries
 
     _, folder = eval_index(name)
     with Index.open(folder) as ix:
         long_words = ix.manifest.scoring.long_words
-        words = {q: ix.keyword.parse(t).words for q, t in judged.queries.items()}
-        long = {q: t for q, t in judged.queries.items() if words[q] > long_words}
-        short = {q: t for q, t in judged.queries.items() if q not in long}
+        long = {q for q, t in judged.queries.items() if ix.keyword.parse(t).words > long_words}
+        short = set(judged.queries) - long
+        vectors = ix.searcher().query_vectors(list(judged.queries.values()))  # as run_queries embeds the whole set
         out: dict[str, Any] = {"long": sorted(long)}
         base = {}
-        if short:
-            part = Judged(name, short, judged.qrels, judged.level, corpus=judged.corpus)
-            defaults = SearchParams(alpha=HYBRID_ALPHA, doc_weight=HYBRID_DOC_WEIGHT)
-            base = per_query_ndcg10(judged.qrels, without_own(run_queries(ix, part, "hybrid", params=defaults), own))
-            base = {q: v for q, v in base.items() if q in short}
+        if short:  # the engine's defaults (a keyword query's own weights included): the rule leaves them alone
+            run = run_queries(ix, judged, "hybrid", params=SearchParams(), only=short, vectors=vectors)
+            base = {q: v for q, v in per_query_ndcg10(judged.qrels, without_own(run, own)).items() if q in short}
         for alpha, mu in itertools.product(ALPHAS, MUS):
             scores = dict(base)
             if long:
-                part = Judged(name, long, judged.qrels, judged.level, corpus=judged.corpus)
                 params = SearchParams(alpha=alpha, doc_weight=mu)
-                run = without_own(run_queries(ix, part, "hybrid", params=params), own)
+                run = without_own(run_queries(ix, judged, "hybrid", params=params, only=long, vectors=vectors), own)
                 scores.update({q: v for q, v in per_query_ndcg10(judged.qrels, run).items() if q in long})
             out[f"{alpha:g}/{mu:g}"] = scores
     return out

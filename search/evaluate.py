@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -252,19 +252,29 @@ def run_queries(
     params: SearchParams | None = None,
     candidates: int | None = None,
     progress: Callable[[int], None] | None = None,
+    only: Collection[str] | None = None,
+    vectors: list[Any] | None = None,
 ) -> Run:
     """A run of ``mode`` over every query: documents (or sentences) with scores, best first.
 
     ``params`` are the search options (their mode is replaced by ``mode``); each side contributes
-    ``candidates`` sentences (default 1,000 for document judgments, 100 for sentence ones).
+    ``candidates`` sentences (default 1,000 for document judgments, 100 for sentence ones). ``only``: the
+    queries to run; every query is still embedded, as a whole run embeds it (the int8 model's vector of a
+    query varies slightly with its batch mates), so their figures are a whole run's. ``vectors``: those
+    embeddings, one per query in ``judged.queries``' order, where the caller has them from such a run.
     """
     depth = candidates or (CHUNK_DEPTH if judged.level == "document" else RUN_DEPTH)
     p = (params or SearchParams()).replace(mode=mode, candidates=depth)
     searcher = ix.searcher()
     texts = list(judged.queries.items())
-    vectors: list[Any] = [None] * len(texts) if mode == "keyword" else searcher.query_vectors([t for _, t in texts])
+    if mode == "keyword":
+        vectors = [None] * len(texts)
+    elif vectors is None:
+        vectors = searcher.query_vectors([t for _, t in texts])
     run: Run = {}
     for (qid, text), vec in zip(texts, vectors, strict=True):
+        if only is not None and qid not in only:
+            continue
         try:
             scored = searcher.score(text, p, query_vector=vec).fused
         except SearchError:
