@@ -59,12 +59,11 @@ class TermMatrix:
         row_ids, doclen = self.row_ids[keep], self.doclen[keep]
 
         vocab = {str(t): i for i, t in enumerate(self.terms.tolist())}
-        old_terms = len(vocab)
         lens = [len(chunk_terms) for chunk_terms in new_terms]
         new_cols = np.fromiter(  # each new term's column; a word not seen yet gets the next one
             (vocab.setdefault(t, len(vocab)) for chunk_terms in new_terms for t in chunk_terms), np.int64, sum(lens)
         )
-        terms = [*self.terms.tolist(), *list(vocab)[old_terms:]]
+        terms = list(vocab)  # the old columns' terms, then the new ones in the order they came
         new_rows = np.repeat(np.arange(len(row_ids), len(row_ids) + len(lens), dtype=np.int64), lens)
         pairs, add_tf = np.unique(new_rows * len(terms) + new_cols, return_counts=True)  # (row, column) → frequency
         add_rows, add_cols = np.divmod(pairs, max(len(terms), 1))
