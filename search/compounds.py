@@ -17,10 +17,9 @@ nothing a user types can make this slow.
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cache, lru_cache
+from itertools import repeat
+from typing import NamedTuple
 
 MIN_COMPOUND = 8  # letters; shorter words are not split
 MAX_COMPOUND = 40  # longer "words" (chemistry, URLs, one letter repeated) are left whole
@@ -37,11 +36,13 @@ NOT_PARTS = frozenset({
 })  # fmt: skip
 
 
-_ADJECTIVE = re.compile(r"isch(?:e|en|er|es|em)?$")
+_ADJECTIVE = ("isch", "ische", "ischen", "ischer", "isches", "ischem")  # endings of an adjective
+_UNLINKED = ("",)
+_LINKED_BY_FIRST = {link[0]: ("", *(x for x in LINKS if x[0] == link[0])) for link in LINKS}  # in LINKS' order
+_ENDINGS_BY_LAST = {e[-1]: tuple(f for f in ENDINGS if f[-1] == e[-1]) for e in ENDINGS}  # in ENDINGS' order
 
 
-@dataclass(frozen=True, order=True)
-class Part:
+class Part(NamedTuple):
     """One part of a compound: the letters ``word[start:end]`` (a linking element excluded)."""
 
     text: str
@@ -51,7 +52,7 @@ class Part:
 
 # parts, linking letters, minus the summed zipf, the parts; after one modifier the fewest linking letters win
 # (Einkommen|steuer, not Einkommen|s|teuer), across modifiers the fewest parts, then the most frequent
-Split = tuple[int, int, float, tuple[Part, ...]]
+_Search = tuple[int, int, float, tuple[tuple[int, int], ...]]  # the parts as (start, end)
 
 
 @cache
@@ -139,66 +140,59 @@ def _top_split(word: str, margin: float) -> tuple[Part, ...]:
         if word.endswith(suffix) and word[: -len(suffix)] in freq:
             return ()
     whole = freq.get(word, 0.0)
-    for ending in ENDINGS:  # an inflected form is split as its known base: Weltkrieg|en, Flugzeug|en
+    for ending in _ENDINGS_BY_LAST.get(word[-1], ()):  # an inflected form is split as its known base: Weltkrieg|en
         if word.endswith(ending) and len(word) - len(ending) >= MIN_COMPOUND and (base := word[: -len(ending)]) in freq:
             word, whole = base, max(whole, freq[base])
             break
     n = len(word)
-    if _ADJECTIVE.search(word):  # romant|ischen, nordamerikan|ische (and a Schreibtisch with them)
+    if word.endswith(_ADJECTIVE):  # romant|ischen, nordamerikan|ische (and a Schreibtisch with them)
         return ()
-
-    if not any(word[k:] in known for k in range(MIN_PART, n - MIN_PART + 1)):
+    # the slices below are taken with map(), in C: this is the splitter's hot path, once per new long word
+    if known.isdisjoint(map(word.__getitem__, map(slice, range(MIN_PART, n - MIN_PART + 1), repeat(None)))):
         return ()  # no known word ends it: half the long words stop here, before any search
-    memo: dict[int, Split | None] = {}  # not functools.cache: its wrapper costs more than a short search
+    memo: dict[int, _Search | None] = {}  # not functools.cache: its wrapper costs more than a short search
 
-    def best(i: int) -> Split | None:
+    def starts(i: int, stop: int) -> list[int]:
+        """The ends j of the known parts word[i:j], j < stop."""
+        return [j for j in range(i + MIN_PART, stop) if word[i:j] in known]
+
+    def after(i: int, j: int) -> _Search | None:
+        """The best split of word[i:] whose first part is the known word[i:j], with at least one part after
+        it; after this one modifier the head without a linking element wins where it exists."""
+        z, options = freq[word[i:j]], []
+        for link in _LINKED_BY_FIRST.get(word[j], _UNLINKED):
+            k = j + len(link)
+            if (link and not word.startswith(link, j)) or n - k < MIN_PART:
+                continue
+            # a known word from i running two or more letters past k splits a derived word: lieb|enden
+            # (liebend), roman|tischen (romantisch), flug|zeugen (Flugzeug)
+            if any(word[i:e] in freq for e in range(k + 2, min(n, k + 8))):  # every listed word is MIN_ZIPF+
+                continue
+            rest = best(k)
+            if rest is not None:
+                options.append((rest[0] + 1, rest[1] + len(link), rest[2] - z, ((i, j), *rest[3])))
+        return min(options) if options else None
+
+    def best(i: int) -> _Search | None:
         """The split of word[i:]: the fewest parts, then the fewest linking letters, then the most frequent."""
         if i in memo:
             return memo[i]
-        found: list[Split] = []
+        found: list[_Search] = []
         if (tail := word[i:]) in known:
-            found.append((1, 0, -freq[tail], (Part(tail, i, n),)))
-        found += [s for j in range(i + MIN_PART, n) if (s := _after(word, i, j, best, freq, known)) is not None]
+            found.append((1, 0, -freq[tail], ((i, n),)))
+        found += [s for j in starts(i, n) if (s := after(i, j)) is not None]
         memo[i] = min(found, key=_rank) if found else None
         return memo[i]
 
-    splits = [s for j in range(MIN_PART, n - MIN_PART + 1) if (s := _after(word, 0, j, best, freq, known)) is not None]
+    splits = [s for j in starts(0, n - MIN_PART + 1) if (s := after(0, j)) is not None]
     if not splits:
         return ()
-    count, _, negative, parts = min(splits, key=_rank)
-    total = -negative
-    if total / count <= whole + margin:  # the whole word is the more common reading
+    count, _, negative, spans = min(splits, key=_rank)
+    if -negative / count <= whole + margin:  # the whole word is the more common reading
         return ()
-    return parts
+    return tuple(Part(word[i:j], i, j) for i, j in spans)
 
 
-def _runs_on(word: str, i: int, k: int, freq: dict[str, float]) -> bool:
-    """Does a known word start at ``i`` and run two or more letters past ``k``, where the next part would
-    begin? Then the cut at ``k`` splits a derived word: lieb|enden (liebend), roman|tischen (romantisch),
-    flug|zeugen (Flugzeug)."""
-    return any(word[i:e] in freq for e in range(k + 2, min(len(word), k + 8)))  # every listed word is MIN_ZIPF or more
-
-
-def _after(
-    word: str, i: int, j: int, best: Callable[[int], Split | None], freq: dict[str, float], known: frozenset[str]
-) -> Split | None:
-    """The best split of ``word[i:]`` whose first part is ``word[i:j]``, with at least one part after it;
-    after this one modifier the head without a linking element wins where it exists."""
-    piece = word[i:j]
-    if piece not in known:
-        return None
-    z = freq[piece]
-    options = []
-    for link in ("", *LINKS):
-        k = j + len(link)
-        if (link and not word.startswith(link, j)) or len(word) - k < MIN_PART or _runs_on(word, i, k, freq):
-            continue
-        rest = best(k)
-        if rest is not None:
-            options.append((rest[0] + 1, rest[1] + len(link), rest[2] - z, (Part(piece, i, j), *rest[3])))
-    return min(options) if options else None
-
-
-def _rank(s: Split) -> tuple[int, float]:
+def _rank(s: _Search) -> tuple[int, float]:
     """Splits after different modifiers compare by parts, then frequency (Koalition|s|vertrag beats Koalitions|…)."""
     return s[0], s[2]
