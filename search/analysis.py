@@ -56,6 +56,8 @@ _SPECIAL_FOLDS = str.maketrans({"ß": "ss", "ẞ": "ss", "æ": "ae", "œ": "oe",
 
 def fold(text: str) -> str:
     """Lowercase ASCII-ish form: ß→ss, accents and umlauts dropped (ä→a)."""
+    if text.isascii():  # nothing to fold (the special folds are all of letters past ASCII)
+        return text
     text = text.translate(_SPECIAL_FOLDS)
     if text.isascii():
         return text
@@ -151,7 +153,7 @@ _GENDER = re.compile(r"[\*_:](?=(?:innen|in)$)")
 def _word(token: str, lang: str) -> str:
     """A token as a word: composed (NFC), lower case; in German "lehrer*innen" → "lehrerinnen"."""
     word = unicodedata.normalize("NFC", token).lower() if not token.isascii() else token.lower()
-    return _GENDER.sub("", word) if lang == "de" else word
+    return _GENDER.sub("", word) if lang == "de" and ("*" in word or "_" in word or ":" in word) else word
 
 
 @cache
