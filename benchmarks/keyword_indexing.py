@@ -48,6 +48,7 @@ from speed import bm25s_reference, build_corpus, load_queries
 
 RUNS = 3
 TARGET = 5000  # sentences/s (issue 17)
+AT_SCALE = 90_000  # sentences: the targets are stated at 100,000 (the drawn German corpus holds 94,963 after splitting)
 P50_TARGET = 10.0  # ms, keyword queries at 100,000 sentences (issue 17)
 BUILD = """
 import json, sys, time
@@ -200,6 +201,8 @@ def render(f: dict[str, Any]) -> list[str]:
     for name, c in f["corpora"].items():
         o, b = c["ours"]["median"], c["bm25s"]["median"]
         ok = "✅" if o >= f["target"] else "❌"
+        if f["sentences"][name] < AT_SCALE:  # issue 17 states its targets at 100,000 sentences
+            ok = f"{'≥' if o >= f['target'] else 'below'} {f['target']:,}: not the target's scale"
         each = ", ".join(f"{x:,}" for x in c["ours"]["each"])
         lines.append(f"| {name} | {f['sentences'][name]:,} | {o:,.0f} (runs {each}) | "
                      f"{c['bm25 matrices']['median']:,.0f} | {b:,.0f} | "
@@ -229,6 +232,11 @@ def render(f: dict[str, Any]) -> list[str]:
         "median over the runs, so the stage's rate need not equal its parts'. Small corpora pay the compound "
         "splitter's first look at each new word and its word list's loading as well: about one word in four "
         "of the German corpus is new to it; of the drawn corpus, at its size, one in sixteen.",
+        "",
+        "Issue 17 states both targets at 100,000 sentences, the scale of speed.md's corpus, and the two corpora "
+        "of that size are judged against them. The small German corpus (a second of work) is shown for what a "
+        "small corpus pays: its word list's loading and each new word's first look, which a larger corpus "
+        "spreads over more sentences.",
     ]
     return lines
 
