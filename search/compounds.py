@@ -171,7 +171,11 @@ def _top_split(word: str, margin: float) -> tuple[Part, ...]:
             rest = best(k)
             if rest is not None:
                 options.append((rest[0] + 1, rest[1] + len(link), rest[2] - z, ((i, j), *rest[3])))
-        return min(options) if options else None
+        if len(options) < 2:
+            return options[0] if options else None
+        # an exact tie (no real word has one) is broken by the next parts' letters, as when they were Part objects:
+        # an index and the queries on it must split a word the same way, whichever version built the index
+        return min(options, key=lambda o: (*o[:3], tuple((word[a:b], a, b) for a, b in o[3])))
 
     def best(i: int) -> _Search | None:
         """The split of word[i:]: the fewest parts, then the fewest linking letters, then the most frequent."""

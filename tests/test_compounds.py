@@ -44,6 +44,18 @@ def test_compounds_split_into_known_words(word: str, expected: list[str]) -> Non
 
 
 @pytest.mark.parametrize(
+    ("word", "expected"),
+    [  # made up: two readings after "haus" tie exactly on parts, linking letters and summed frequency
+        ("haussamtssitzmöbel", ["haus", "amtssitz", "amts", "sitz", "möbel"]),  # not haus|samt|sitzmöbel
+        ("zeiteselendobermann", ["zeit", "elend", "obermann", "ober", "mann"]),  # not zeit|esel|dobermann
+    ],
+)
+def test_an_exact_tie_is_broken_by_the_parts_letters(word: str, expected: list[str]) -> None:
+    """The rule every index so far was built with: the query side must split a word as the index did."""
+    assert parts(word) == expected
+
+
+@pytest.mark.parametrize(
     "word",
     ["unternehmen", "verstand", "lehrerinnen", "gesellschaft", "halterung", "liebenden", "verlaufenden", "beispiel"],
 )
