@@ -52,7 +52,7 @@ class Part(NamedTuple):
 
 # parts, linking letters, minus the summed zipf, the parts; after one modifier the fewest linking letters win
 # (Einkommen|steuer, not Einkommen|s|teuer), across modifiers the fewest parts, then the most frequent
-_Search = tuple[int, int, float, tuple[tuple[int, int], ...]]  # the parts as (start, end)
+Split = tuple[int, int, float, tuple[Part, ...]]
 
 
 @cache
@@ -150,13 +150,13 @@ def _top_split(word: str, margin: float) -> tuple[Part, ...]:
     # the slices below are taken with map(), in C: this is the splitter's hot path, once per new long word
     if known.isdisjoint(map(word.__getitem__, map(slice, range(MIN_PART, n - MIN_PART + 1), repeat(None)))):
         return ()  # no known word ends it: half the long words stop here, before any search
-    memo: dict[int, _Search | None] = {}  # not functools.cache: its wrapper costs more than a short search
+    memo: dict[int, Split | None] = {}  # not functools.cache: its wrapper costs more than a short search
 
     def starts(i: int, stop: int) -> list[int]:
         """The ends j of the known parts word[i:j], j < stop."""
         return [j for j in range(i + MIN_PART, stop) if word[i:j] in known]
 
-    def after(i: int, j: int) -> _Search | None:
+    def after(i: int, j: int) -> Split | None:
         """The best split of word[i:] whose first part is the known word[i:j], with at least one part after
         it; after this one modifier the head without a linking element wins where it exists."""
         z, options = freq[word[i:j]], []
@@ -170,20 +170,16 @@ def _top_split(word: str, margin: float) -> tuple[Part, ...]:
                 continue
             rest = best(k)
             if rest is not None:
-                options.append((rest[0] + 1, rest[1] + len(link), rest[2] - z, ((i, j), *rest[3])))
-        if len(options) < 2:
-            return options[0] if options else None
-        # an exact tie (no real word has one) is broken by the next parts' letters, as when they were Part objects:
-        # an index and the queries on it must split a word the same way, whichever version built the index
-        return min(options, key=lambda o: (*o[:3], tuple((word[a:b], a, b) for a, b in o[3])))
+                options.append((rest[0] + 1, rest[1] + len(link), rest[2] - z, (Part(word[i:j], i, j), *rest[3])))
+        return min(options) if options else None  # an exact tie (no real word has one): the next parts' letters
 
-    def best(i: int) -> _Search | None:
+    def best(i: int) -> Split | None:
         """The split of word[i:]: the fewest parts, then the fewest linking letters, then the most frequent."""
         if i in memo:
             return memo[i]
-        found: list[_Search] = []
+        found: list[Split] = []
         if (tail := word[i:]) in known:
-            found.append((1, 0, -freq[tail], ((i, n),)))
+            found.append((1, 0, -freq[tail], (Part(tail, i, n),)))
         found += [s for j in starts(i, n) if (s := after(i, j)) is not None]
         memo[i] = min(found, key=_rank) if found else None
         return memo[i]
@@ -191,12 +187,12 @@ def _top_split(word: str, margin: float) -> tuple[Part, ...]:
     splits = [s for j in starts(0, n - MIN_PART + 1) if (s := after(0, j)) is not None]
     if not splits:
         return ()
-    count, _, negative, spans = min(splits, key=_rank)
+    count, _, negative, parts = min(splits, key=_rank)
     if -negative / count <= whole + margin:  # the whole word is the more common reading
         return ()
-    return tuple(Part(word[i:j], i, j) for i, j in spans)
+    return parts
 
 
-def _rank(s: _Search) -> tuple[int, float]:
+def _rank(s: Split) -> tuple[int, float]:
     """Splits after different modifiers compare by parts, then frequency (Koalition|s|vertrag beats Koalitions|…)."""
     return s[0], s[2]
