@@ -48,10 +48,10 @@ def per_query(name: str, judged: Any, own: dict[str, str]) -> dict[str, Any]:
     _, folder = eval_index(name)
     with Index.open(folder) as ix:
         long_words = ix.manifest.scoring.long_words
-        long = {q for q, t in judged.queries.items() if ix.keyword.parse(t).words > long_words}
+        words = {q: n for q, t in judged.queries.items() if (n := ix.keyword.parse(t).words) > long_words}
+        long = set(words)
         short = set(judged.queries) - long
         vectors = ix.searcher().query_vectors(list(judged.queries.values()))  # as run_queries embeds the whole set
-        words = {q: ix.keyword.parse(judged.queries[q]).words for q in long}
         out: dict[str, Any] = {"long": sorted(long), "words": words}
         base = {}
         if short:  # the engine's defaults (a keyword query's own weights included): the rule leaves them alone
@@ -132,7 +132,7 @@ def render(figures: dict[str, Any]) -> list[str]:
         cells = " | ".join(f"{before[k]:.4f} → {after[k]:.4f}" for k in ("tuning", "heldout", "all"))
         c = s["convex"]
         ref = f"{c['tuning']:.4f} / {c['heldout']:.4f} / {c['all']:.4f}" if c else "–"
-        past = s["past"][str(best["words"])] if "past" in s else s["long"]
+        past = s["past"][str(best["words"])]
         lines.append(f"| {s['collection']} | {s['queries']} | {s['count']} | {past} | {cells} | {ref} |")
     lines += [
         "",
@@ -143,7 +143,7 @@ def render(figures: dict[str, Any]) -> list[str]:
     ]
     for g in sorted(figures["grid"], key=lambda g: -g["tuning_mean"]):
         cells = " | ".join(f"{c['tuning']:.4f}" for c in g["cells"])
-        lines.append(f"| {g.get('words', 20)} | {g['alpha']:g} | {g['mu']:g} | {g['tuning_mean']:.4f} | {cells} |")
+        lines.append(f"| {g['words']} | {g['alpha']:g} | {g['mu']:g} | {g['tuning_mean']:.4f} | {cells} |")
     return lines
 
 
@@ -152,7 +152,7 @@ def _edge(best: dict[str, Any]) -> str:
     edges = [f"{name} {value:g} is the {'lowest' if value == min(grid) else 'highest'} tried"
              for name, value, grid in (("α", best["alpha"], ALPHAS), ("μ", best["mu"], MUS))
              if value in (min(grid), max(grid))]  # fmt: skip
-    if best.get("words") == max(WORDS):  # T's lowest, 20, is where keyword mode's long queries begin
+    if best["words"] == max(WORDS):  # T's lowest, 20, is where keyword mode's long queries begin
         edges.append(f"T {best['words']} is the highest tried")
     return f" On the grid's edge: {' and '.join(edges)}." if edges else ""
 
